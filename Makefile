@@ -1,0 +1,57 @@
+# triggerd: build, demo, tests.
+#
+#   make demo   the whole system in-process (kfake, traffic, processor) for 60 s
+#   make test   unit tests, short fuzzing, end-to-end on kfake, then on a real
+#               Apache Kafka broker (fetched from Maven Central by test/kafka/broker.sh)
+
+GO        ?= go
+DEMO_ARGS ?= --duration 60s
+FUZZTIME  ?= 5s
+UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /test/)
+
+.PHONY: all build demo test test-unit test-fuzz test-e2e test-e2e-kfake test-e2e-kafka vet clean
+
+all: build
+
+build:
+	$(GO) build -o bin/triggerd ./cmd/triggerd
+
+demo:
+	$(GO) run ./cmd/triggerd demo $(DEMO_ARGS)
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: vet test-unit test-fuzz test-e2e
+
+test-unit:
+	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+# Each fuzz target for a short, bounded time on top of its committed corpus.
+test-fuzz:
+	@set -e; for pkg in $$($(GO) list ./... | grep -v /test/); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+test-e2e: test-e2e-kfake test-e2e-kafka
+
+# End-to-end tests on franz-go's in-process kfake.
+test-e2e-kfake:
+	env -u TRIGGERD_KAFKA_BROKERS $(GO) test -count=1 -timeout 15m ./test/...
+
+# The same tests on a real Apache Kafka broker. A broker that cannot start
+# fails the target: it is never skipped.
+test-e2e-kafka:
+	@set -e; \
+	addr=$$(test/kafka/broker.sh start); \
+	trap 'test/kafka/broker.sh stop' EXIT; \
+	echo "real Kafka broker at $$addr"; \
+	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -count=1 -timeout 20m ./test/...
+
+clean:
+	rm -rf bin
+	test/kafka/broker.sh stop

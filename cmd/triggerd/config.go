@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/rules"
+	"github.com/triggerd/triggerd/state"
+)
+
+// Config is the whole configuration file. Every leaf can be overridden by an
+// environment variable named TRIGGERD_ plus its path in upper case, joined
+// by underscores: kafka.sasl.password is TRIGGERD_KAFKA_SASL_PASSWORD.
+// Lists are comma-separated.
+type Config struct {
+	Kafka processor.Config `yaml:"kafka"`
+	State StateConfig      `yaml:"state"`
+	Rules rules.Config     `yaml:"rules"`
+	Ops   OpsConfig        `yaml:"ops"`
+	Log   LogConfig        `yaml:"log"`
+}
+
+// StateConfig locates the local state.
+type StateConfig struct {
+	Dir        string `yaml:"dir"`
+	CacheBytes int64  `yaml:"cache_bytes"`
+}
+
+// OpsConfig is the HTTP endpoint for /metrics, /healthz and /readyz.
+type OpsConfig struct {
+	Addr string `yaml:"addr"` // "" disables it
+}
+
+// LogConfig sets the log level: debug, info, warn, error.
+type LogConfig struct {
+	Level string `yaml:"level"`
+}
+
+func defaultConfig() Config {
+	sc := state.DefaultConfig()
+	return Config{
+		Kafka: processor.DefaultConfig(),
+		State: StateConfig{Dir: "./data", CacheBytes: sc.CacheBytes},
+		Rules: rules.DefaultConfig(),
+		Ops:   OpsConfig{Addr: "127.0.0.1:9464"},
+		Log:   LogConfig{Level: "info"},
+	}
+}
+
+// stateConfig maps the file's state section onto the state package.
+func (c *Config) stateConfig() state.Config {
+	sc := state.DefaultConfig()
+	sc.Dir = c.State.Dir
+	sc.CacheBytes = c.State.CacheBytes
+	return sc
+}
+
+// loadConfig reads path (if not empty) over the defaults, applies the
+// environment, and validates. Every problem is reported at once.
+func loadConfig(path string, environ []string) (Config, error) {
+	cfg := defaultConfig()
+	var errs []error
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			errs = append(errs, fmt.Errorf("config %s: %w", path, err))
+		}
+	}
+	errs = append(errs, applyEnv(&cfg, environ)...)
+	errs = append(errs, cfg.validate())
+	return cfg, errors.Join(errs...)
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	errs = append(errs, c.Kafka.Validate(), c.stateConfig().Validate(), c.Rules.Validate())
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("config: log.level %q is not debug, info, warn or error", c.Log.Level))
+	}
+	return errors.Join(errs...)
+}
+
+// applyEnv sets every field that has a TRIGGERD_ variable in environ.
+func applyEnv(cfg *Config, environ []string) []error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "TRIGGERD_") {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	var errs []error
+	used := map[string]bool{}
+	walkEnv(reflect.ValueOf(cfg).Elem(), "TRIGGERD", func(name string, v reflect.Value) {
+		s, ok := env[name]
+		if !ok {
+			return
+		}
+		used[name] = true
+		if err := setFromString(v, s); err != nil {
+			errs = append(errs, fmt.Errorf("config: %s=%q: %w", name, s, err))
+		}
+	})
+	for k := range env {
+		if !used[k] && !strings.HasPrefix(k, "TRIGGERD_KAFKA_BROKERS_") && k != "TRIGGERD_CONFIG" {
+			errs = append(errs, fmt.Errorf("config: environment variable %s names no setting", k))
+		}
+	}
+	return errs
+}
+
+func walkEnv(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Time{}) {
+			walkEnv(fv, name, fn)
+			continue
+		}
+		fn(name, fv)
+	}
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func setFromString(v reflect.Value, s string) error {
+	if v.Type() == durationType {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, v.Type().Bits())
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported list type %s", v.Type())
+		}
+		parts := strings.Split(s, ",")
+		out := reflect.MakeSlice(v.Type(), 0, len(parts))
+		for _, p := range parts {
+			if p = strings.TrimSpace(p); p != "" {
+				out = reflect.Append(out, reflect.ValueOf(p).Convert(v.Type().Elem()))
+			}
+		}
+		v.Set(out)
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/triggerd/triggerd/cmd/triggerd/workload"
+	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/schemas"
+)
+
+// demoCmd runs the whole system in-process: an embedded Kafka (kfake), an
+// embedded schema registry, a traffic generator, the processor with delays in
+// seconds, and a printer of the triggers as they are committed.
+func demoCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
+	rate := fs.Int("rate", 2000, "events per second the generator produces")
+	customers := fs.Int("customers", 20000, "distinct customers")
+	partitions := fs.Int("partitions", 4, "partitions of every topic")
+	stage1 := fs.Duration("stage1", 10*time.Second, "cart abandonment: delay of stage 1")
+	stage2 := fs.Duration("stage2", 20*time.Second, "cart abandonment: delay of stage 2 after stage 1")
+	quiet := fs.Bool("quiet", false, "print only the summaries, not every trigger")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	return runDemo(ctx, os.Stdout, demoSettings{
+		rate: *rate, customers: *customers, partitions: int32(*partitions),
+		stage1: *stage1, stage2: *stage2, quiet: *quiet,
+	})
+}
+
+type demoSettings struct {
+	rate, customers int
+	partitions      int32
+	stage1, stage2  time.Duration
+	quiet           bool
+}
+
+func runDemo(ctx context.Context, out io.Writer, s demoSettings) error {
+	log, err := newLogger("warn")
+	if err != nil {
+		return err
+	}
+	cfg := defaultConfig()
+	k := &cfg.Kafka
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(s.partitions, k.Topics.Clickstream, k.Topics.Transactions, k.Topics.Profiles))
+	if err != nil {
+		return fmt.Errorf("demo: embedded kafka: %w", err)
+	}
+	defer cluster.Close()
+	registry := srfake.New()
+	defer registry.Close()
+
+	dir, err := os.MkdirTemp("", "triggerd-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	k.Brokers = cluster.ListenAddrs()
+	k.InstanceID = "demo"
+	k.Group = "triggerd-demo"
+	k.Registry.URL = registry.URL()
+	k.Encodings = processor.Encodings{
+		Clickstream: schemas.FormatAvro, Transactions: schemas.FormatAvro,
+		Profiles: schemas.FormatJSON, Triggers: schemas.FormatAvro,
+	}
+	k.StartFrom = "earliest"
+	k.Lateness = 500 * time.Millisecond
+	cfg.State.Dir = dir
+	cfg.Ops.Addr = ""
+	cfg.Rules.CartAbandonment.Stage1Delay = s.stage1
+	cfg.Rules.CartAbandonment.Stage2Delay = s.stage2
+	cfg.Rules.CartAbandonment.Expiry = time.Hour
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	reg, err := sr.NewClient(sr.URLs(registry.URL()))
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "triggerd demo: embedded Kafka at %s, %d partitions, %d customers, %d events/s; "+
+		"cart abandonment after %s (email) and %s more (push)\n",
+		strings.Join(k.Brokers, ","), s.partitions, s.customers, s.rate, s.stage1, s.stage2)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	procDone := make(chan struct{})
+
+	// The processor runs with the real wiring of "triggerd run".
+	var proc *processor.Processor
+	procReady := make(chan *processor.Processor, 1)
+	wg.Go(func() {
+		defer close(procDone)
+		err := runWired(ctx, cfg, log, reg, func(p *processor.Processor) { procReady <- p })
+		if err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("processor: %w", err)
+			cancel()
+		}
+	})
+	select {
+	case proc = <-procReady:
+	case err := <-errc:
+		return err
+	}
+	wg.Go(func() {
+		if err := generate(ctx, cfg.Kafka, reg, s); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("generator: %w", err)
+			cancel()
+		}
+	})
+	wg.Go(func() {
+		if err := printTriggers(ctx, out, cfg.Kafka, reg, s.quiet); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("printer: %w", err)
+			cancel()
+		}
+	})
+
+	started := time.Now()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	var lastEvents int64
+	lastAt := started
+	summary := func() {
+		st := proc.Stats()
+		now := time.Now()
+		rate := float64(st.Events-lastEvents) / now.Sub(lastAt).Seconds()
+		lastEvents, lastAt = st.Events, now
+		kinds := make([]string, 0, len(st.TriggersByKind))
+		for kind, n := range st.TriggersByKind {
+			kinds = append(kinds, fmt.Sprintf("%s=%d", kind, n))
+		}
+		sort.Strings(kinds)
+		fmt.Fprintf(out, "-- %5.0fs  events=%d (%.0f/s)  triggers=%d [%s]  pending_timers=%d  dead_letters=%d\n",
+			now.Sub(started).Seconds(), st.Events, rate, st.Triggers, strings.Join(kinds, " "), st.PendingTimers, st.DeadLetters)
+	}
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-tick.C:
+			summary()
+		}
+	}
+	cancel()
+	wg.Wait()
+	summary()
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	st := proc.Stats()
+	fmt.Fprintf(out, "demo finished: %d events in %.0fs (%.0f events/s), %d triggers\n",
+		st.Events, time.Since(started).Seconds(), float64(st.Events)/time.Since(started).Seconds(), st.Triggers)
+	return nil
+}
+
+// generate produces workload traffic at s.rate events per second, with
+// event times from the wall clock.
+func generate(ctx context.Context, k processor.Config, reg *sr.Client, s demoSettings) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	type target struct {
+		topic string
+		enc   *schemas.EventEncoder
+	}
+	targets := map[schemas.Source]target{}
+	for _, t := range []struct {
+		src   schemas.Source
+		topic string
+		f     schemas.Format
+	}{
+		{schemas.SourceClickstream, k.Topics.Clickstream, k.Encodings.Clickstream},
+		{schemas.SourceTransaction, k.Topics.Transactions, k.Encodings.Transactions},
+		{schemas.SourceProfile, k.Topics.Profiles, k.Encodings.Profiles},
+	} {
+		enc, err := schemas.NewEventEncoder(ctx, t.src, t.f, reg, t.topic+"-value")
+		if err != nil {
+			return err
+		}
+		targets[t.src] = target{t.topic, enc}
+	}
+	wc := workload.DefaultConfig()
+	wc.Customers = s.customers
+	wc.Seed = uint64(time.Now().UnixNano())
+	gen := workload.New(wc)
+	var ev schemas.Event
+	const slice = 20 * time.Millisecond
+	perSlice := max(1, s.rate*int(slice)/int(time.Second))
+	tick := time.NewTicker(slice)
+	defer tick.Stop()
+	var produceErr error
+	var mu sync.Mutex
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		for range perSlice {
+			gen.Next(time.Now(), &ev)
+			t := targets[ev.Source]
+			val, err := t.enc.Encode(nil, &ev)
+			if err != nil {
+				return err
+			}
+			cl.Produce(ctx, &kgo.Record{Topic: t.topic, Key: []byte(ev.Customer), Value: val, Timestamp: ev.Time},
+				func(_ *kgo.Record, err error) {
+					if err != nil && !errors.Is(err, context.Canceled) {
+						mu.Lock()
+						produceErr = err
+						mu.Unlock()
+					}
+				})
+		}
+		mu.Lock()
+		err := produceErr
+		mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// printTriggers reads committed triggers and prints each on one line.
+func printTriggers(ctx context.Context, out io.Writer, k processor.Config, reg *sr.Client, quiet bool) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ConsumeTopics(k.Topics.Triggers),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var tr schemas.Trigger
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, r := range fetches.Records() {
+			if quiet {
+				continue
+			}
+			if err := schemas.DecodeTrigger(ctx, k.Encodings.Triggers, reg, r.Value, &tr); err != nil {
+				fmt.Fprintf(out, "undecodable trigger at offset %d: %v\n", r.Offset, err)
+				continue
+			}
+			fmt.Fprintln(out, formatTrigger(&tr))
+		}
+	}
+}
+
+// formatTrigger renders a trigger on one readable line.
+func formatTrigger(t *schemas.Trigger) string {
+	return fmt.Sprintf("%s  %-16s stage=%d %-5s customer=%s items=%d value=%s id=%s",
+		t.FiredAt.Local().Format("15:04:05"), t.Kind, t.Stage, t.Channel, t.Customer, len(t.Items), t.Value, t.ID[:12])
+}
+

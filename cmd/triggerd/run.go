@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/sr"
+	"go.uber.org/zap"
+
+	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/rules"
+	"github.com/triggerd/triggerd/schemas"
+	"github.com/triggerd/triggerd/state"
+)
+
+func runCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	path := fs.String("config", os.Getenv("TRIGGERD_CONFIG"), "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path, os.Environ())
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log, err := newLogger(cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	return run(ctx, cfg, log)
+}
+
+// run wires the processor from cfg and runs it until ctx is done.
+func run(ctx context.Context, cfg Config, log *zap.Logger) error {
+	var registry *sr.Client
+	if usesAvro(&cfg.Kafka) {
+		opts := []sr.ClientOpt{sr.URLs(cfg.Kafka.Registry.URL)}
+		if cfg.Kafka.Registry.User != "" {
+			opts = append(opts, sr.BasicAuth(cfg.Kafka.Registry.User, cfg.Kafka.Registry.Password))
+		}
+		var err error
+		if registry, err = sr.NewClient(opts...); err != nil {
+			return fmt.Errorf("schema registry: %w", err)
+		}
+	}
+	return runWired(ctx, cfg, log, registry, nil)
+}
+
+// runWired runs the processor with a schema registry client (nil when no
+// encoding is avro); hook, if set, receives the processor before it runs.
+func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Client, hook func(*processor.Processor)) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store, err := state.Open(cfg.stateConfig(), log.Named("state"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing state", zap.Error(err))
+		}
+	}()
+	rs, err := rules.New(cfg.Rules)
+	if err != nil {
+		return err
+	}
+	proc, err := processor.New(cfg.Kafka, processor.Options{
+		Logger: log, Registerer: reg, Store: store, Rules: rs, Registry: registry,
+	})
+	if err != nil {
+		return err
+	}
+	if hook != nil {
+		hook(proc)
+	}
+	if cfg.Ops.Addr != "" {
+		srv := proc.NewOpsServer(cfg.Ops.Addr, reg)
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("ops server", zap.Error(err))
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		log.Info("ops endpoint listening", zap.String("addr", cfg.Ops.Addr))
+	}
+	return proc.Run(ctx)
+}
+
+func usesAvro(c *processor.Config) bool {
+	e := c.Encodings
+	return e.Clickstream == schemas.FormatAvro || e.Transactions == schemas.FormatAvro ||
+		e.Profiles == schemas.FormatAvro || e.Triggers == schemas.FormatAvro
+}

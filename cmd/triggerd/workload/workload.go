@@ -1,0 +1,181 @@
+package workload
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/triggerd/triggerd/schemas"
+)
+
+// Config shapes the traffic.
+type Config struct {
+	Seed      uint64
+	Customers int     // distinct customers
+	Skew      float64 // Zipf s parameter (> 1); higher = more skewed
+	// BuyProbability is the chance that a cart ends in a purchase rather
+	// than being abandoned.
+	BuyProbability float64
+	Products       int
+	Currency       string
+}
+
+// DefaultConfig is a mid-sized shop.
+func DefaultConfig() Config {
+	return Config{Seed: 1, Customers: 10000, Skew: 1.1, BuyProbability: 0.6, Products: 500, Currency: "EUR"}
+}
+
+type phase uint8
+
+const (
+	idle phase = iota
+	browsing
+	carting
+)
+
+type session struct {
+	phase   phase
+	product int
+	carted  int
+	n       int
+}
+
+// Generator produces events. It is not safe for concurrent use.
+type Generator struct {
+	cfg      Config
+	rng      *rand.Rand
+	zipf     *rand.Zipf
+	sessions map[int]*session
+	seq      uint64
+	// perm maps Zipf ranks to customers so the busiest customers are not
+	// the lowest IDs.
+	perm []int
+}
+
+// New returns a generator for cfg.
+func New(cfg Config) *Generator {
+	if cfg.Customers <= 0 {
+		cfg.Customers = 1
+	}
+	if cfg.Skew <= 1 {
+		cfg.Skew = 1.1
+	}
+	if cfg.Products <= 0 {
+		cfg.Products = 100
+	}
+	if cfg.Currency == "" {
+		cfg.Currency = "EUR"
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
+	return &Generator{
+		cfg:      cfg,
+		rng:      rng,
+		zipf:     rand.NewZipf(rng, cfg.Skew, 1, uint64(cfg.Customers-1)),
+		sessions: map[int]*session{},
+		perm:     rng.Perm(cfg.Customers),
+	}
+}
+
+// CustomerID is the ID of customer number i.
+func CustomerID(i int) schemas.CustomerID { return schemas.CustomerID(fmt.Sprintf("c-%06d", i)) }
+
+// ProductID is the ID of product number i.
+func ProductID(i int) string { return "p-" + strconv.Itoa(i) }
+
+// Price is the deterministic unit price of product i.
+func (g *Generator) Price(i int) schemas.Money {
+	return schemas.Money{Minor: int64(499 + (i*7919)%20000), Currency: g.cfg.Currency}
+}
+
+// Next fills ev (after Reset) with the next event at event time t.
+func (g *Generator) Next(t time.Time, ev *schemas.Event) {
+	ev.Reset()
+	c := g.perm[int(g.zipf.Uint64())]
+	s := g.sessions[c]
+	if s == nil {
+		s = &session{}
+		g.sessions[c] = s
+	}
+	g.seq++
+	ev.ID = "e-" + strconv.FormatUint(g.cfg.Seed, 10) + "-" + strconv.FormatUint(g.seq, 10)
+	ev.Customer = CustomerID(c)
+	ev.Time = t.UTC()
+	ev.Source = schemas.SourceClickstream
+	ev.SessionID = "s-" + strconv.Itoa(c) + "-" + strconv.Itoa(s.n)
+	ev.Device = [...]string{"web", "ios", "android"}[c%3]
+	ev.Country = [...]string{"DE", "FR", "NL", "ES", "IT"}[c%5]
+
+	if s.n == 0 && g.rng.Float64() < 0.05 {
+		// An occasional profile update, so profiles flow too.
+		s.n++
+		ev.Source = schemas.SourceProfile
+		ev.Type = schemas.ProfileUpdate
+		ev.Profile.TimeZone = [...]string{"Europe/Berlin", "Europe/Paris", "Europe/Amsterdam", "Europe/Madrid", "Europe/Rome"}[c%5]
+		ev.Profile.Country = ev.Country
+		ev.Profile.Birthday = schemas.Date{Year: 1960 + c%40, Month: time.Month(1 + c%12), Day: 1 + c%28}
+		ev.Profile.OptIns = map[schemas.Channel]bool{schemas.ChannelEmail: true, schemas.ChannelPush: c%2 == 0}
+		ev.SessionID, ev.Device = "", ""
+		return
+	}
+
+	r := g.rng.Float64()
+	switch s.phase {
+	case idle:
+		s.n++
+		s.phase = browsing
+		ev.Type = schemas.PageView
+	case browsing:
+		switch {
+		case r < 0.55:
+			s.product = g.rng.IntN(g.cfg.Products)
+			ev.Type = schemas.ProductView
+			ev.ProductID = ProductID(s.product)
+			ev.Price = g.Price(s.product)
+		case r < 0.80:
+			g.addToCart(s, ev)
+		default:
+			s.phase = idle
+			ev.Type = schemas.PageView
+		}
+	case carting:
+		switch {
+		case r < 0.25:
+			g.addToCart(s, ev)
+		case r < 0.32 && s.carted > 0:
+			ev.Type = schemas.RemoveFromCart
+			ev.ProductID = ProductID(s.product)
+		case r < 0.32+0.68*g.cfg.BuyProbability:
+			g.purchase(c, s, ev)
+		default:
+			// Abandoned: the session ends with the cart full.
+			s.phase, s.carted = idle, 0
+			ev.Type = schemas.PageView
+		}
+	}
+}
+
+func (g *Generator) addToCart(s *session, ev *schemas.Event) {
+	if s.phase != carting || g.rng.Float64() < 0.5 {
+		s.product = g.rng.IntN(g.cfg.Products)
+	}
+	s.phase = carting
+	s.carted++
+	ev.Type = schemas.AddToCart
+	ev.ProductID = ProductID(s.product)
+	ev.Quantity = int32(1 + g.rng.IntN(2))
+	ev.Price = g.Price(s.product)
+}
+
+func (g *Generator) purchase(c int, s *session, ev *schemas.Event) {
+	ev.Source = schemas.SourceTransaction
+	ev.Type = schemas.Purchase
+	ev.OrderID = "o-" + strconv.Itoa(c) + "-" + strconv.Itoa(s.n)
+	p := g.Price(s.product)
+	ev.Items = append(ev.Items[:0], schemas.Item{ProductID: ProductID(s.product), Quantity: 1, UnitPrice: p})
+	ev.Amount = p
+	ev.PaymentMethod = "card"
+	ev.CardFingerprint = "fp-" + strconv.Itoa(c)
+	ev.SessionID, ev.Device = "", ""
+	s.phase, s.carted = idle, 0
+}

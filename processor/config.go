@@ -1,0 +1,245 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/triggerd/triggerd/schemas"
+)
+
+// Config is everything the processor needs to run against a cluster.
+type Config struct {
+	Brokers []string   `yaml:"brokers"`
+	TLS     TLSConfig  `yaml:"tls"`
+	SASL    SASLConfig `yaml:"sasl"`
+
+	Group string `yaml:"group"`
+	// InstanceID enables static membership (group.instance.id), so a
+	// rolling restart does not move partitions. It also names the
+	// transactional ID. Default: the host name.
+	InstanceID string `yaml:"instance_id"`
+
+	Topics    Topics         `yaml:"topics"`
+	Encodings Encodings      `yaml:"encodings"`
+	Registry  RegistryConfig `yaml:"registry"`
+
+	// CreateTopics creates missing output topics (triggers, dead letters,
+	// changelog) at start with TopicPartitions and ReplicationFactor.
+	CreateTopics      bool  `yaml:"create_topics"`
+	TriggerPartitions int32 `yaml:"trigger_partitions"` // 0 = as the inputs
+	ReplicationFactor int16 `yaml:"replication_factor"`
+
+	// Lateness is subtracted from the watermark: how late (in event time) a
+	// record may arrive and still cancel a timer.
+	Lateness time.Duration `yaml:"lateness"`
+	// IdleAdvance lets a caught-up topic-partition advance the watermark
+	// with the wall clock, so an idle input does not stall timers. Tests
+	// and replays that drive time by event timestamps turn it off.
+	IdleAdvance bool `yaml:"idle_advance"`
+	// MaxEventAge and MaxEventAhead bound an event's time relative to the
+	// wall clock; outside them the record is dead-lettered as
+	// "absurd_timestamp".
+	MaxEventAge   time.Duration `yaml:"max_event_age"`
+	MaxEventAhead time.Duration `yaml:"max_event_ahead"`
+
+	// PollRecords caps the records of one cycle (one transaction).
+	PollRecords int `yaml:"poll_records"`
+	// TimersPerCycle caps the timers one partition fires per cycle, so a
+	// calendar burst cannot make one transaction huge.
+	TimersPerCycle int `yaml:"timers_per_cycle"`
+	// Tick is how long a poll waits for records before the cycle runs
+	// anyway to fire due timers.
+	Tick               time.Duration `yaml:"tick"`
+	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
+	SessionTimeout     time.Duration `yaml:"session_timeout"`
+	// StartFrom is where a group without committed offsets starts:
+	// "latest" (default: a new deployment does not replay history) or
+	// "earliest".
+	StartFrom string `yaml:"start_from"`
+}
+
+// Topics names the topics. Inputs must be co-partitioned.
+type Topics struct {
+	Clickstream  string `yaml:"clickstream"`
+	Transactions string `yaml:"transactions"`
+	Profiles     string `yaml:"profiles"`
+	Triggers     string `yaml:"triggers"`
+	DeadLetter   string `yaml:"dead_letter"`
+	Changelog    string `yaml:"changelog"`
+}
+
+// Encodings chooses the wire format per topic: "avro" (Confluent Schema
+// Registry framing) or "json".
+type Encodings struct {
+	Clickstream  schemas.Format `yaml:"clickstream"`
+	Transactions schemas.Format `yaml:"transactions"`
+	Profiles     schemas.Format `yaml:"profiles"`
+	Triggers     schemas.Format `yaml:"triggers"`
+}
+
+// RegistryConfig locates the Confluent-compatible schema registry.
+type RegistryConfig struct {
+	URL      string `yaml:"url"`
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+}
+
+// TLSConfig enables TLS to the brokers.
+type TLSConfig struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASLConfig enables SASL authentication: PLAIN, SCRAM-SHA-256 or
+// SCRAM-SHA-512.
+type SASLConfig struct {
+	Mechanism string `yaml:"mechanism"`
+	User      string `yaml:"user"`
+	Password  string `yaml:"password"`
+}
+
+// DefaultConfig returns production defaults: exactly-once, JSON encodings,
+// topics named triggerd.*.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Brokers:    []string{"127.0.0.1:9092"},
+		Group:      "triggerd",
+		InstanceID: host,
+		Topics: Topics{
+			Clickstream:  "clickstream",
+			Transactions: "transactions",
+			Profiles:     "profiles",
+			Triggers:     "triggers",
+			DeadLetter:   "triggerd.dead-letter",
+			Changelog:    "triggerd.changelog",
+		},
+		Encodings: Encodings{
+			Clickstream:  schemas.FormatJSON,
+			Transactions: schemas.FormatJSON,
+			Profiles:     schemas.FormatJSON,
+			Triggers:     schemas.FormatJSON,
+		},
+		CreateTopics:       true,
+		ReplicationFactor:  -1, // the broker's default
+		Lateness:           2 * time.Second,
+		IdleAdvance:        true,
+		MaxEventAge:        365 * 24 * time.Hour,
+		MaxEventAhead:      24 * time.Hour,
+		PollRecords:        10000,
+		TimersPerCycle:     10000,
+		Tick:               250 * time.Millisecond,
+		TransactionTimeout: 30 * time.Second,
+		SessionTimeout:     30 * time.Second,
+		StartFrom:          "latest",
+	}
+}
+
+// Inputs lists the input topics in a fixed order.
+func (c *Config) Inputs() []string {
+	return []string{c.Topics.Clickstream, c.Topics.Transactions, c.Topics.Profiles}
+}
+
+// Validate reports every problem in c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("processor: "+format, args...)) }
+	if len(c.Brokers) == 0 {
+		add("brokers: at least one broker address is required")
+	}
+	for i, b := range c.Brokers {
+		if !strings.Contains(b, ":") {
+			add("brokers[%d]: %q is not host:port", i, b)
+		}
+	}
+	if c.Group == "" {
+		add("group: empty")
+	}
+	if c.InstanceID == "" {
+		add("instance_id: empty (and the host name is unknown)")
+	}
+	seen := map[string]string{}
+	for _, t := range []struct{ name, v string }{
+		{"topics.clickstream", c.Topics.Clickstream}, {"topics.transactions", c.Topics.Transactions},
+		{"topics.profiles", c.Topics.Profiles}, {"topics.triggers", c.Topics.Triggers},
+		{"topics.dead_letter", c.Topics.DeadLetter}, {"topics.changelog", c.Topics.Changelog},
+	} {
+		if t.v == "" {
+			add("%s: empty", t.name)
+			continue
+		}
+		if other, ok := seen[t.v]; ok {
+			add("%s: topic %q is also %s", t.name, t.v, other)
+		}
+		seen[t.v] = t.name
+	}
+	avro := false
+	for _, e := range []struct {
+		name string
+		v    schemas.Format
+	}{
+		{"encodings.clickstream", c.Encodings.Clickstream}, {"encodings.transactions", c.Encodings.Transactions},
+		{"encodings.profiles", c.Encodings.Profiles}, {"encodings.triggers", c.Encodings.Triggers},
+	} {
+		switch e.v {
+		case schemas.FormatAvro:
+			avro = true
+		case schemas.FormatJSON:
+		default:
+			add("%s: %q is not avro or json", e.name, e.v)
+		}
+	}
+	if avro && c.Registry.URL == "" {
+		add("registry.url: required when an encoding is avro")
+	}
+	switch c.SASL.Mechanism {
+	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		add("sasl.mechanism: %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASL.Mechanism)
+	}
+	if c.SASL.Mechanism != "" && (c.SASL.User == "" || c.SASL.Password == "") {
+		add("sasl: user and password are required with mechanism %s", c.SASL.Mechanism)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		add("tls: cert_file and key_file go together")
+	}
+	if c.TriggerPartitions < 0 {
+		add("trigger_partitions: %d < 0", c.TriggerPartitions)
+	}
+	if c.Lateness < 0 {
+		add("lateness: %s < 0", c.Lateness)
+	}
+	if c.MaxEventAge <= 0 {
+		add("max_event_age: must be > 0")
+	}
+	if c.MaxEventAhead <= 0 {
+		add("max_event_ahead: must be > 0")
+	}
+	if c.PollRecords <= 0 {
+		add("poll_records: must be > 0")
+	}
+	if c.TimersPerCycle <= 0 {
+		add("timers_per_cycle: must be > 0")
+	}
+	if c.Tick <= 0 {
+		add("tick: must be > 0")
+	}
+	if c.TransactionTimeout < time.Second {
+		add("transaction_timeout: %s < 1s", c.TransactionTimeout)
+	}
+	if c.SessionTimeout < time.Second {
+		add("session_timeout: %s < 1s", c.SessionTimeout)
+	}
+	switch c.StartFrom {
+	case "latest", "earliest":
+	default:
+		add("start_from: %q is not latest or earliest", c.StartFrom)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,66 @@
+package processor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the processor's Prometheus series. Names follow
+// triggerd_<subsystem>_<name>_<unit>.
+type metrics struct {
+	events       *prometheus.CounterVec // topic, partition
+	deadLettered *prometheus.CounterVec // topic, reason
+	triggers     *prometheus.CounterVec // rule, channel
+	timersFired  prometheus.Counter
+	timersPend   *prometheus.GaugeVec // partition
+	fireLag      prometheus.Histogram
+	cycleSeconds prometheus.Histogram
+	commits      *prometheus.CounterVec // result: committed, aborted
+	restored     *prometheus.CounterVec // partition
+	restoring    prometheus.Gauge
+	watermarkLag *prometheus.GaugeVec // partition
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_input_events_total", Help: "Input records consumed, by topic and partition.",
+		}, []string{"topic", "partition"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_input_dead_lettered_total", Help: "Input records sent to the dead-letter topic, by topic and reason.",
+		}, []string{"topic", "reason"}),
+		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_output_triggers_total", Help: "Triggers written (committed or pending commit), by rule and channel.",
+		}, []string{"rule", "channel"}),
+		timersFired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triggerd_timers_fired_total", Help: "Durable timers fired.",
+		}),
+		timersPend: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "triggerd_timers_pending", Help: "Durable timers pending, by partition.",
+		}, []string{"partition"}),
+		fireLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "triggerd_timers_fire_lag_seconds", Help: "Wall time between a timer's due time and its firing.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16),
+		}),
+		cycleSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "triggerd_cycle_seconds", Help: "Duration of one poll/process/commit cycle.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_transactions_total", Help: "Kafka transactions ended, by result.",
+		}, []string{"result"}),
+		restored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_restore_records_total", Help: "Changelog records replayed into local state, by partition.",
+		}, []string{"partition"}),
+		restoring: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "triggerd_restore_in_progress", Help: "Partitions being restored from the changelog.",
+		}),
+		watermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "triggerd_watermark_lag_seconds", Help: "Wall clock minus the partition's event-time watermark.",
+		}, []string{"partition"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.events, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
+			m.cycleSeconds, m.commits, m.restored, m.restoring, m.watermarkLag)
+	}
+	return m
+}

@@ -1,0 +1,560 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/plugin/kprom"
+	"go.uber.org/zap"
+
+	"github.com/triggerd/triggerd/rules"
+	"github.com/triggerd/triggerd/schemas"
+	"github.com/triggerd/triggerd/state"
+)
+
+// Options are the processor's dependencies.
+type Options struct {
+	Logger     *zap.Logger           // required
+	Registerer prometheus.Registerer // nil: no metrics registered
+	Clock      func() time.Time      // nil: time.Now
+	Store      *state.Store          // required
+	Rules      *rules.Set            // required
+	Registry   *sr.Client            // required when an encoding is avro
+}
+
+// Processor runs the pipeline. Create it with New, run it with Run.
+type Processor struct {
+	cfg   Config
+	log   *zap.Logger
+	clock func() time.Time
+	store *state.Store
+	rules *rules.Set
+	m     *metrics
+	kprom *kprom.Metrics
+
+	sources  []schemas.Source
+	decoders []*schemas.Decoder
+	registry *sr.Client
+	trigEnc  *schemas.TriggerEncoder
+
+	sess    *kgo.GroupTransactSession
+	adm     *kadm.Client
+	nparts  int32
+	workers map[int32]*worker
+
+	// assignment is written by the group's rebalance callbacks and read
+	// by the loop after each poll.
+	assignment struct {
+		sync.Mutex
+		parts map[int32]bool
+		err   error
+	}
+
+	produceErr atomic.Pointer[error]
+	lastIdle   time.Time
+	stats      Stats
+	ready      atomic.Bool
+	lastCycle  atomic.Int64 // unix nanos of the last completed cycle
+}
+
+// Stats are running totals for the demo and tests. Counters only include
+// committed cycles.
+type Stats struct {
+	events      atomic.Int64
+	deadLetters atomic.Int64
+	triggers    atomic.Int64
+	pending     atomic.Int64
+	mu          sync.Mutex
+	byKind      map[string]int64
+}
+
+// StatsSnapshot is a copy of Stats.
+type StatsSnapshot struct {
+	Events, DeadLetters, Triggers, PendingTimers int64
+	TriggersByKind                               map[string]int64
+}
+
+// New checks cfg and the dependencies. It does not connect to Kafka.
+func New(cfg Config, o Options) (*Processor, error) {
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Logger == nil {
+		errs = append(errs, errors.New("processor: no logger"))
+	}
+	if o.Store == nil {
+		errs = append(errs, errors.New("processor: no state store"))
+	}
+	if o.Rules == nil {
+		errs = append(errs, errors.New("processor: no rules"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	p := &Processor{
+		cfg: cfg, log: o.Logger, clock: o.Clock, store: o.Store, rules: o.Rules,
+		m: newMetrics(o.Registerer), registry: o.Registry, workers: map[int32]*worker{},
+	}
+	p.kprom = kprom.NewMetrics("triggerd", kprom.Registerer(registererOrNew(o.Registerer)))
+	p.stats.byKind = map[string]int64{}
+	p.sources = []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile}
+	formats := []schemas.Format{cfg.Encodings.Clickstream, cfg.Encodings.Transactions, cfg.Encodings.Profiles}
+	for i, src := range p.sources {
+		dec, err := schemas.NewDecoder(src, formats[i], o.Registry)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("processor: decoder for %s: %w", cfg.Inputs()[i], err))
+		}
+		p.decoders = append(p.decoders, dec)
+	}
+	return p, errors.Join(errs...)
+}
+
+func registererOrNew(r prometheus.Registerer) prometheus.Registerer {
+	if r == nil {
+		return prometheus.NewRegistry() // metrics go nowhere
+	}
+	return r
+}
+
+// Ready reports whether the processor is in the group, restored and cycling.
+func (p *Processor) Ready() bool { return p.ready.Load() }
+
+// Alive reports whether the loop completed a cycle or an idle poll recently.
+func (p *Processor) Alive(within time.Duration) bool {
+	last := p.lastCycle.Load()
+	return last == 0 || time.Since(time.Unix(0, last)) < within
+}
+
+// Stats returns a snapshot of the running totals.
+func (p *Processor) Stats() StatsSnapshot {
+	s := &p.stats
+	s.mu.Lock()
+	kinds := make(map[string]int64, len(s.byKind))
+	for k, v := range s.byKind {
+		kinds[k] = v
+	}
+	s.mu.Unlock()
+	return StatsSnapshot{
+		Events: s.events.Load(), DeadLetters: s.deadLetters.Load(), Triggers: s.triggers.Load(),
+		PendingTimers: s.pending.Load(), TriggersByKind: kinds,
+	}
+}
+
+// Run connects, checks the topics, joins the group and processes until ctx
+// is cancelled (then it finishes the cycle in flight, commits and leaves the
+// group) or a fatal error occurs.
+func (p *Processor) Run(ctx context.Context) error {
+	base, err := baseOpts(&p.cfg, p.log)
+	if err != nil {
+		return err
+	}
+	if err := p.prepare(ctx, base); err != nil {
+		return err
+	}
+
+	start := kgo.NewOffset().AtEnd()
+	if p.cfg.StartFrom == "earliest" {
+		start = kgo.NewOffset().AtStart()
+	}
+	opts := append(base,
+		kgo.WithHooks(p.kprom),
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(p.cfg.Inputs()...),
+		kgo.ConsumeResetOffset(start),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Range assigns partition p of every input topic to the same
+		// member, which co-partitioned state requires.
+		kgo.Balancers(kgo.RangeBalancer()),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.SessionTimeout(p.cfg.SessionTimeout),
+		kgo.TransactionalID(p.cfg.Group+"-"+p.cfg.InstanceID),
+		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
+		kgo.RecordPartitioner(newPartitioner(p.cfg.Topics.Changelog)),
+		kgo.ProducerLinger(0),
+		kgo.OnPartitionsAssigned(p.onAssigned),
+		kgo.OnPartitionsRevoked(p.onRevoked),
+		kgo.OnPartitionsLost(p.onRevoked),
+	)
+	if p.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(p.cfg.InstanceID))
+	}
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("processor: kafka client: %w", err)
+	}
+	p.sess = sess
+	p.adm = kadm.NewClient(sess.Client())
+	defer func() {
+		p.ready.Store(false)
+		sess.Close()
+	}()
+	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Strings("inputs", p.cfg.Inputs()),
+		zap.Int32("partitions", p.nparts), zap.String("instance_id", p.cfg.InstanceID))
+	for ctx.Err() == nil {
+		if err := p.runCycle(ctx); err != nil {
+			p.log.Error("processor stopping on a fatal error", zap.Error(err))
+			return err
+		}
+	}
+	p.log.Info("processor stopped: context done")
+	return nil
+}
+
+// prepare checks and creates topics and registers the trigger schema.
+func (p *Processor) prepare(ctx context.Context, base []kgo.Opt) error {
+	cl, err := kgo.NewClient(base...)
+	if err != nil {
+		return fmt.Errorf("processor: kafka client: %w", err)
+	}
+	defer cl.Close()
+	n, err := prepareTopics(ctx, kadm.NewClient(cl), &p.cfg, p.log)
+	if err != nil {
+		return err
+	}
+	p.nparts = n
+	enc, err := schemas.NewTriggerEncoder(ctx, p.cfg.Encodings.Triggers, p.registry, p.cfg.Topics.Triggers+"-value")
+	if err != nil {
+		return fmt.Errorf("processor: trigger encoder: %w", err)
+	}
+	p.trigEnc = enc
+	return nil
+}
+
+// runCycle is one poll → process → transaction → state cycle.
+func (p *Processor) runCycle(ctx context.Context) error {
+	pollCtx, cancel := context.WithTimeout(ctx, p.cfg.Tick)
+	fetches := p.sess.PollRecords(pollCtx, p.cfg.PollRecords)
+	cancel()
+	// Rebalances wait until AllowRebalance: the assignment cannot change
+	// under a cycle, so a revoke never lands mid-transaction.
+	defer p.sess.AllowRebalance()
+	if fetches.IsClientClosed() {
+		return nil
+	}
+	var fatal error
+	fetches.EachError(func(t string, part int32, err error) {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return
+		}
+		p.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", part), zap.Error(err))
+	})
+	if err := p.syncAssignment(ctx); err != nil {
+		return err
+	}
+	for _, w := range p.workers {
+		for i := range w.inputs {
+			w.inputs[i].recs = nil
+		}
+	}
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) == 0 {
+			return
+		}
+		w := p.workers[fp.Partition]
+		if w == nil {
+			// Cannot happen while rebalances are blocked; if it
+			// does, the records are not lost: the transaction
+			// aborts and they are polled again.
+			fatal = fmt.Errorf("processor: records for unassigned partition %s/%d", fp.Topic, fp.Partition)
+			return
+		}
+		for i := range w.inputs {
+			if w.inputs[i].topic == fp.Topic {
+				w.inputs[i].recs = fp.Records
+				w.inputs[i].lso = fp.LastStableOffset
+				if w.inputs[i].lso <= 0 {
+					w.inputs[i].lso = fp.HighWatermark
+				}
+			}
+		}
+	})
+	if fatal != nil {
+		return fatal
+	}
+	now := p.clock()
+	p.refreshIdle(ctx, now)
+
+	active := make([]*worker, 0, len(p.workers))
+	for _, w := range p.workers {
+		if w.hasWork(now) {
+			active = append(active, w)
+		}
+	}
+	p.lastCycle.Store(time.Now().UnixNano())
+	if len(active) == 0 {
+		p.ready.Store(true)
+		return nil
+	}
+	started := time.Now()
+	if err := p.sess.Begin(); err != nil {
+		return fmt.Errorf("processor: begin transaction: %w", err)
+	}
+	var wg sync.WaitGroup
+	for _, w := range active {
+		wg.Go(func() { w.cycle(now) })
+	}
+	wg.Wait()
+	var cycleErr error
+	for _, w := range active {
+		if w.err != nil {
+			cycleErr = errors.Join(cycleErr, fmt.Errorf("partition %d: %w", w.id, w.err))
+		}
+	}
+	produceErr := p.produceErr.Swap(nil)
+	commit := cycleErr == nil && produceErr == nil
+	// The cycle in flight finishes even when ctx is done (graceful
+	// shutdown); End gets its own bounded context.
+	endCtx, endCancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
+	committed, endErr := p.sess.End(endCtx, kgo.TransactionEndTry(commit))
+	endCancel()
+	if committed {
+		p.m.commits.WithLabelValues("committed").Inc()
+		for _, w := range active {
+			if err := w.commit(); err != nil {
+				// Kafka has the output and the changelog; local
+				// state is behind and is caught up on restart.
+				return fmt.Errorf("processor: partition %d: applying state after commit: %w", w.id, err)
+			}
+			p.countEmitted(w)
+		}
+		p.updatePending()
+	} else {
+		p.m.commits.WithLabelValues("aborted").Inc()
+		for _, w := range active {
+			if err := w.abort(); err != nil {
+				return fmt.Errorf("processor: partition %d: dropping state after abort: %w", w.id, err)
+			}
+		}
+		if produceErr != nil {
+			p.log.Warn("transaction aborted: a produce failed; the records will be processed again", zap.Error(*produceErr))
+		}
+	}
+	p.m.cycleSeconds.Observe(time.Since(started).Seconds())
+	p.lastCycle.Store(time.Now().UnixNano())
+	if cycleErr != nil {
+		return cycleErr
+	}
+	if endErr != nil {
+		return fmt.Errorf("processor: ending transaction: %w", endErr)
+	}
+	p.ready.Store(true)
+	return nil
+}
+
+func (p *Processor) countEmitted(w *worker) {
+	if len(w.emitted) == 0 {
+		return
+	}
+	p.stats.mu.Lock()
+	for _, e := range w.emitted {
+		p.stats.byKind[e.kind]++
+	}
+	p.stats.mu.Unlock()
+	for _, e := range w.emitted {
+		p.m.triggers.WithLabelValues(string(e.rule), string(e.channel)).Inc()
+	}
+	p.stats.triggers.Add(int64(len(w.emitted)))
+}
+
+func (p *Processor) updatePending() {
+	var n int64
+	for _, w := range p.workers {
+		n += w.part.PendingTimers()
+	}
+	p.stats.pending.Store(n)
+}
+
+// produce sends r within the current transaction.
+func (p *Processor) produce(r *kgo.Record, promise func(*kgo.Record, error)) {
+	p.sess.Produce(context.Background(), r, promise)
+}
+
+// promise is the completion of records whose offset does not matter.
+func (p *Processor) promise(_ *kgo.Record, err error) {
+	if err != nil {
+		p.produceFailed(err)
+	}
+}
+
+func (p *Processor) produceFailed(err error) {
+	p.produceErr.CompareAndSwap(nil, &err)
+}
+
+// emit encodes a trigger and produces it keyed by customer ID, with its ID
+// in a header so that consumers can deduplicate without decoding.
+func (p *Processor) emit(w *worker, tr *schemas.Trigger) error {
+	val, err := p.trigEnc.Encode(nil, tr)
+	if err != nil {
+		return fmt.Errorf("processor: encoding trigger %s: %w", tr.ID, err)
+	}
+	p.produce(&kgo.Record{
+		Topic: p.cfg.Topics.Triggers,
+		Key:   []byte(tr.Customer),
+		Value: val,
+		Headers: []kgo.RecordHeader{
+			{Key: HeaderTriggerID, Value: []byte(tr.ID)},
+			{Key: HeaderRuleID, Value: []byte(tr.Rule)},
+			{Key: HeaderKind, Value: []byte(tr.Kind)},
+			{Key: HeaderChannel, Value: []byte(tr.Channel)},
+		},
+		Timestamp: tr.FiredAt,
+	}, p.promise)
+	w.emitted = append(w.emitted, emitted{rule: tr.Rule, channel: tr.Channel, kind: tr.Kind})
+	return nil
+}
+
+// Header names on trigger records: the contract with downstream senders.
+const (
+	HeaderTriggerID = "trigger_id"
+	HeaderRuleID    = "rule_id"
+	HeaderKind      = "kind"
+	HeaderChannel   = "channel"
+)
+
+type emitted struct {
+	rule    schemas.RuleID
+	channel schemas.Channel
+	kind    string
+}
+
+func (p *Processor) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	a := &p.assignment
+	a.Lock()
+	defer a.Unlock()
+	if a.parts == nil {
+		a.parts = map[int32]bool{}
+	}
+	for t, ps := range assigned {
+		for _, part := range ps {
+			if part >= p.nparts {
+				a.err = fmt.Errorf("processor: assigned %s partition %d but the inputs had %d partitions at start: "+
+					"the partition count changed at run time, which moves customers between partitions; stop, "+
+					"and repartition the state deliberately", t, part, p.nparts)
+			}
+			a.parts[part] = true
+		}
+	}
+}
+
+func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	a := &p.assignment
+	a.Lock()
+	defer a.Unlock()
+	for _, ps := range revoked {
+		for _, part := range ps {
+			delete(a.parts, part)
+		}
+	}
+}
+
+// syncAssignment starts workers for newly assigned partitions (restoring
+// their state from the changelog first) and stops those of revoked ones.
+// A revoked partition keeps its local state: if it comes back, the restore
+// only replays what others wrote meanwhile.
+func (p *Processor) syncAssignment(ctx context.Context) error {
+	a := &p.assignment
+	a.Lock()
+	if a.err != nil {
+		err := a.err
+		a.Unlock()
+		return err
+	}
+	want := make([]int32, 0, len(a.parts))
+	for part := range a.parts {
+		want = append(want, part)
+	}
+	a.Unlock()
+	sort.Slice(want, func(i, j int) bool { return want[i] < want[j] })
+	wantSet := make(map[int32]bool, len(want))
+	for _, part := range want {
+		wantSet[part] = true
+	}
+	for part := range p.workers {
+		if !wantSet[part] {
+			delete(p.workers, part)
+			p.log.Info("partition revoked", zap.Int32("partition", part))
+		}
+	}
+	for _, part := range want {
+		if p.workers[part] != nil {
+			continue
+		}
+		sp := p.store.Partition(part)
+		if err := sp.Err(); err != nil {
+			return err
+		}
+		sp, err := p.restore(ctx, part, sp)
+		if err != nil {
+			return err
+		}
+		w, err := newWorker(p, part, sp)
+		if err != nil {
+			return err
+		}
+		p.workers[part] = w
+		p.log.Info("partition assigned", zap.Int32("partition", part), zap.Int64("pending_timers", sp.PendingTimers()))
+	}
+	p.updatePending()
+	return nil
+}
+
+// refreshIdle finds out, at most once a second, whether inputs that brought
+// no records this cycle are caught up, so that with IdleAdvance their
+// progress follows the wall clock instead of stalling the watermark.
+func (p *Processor) refreshIdle(ctx context.Context, now time.Time) {
+	if !p.cfg.IdleAdvance || now.Sub(p.lastIdle) < time.Second || len(p.workers) == 0 {
+		return
+	}
+	p.lastIdle = now
+	reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ends, err := p.adm.ListCommittedOffsets(reqCtx, p.cfg.Inputs()...)
+	if err != nil {
+		p.log.Warn("listing end offsets for the idle check", zap.Error(err))
+		return
+	}
+	cl := p.sess.Client()
+	committed, polled := cl.CommittedOffsets(), cl.UncommittedOffsets()
+	for _, w := range p.workers {
+		for i := range w.inputs {
+			in := &w.inputs[i]
+			if len(in.recs) > 0 {
+				continue
+			}
+			end, ok := ends.Lookup(in.topic, w.id)
+			if !ok || end.Err != nil {
+				continue
+			}
+			pos, known := int64(-1), false
+			if o, ok := polled[in.topic][w.id]; ok {
+				pos, known = o.Offset, true
+			}
+			if o, ok := committed[in.topic][w.id]; ok && o.Offset > pos {
+				pos, known = o.Offset, true
+			}
+			switch {
+			case known:
+				in.caughtUp = pos >= end.Offset
+			case p.cfg.StartFrom == "latest":
+				// No position yet: the group starts this
+				// partition at its end.
+				in.caughtUp = true
+			default:
+				in.caughtUp = end.Offset == 0
+			}
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/triggerd/triggerd/state"
+)
+
+// restoreFlushEvery bounds the restore batch so memory stays flat on a long
+// replay.
+const restoreFlushEvery = 20000
+
+// restore catches partition part's local state up with its changelog
+// partition: it replays from the offset after the one the local state
+// reflects to the changelog's last stable offset. Records of aborted
+// transactions are skipped (read_committed); control records are kept so
+// that the loop sees every offset up to the end and knows it is done.
+//
+// It returns the partition handle to use from now on (a new one when local
+// state had to be dropped).
+func (p *Processor) restore(ctx context.Context, part int32, sp *state.Partition) (*state.Partition, error) {
+	if err := p.catchUp(ctx, part, &sp); err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partition) error {
+	sp := *spp
+	offs, err := sp.Offsets()
+	if err != nil {
+		return err
+	}
+	from := offs.Changelog + 1
+	ends, err := p.adm.ListEndOffsets(ctx, p.cfg.Topics.Changelog)
+	if err != nil {
+		return fmt.Errorf("processor: changelog end offsets: %w", err)
+	}
+	end, ok := ends.Lookup(p.cfg.Topics.Changelog, part)
+	if !ok || end.Err != nil {
+		return fmt.Errorf("processor: changelog %s partition %d: no end offset: %v", p.cfg.Topics.Changelog, part, end.Err)
+	}
+	if from >= end.Offset {
+		if from > end.Offset {
+			// Local state claims more than Kafka has: the changelog
+			// was recreated or truncated. Kafka is the truth.
+			p.log.Warn("local state is ahead of the changelog; dropping it and restoring from the start",
+				zap.Int32("partition", part), zap.Int64("local", from-1), zap.Int64("changelog_end", end.Offset))
+			if err := p.store.DropPartition(part); err != nil {
+				return err
+			}
+			sp = p.store.Partition(part)
+			if err := sp.Err(); err != nil {
+				return err
+			}
+			*spp = sp
+			from = 0
+		} else {
+			return nil
+		}
+	}
+	base, err := baseOpts(&p.cfg, p.log)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append(base,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{p.cfg.Topics.Changelog: {part: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)...)
+	if err != nil {
+		return fmt.Errorf("processor: restore client: %w", err)
+	}
+	defer cl.Close()
+
+	p.m.restoring.Inc()
+	defer p.m.restoring.Dec()
+	restored := p.m.restored.WithLabelValues(strconv.Itoa(int(part)))
+	started, lastLog := time.Now(), time.Now()
+	var n, pending int64
+	last := from - 1
+	p.log.Info("restoring partition from changelog", zap.Int32("partition", part), zap.Int64("from", from), zap.Int64("to", end.Offset))
+	for last < end.Offset-1 {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ferr error
+		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return fmt.Errorf("processor: restoring partition %d: %w", part, ferr)
+		}
+		for _, r := range fetches.Records() {
+			last = r.Offset
+			if r.Attrs.IsControl() {
+				continue
+			}
+			if err := sp.ApplyChangelog(r.Key, r.Value, r.Offset); err != nil {
+				return err
+			}
+			n++
+			pending++
+			if pending >= restoreFlushEvery {
+				if err := sp.FlushRestore(); err != nil {
+					return err
+				}
+				restored.Add(float64(pending))
+				pending = 0
+			}
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			p.log.Info("restore progress", zap.Int32("partition", part), zap.Int64("records", n),
+				zap.Int64("remaining_offsets", end.Offset-1-last))
+		}
+	}
+	if err := sp.FlushRestore(); err != nil {
+		return err
+	}
+	restored.Add(float64(pending))
+	secs := time.Since(started).Seconds()
+	p.log.Info("restored partition from changelog", zap.Int32("partition", part), zap.Int64("records", n),
+		zap.Float64("seconds", secs), zap.Float64("records_per_second", float64(n)/max(secs, 1e-9)))
+	return nil
+}

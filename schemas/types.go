@@ -1,0 +1,247 @@
+package schemas
+
+import (
+	"fmt"
+	"time"
+)
+
+// CustomerID identifies a customer. It is the record key on every topic.
+type CustomerID string
+
+// EventType names what happened. The set is open: businesses send their own
+// types and rules may trigger on them.
+type EventType string
+
+// Common event types. Any other non-empty string is a valid custom type.
+const (
+	PageView       EventType = "page_view"
+	ProductView    EventType = "product_view"
+	AddToCart      EventType = "add_to_cart"
+	RemoveFromCart EventType = "remove_from_cart"
+	CheckoutStart  EventType = "checkout_start"
+	Signup         EventType = "signup"
+	EmailOpen      EventType = "email_open"
+	EmailClick     EventType = "email_click"
+	PushOpen       EventType = "push_open"
+
+	Purchase       EventType = "purchase"
+	Refund         EventType = "refund"
+	Cancellation   EventType = "cancellation"
+	CouponIssued   EventType = "coupon_issued"
+	CouponRedeemed EventType = "coupon_redeemed"
+
+	ProfileUpdate EventType = "profile_update"
+	ProfileErase  EventType = "profile_erase"
+)
+
+// RuleID names a rule. Once-only marks belong to the rule ID, not its version.
+type RuleID string
+
+// Channel is a delivery channel of a trigger.
+type Channel string
+
+// Channels the shipped rules use. Others may be configured.
+const (
+	ChannelEmail Channel = "email"
+	ChannelSMS   Channel = "sms"
+	ChannelPush  Channel = "push"
+	ChannelRisk  Channel = "risk" // the fraud desk
+)
+
+// Source says which input an Event came from.
+type Source uint8
+
+const (
+	SourceUnknown Source = iota
+	SourceClickstream
+	SourceTransaction
+	SourceProfile
+)
+
+func (s Source) String() string {
+	switch s {
+	case SourceClickstream:
+		return "clickstream"
+	case SourceTransaction:
+		return "transaction"
+	case SourceProfile:
+		return "profile"
+	}
+	return "unknown"
+}
+
+// Money is an amount in integer minor units (cents) of a currency. It is
+// never a float: sums of prices must be exact.
+type Money struct {
+	Minor    int64  // amount in minor units, e.g. 1999 for 19.99 EUR
+	Currency string // ISO 4217 code, e.g. "EUR"
+}
+
+// String formats the amount assuming two minor digits, e.g. "19.99 EUR".
+func (m Money) String() string {
+	sign := ""
+	v := m.Minor
+	if v < 0 {
+		sign, v = "-", -v
+	}
+	return fmt.Sprintf("%s%d.%02d %s", sign, v/100, v%100, m.Currency)
+}
+
+// Item is a product line in a cart or an order.
+type Item struct {
+	ProductID string
+	Quantity  int32
+	UnitPrice Money
+}
+
+// Date is a calendar date without a time zone: a local date in the
+// customer's zone (birthday, signup date, contract end).
+type Date struct {
+	Year  int
+	Month time.Month
+	Day   int
+}
+
+// IsZero reports whether the date is unset.
+func (d Date) IsZero() bool { return d.Year == 0 && d.Month == 0 && d.Day == 0 }
+
+// String formats the date as YYYY-MM-DD, or "" when unset.
+func (d Date) String() string {
+	if d.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day)
+}
+
+// ParseDate parses YYYY-MM-DD.
+func ParseDate(s string) (Date, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return Date{}, fmt.Errorf("schemas: bad date %q: want YYYY-MM-DD", s)
+	}
+	return Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}, nil
+}
+
+// Profile holds the customer attributes sent on the profile topic.
+type Profile struct {
+	Birthday    Date
+	SignupDate  Date
+	TimeZone    string // IANA zone, e.g. "Europe/Berlin"; "" = unknown
+	Country     string // ISO 3166-1 alpha-2
+	OptIns      map[Channel]bool
+	ContractEnd Date
+}
+
+// Event is one decoded input record from any input topic. The processor
+// reuses Event values between records: a consumer must copy what it keeps.
+// Fields that do not apply to the Source are zero.
+type Event struct {
+	Source   Source
+	ID       string // unique event ID, used for deduplication and trigger causes
+	Customer CustomerID
+	Type     EventType
+	Time     time.Time // event time (UTC)
+
+	// Clickstream fields.
+	SessionID string
+	ProductID string
+	Quantity  int32
+	Price     Money // unit price of ProductID
+	Device    string
+
+	// Transaction fields.
+	OrderID         string
+	Amount          Money
+	Items           []Item
+	PaymentMethod   string
+	CardFingerprint string
+	CouponID        string
+	CouponExpiry    time.Time // zero when not a coupon event
+	ServiceDate     Date      // date of the cruise/flight/event bought, if any
+	ContractEnd     Date
+
+	// Shared by clickstream and transactions.
+	Country    string
+	Properties map[string]string // custom attributes; may be nil
+
+	// Profile fields (Source == SourceProfile).
+	Profile Profile
+}
+
+// Reset clears e for reuse, keeping the capacity of its slices.
+func (e *Event) Reset() {
+	items := e.Items[:0]
+	*e = Event{Items: items}
+}
+
+// Trigger is one message the processor asks a downstream sender to deliver.
+// Its ID is deterministic (customer, rule, version, stage, occurrence), so a
+// sender can deduplicate.
+type Trigger struct {
+	ID          string
+	Rule        RuleID
+	RuleVersion int32
+	Kind        string // e.g. "cart_abandoned"
+	Stage       int32  // 1 for the first message of a sequence
+	Channel     Channel
+	Priority    int32 // higher wins
+	Customer    CustomerID
+	FiredAt     time.Time // processing time when it was written
+	DueAt       time.Time // event time it was due
+	ExpiresAt   time.Time // a sender should drop it after this time
+	CausedBy    []string  // event IDs that caused it
+	Attributes  map[string]string
+	Items       []Item // cart or order lines, if any
+	Value       Money  // cart or order value, if any
+}
+
+// Timer is a durable follow-up for one customer. (Customer, ID) is unique:
+// scheduling an existing ID moves it.
+type Timer struct {
+	Customer   CustomerID
+	ID         string // unique per customer, e.g. "cart_abandoned"
+	Due        time.Time
+	Rule       RuleID
+	Stage      int32
+	Occurrence string   // what this run of the rule is about, e.g. the event ID that started it
+	CausedBy   []string // event IDs carried to the trigger
+}
+
+// Cart is the customer's current shopping cart.
+type Cart struct {
+	Items     []Item
+	UpdatedAt time.Time // event time of the last change
+	LastEvent string    // ID of the event that last changed it
+}
+
+// Value sums the cart lines. Carts are single-currency; a line in another
+// currency is summed separately and ignored here.
+func (c *Cart) Value() Money {
+	var m Money
+	for _, it := range c.Items {
+		if m.Currency == "" {
+			m.Currency = it.UnitPrice.Currency
+		}
+		if it.UnitPrice.Currency == m.Currency {
+			m.Minor += it.UnitPrice.Minor * int64(it.Quantity)
+		}
+	}
+	return m
+}
+
+// Customer is the per-customer record kept in state. Rules read and update
+// it; the state package stores it.
+type Customer struct {
+	ID        CustomerID
+	FirstSeen time.Time
+	LastSeen  time.Time
+
+	Cart Cart
+
+	Events    int64   // events seen, all types
+	Purchases int64   // purchase transactions
+	Spend     []Money // lifetime spend, one entry per currency
+
+	Profile          Profile
+	ProfileUpdatedAt time.Time
+}

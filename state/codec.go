@@ -1,0 +1,525 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/triggerd/triggerd/schemas"
+)
+
+// Format versions: the first byte of every record. Adding a field does not
+// change it (readers skip unknown fields); a version is added only for a
+// change the field scheme cannot express, and the decoder keeps a case for
+// every version it has ever written.
+const (
+	customerV1 = 1
+	timerV1    = 1
+	offsetsV1  = 1
+)
+
+// Field numbers. Never renumber or reuse one: an old record would decode
+// into the wrong field. Retire a number by leaving it in a comment.
+const (
+	// schemas.Customer. The ID is not stored: it is the key.
+	custFirstSeen        = 1 // time
+	custLastSeen         = 2 // time
+	custCart             = 3 // nested cart
+	custEvents           = 4 // varint
+	custPurchases        = 5 // varint
+	custSpend            = 6 // money, repeated
+	custProfile          = 7 // nested profile
+	custProfileUpdatedAt = 8 // time
+
+	// schemas.Cart
+	cartItem      = 1 // nested item, repeated
+	cartUpdatedAt = 2 // time
+	cartLastEvent = 3 // string
+
+	// schemas.Item
+	itemProductID = 1 // string
+	itemQuantity  = 2 // varint
+	itemUnitPrice = 3 // money
+
+	// schemas.Profile
+	profBirthday    = 1 // date
+	profSignupDate  = 2 // date
+	profTimeZone    = 3 // string
+	profCountry     = 4 // string
+	profOptIn       = 5 // tuple (bool, channel...), repeated
+	profContractEnd = 6 // date
+
+	// schemas.Timer
+	timerCustomer   = 1 // string
+	timerID         = 2 // string
+	timerDue        = 3 // varint unix milliseconds
+	timerRule       = 4 // string
+	timerStage      = 5 // varint
+	timerOccurrence = 6 // string
+	timerCausedBy   = 7 // string, repeated
+
+	// Offsets
+	offChangelog = 1 // varint
+	offInput     = 2 // tuple (next offset, topic...), repeated
+)
+
+// appendCustomer appends the encoding of c to b. It allocates only when b
+// lacks capacity (or c has more than 8 opt-in channels, see sortedChannels).
+func appendCustomer(b []byte, c *schemas.Customer) []byte {
+	b = append(b, customerV1)
+	b = appendTimeField(b, custFirstSeen, c.FirstSeen)
+	b = appendTimeField(b, custLastSeen, c.LastSeen)
+	if len(c.Cart.Items) > 0 || !c.Cart.UpdatedAt.IsZero() || c.Cart.LastEvent != "" {
+		var at int
+		b, at = beginNested(b, custCart)
+		for i := range c.Cart.Items {
+			it := &c.Cart.Items[i]
+			var at2 int
+			b, at2 = beginNested(b, cartItem)
+			if it.ProductID != "" {
+				b = appendStringField(b, itemProductID, it.ProductID)
+			}
+			if it.Quantity != 0 {
+				b = appendIntField(b, itemQuantity, int64(it.Quantity))
+			}
+			if it.UnitPrice != (schemas.Money{}) {
+				b = appendMoneyField(b, itemUnitPrice, it.UnitPrice)
+			}
+			b = endNested(b, at2)
+		}
+		b = appendTimeField(b, cartUpdatedAt, c.Cart.UpdatedAt)
+		if c.Cart.LastEvent != "" {
+			b = appendStringField(b, cartLastEvent, c.Cart.LastEvent)
+		}
+		b = endNested(b, at)
+	}
+	if c.Events != 0 {
+		b = appendIntField(b, custEvents, c.Events)
+	}
+	if c.Purchases != 0 {
+		b = appendIntField(b, custPurchases, c.Purchases)
+	}
+	for _, m := range c.Spend {
+		b = appendMoneyField(b, custSpend, m)
+	}
+	if pr := &c.Profile; !pr.Birthday.IsZero() || !pr.SignupDate.IsZero() || pr.TimeZone != "" ||
+		pr.Country != "" || len(pr.OptIns) > 0 || !pr.ContractEnd.IsZero() {
+		var at int
+		b, at = beginNested(b, custProfile)
+		b = appendDateField(b, profBirthday, pr.Birthday)
+		b = appendDateField(b, profSignupDate, pr.SignupDate)
+		if pr.TimeZone != "" {
+			b = appendStringField(b, profTimeZone, pr.TimeZone)
+		}
+		if pr.Country != "" {
+			b = appendStringField(b, profCountry, pr.Country)
+		}
+		var buf [8]schemas.Channel
+		for _, ch := range sortedChannels(buf[:0], pr.OptIns) {
+			var at2 int
+			b, at2 = beginNested(b, profOptIn)
+			if pr.OptIns[ch] {
+				b = append(b, 1)
+			} else {
+				b = append(b, 0)
+			}
+			b = append(b, ch...)
+			b = endNested(b, at2)
+		}
+		b = appendDateField(b, profContractEnd, pr.ContractEnd)
+		b = endNested(b, at)
+	}
+	b = appendTimeField(b, custProfileUpdatedAt, c.ProfileUpdatedAt)
+	return b
+}
+
+// sortedChannels returns the keys of m in order, so that equal records encode
+// to equal bytes. It appends to dst (a stack array in the caller: a customer
+// has a handful of channels).
+func sortedChannels(dst []schemas.Channel, m map[schemas.Channel]bool) []schemas.Channel {
+	for ch := range m {
+		dst = append(dst, ch)
+	}
+	slices.Sort(dst)
+	return dst
+}
+
+// resetCustomer zeroes c except its ID, keeping the capacity of its slices
+// and its (cleared) opt-in map for reuse.
+func resetCustomer(c *schemas.Customer) {
+	items := c.Cart.Items[:0]
+	spend := c.Spend[:0]
+	optIns := c.Profile.OptIns
+	clear(optIns)
+	*c = schemas.Customer{ID: c.ID}
+	c.Cart.Items = items
+	c.Spend = spend
+	c.Profile.OptIns = optIns
+}
+
+// decodeCustomer decodes b into c, reusing c's slices and map. Every field is
+// overwritten except c.ID, which the caller takes from the key. On error c
+// holds a partial record.
+func decodeCustomer(b []byte, c *schemas.Customer) error {
+	h := hints{tz: c.Profile.TimeZone, country: c.Profile.Country}
+	resetCustomer(c)
+	if len(b) == 0 {
+		return fmt.Errorf("state: customer record: %w", errTruncated)
+	}
+	switch b[0] {
+	case customerV1:
+		if err := decodeCustomerV1(b[1:], c, &h); err != nil {
+			return fmt.Errorf("state: customer record: %w", err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("state: customer record format version %d is unknown to this release", b[0])
+	}
+}
+
+// hints are strings the record held before it was reset (see str).
+type hints struct{ tz, country string }
+
+func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case custFirstSeen:
+			if r.expect(w, wireBytes) {
+				c.FirstSeen = r.time()
+			}
+		case custLastSeen:
+			if r.expect(w, wireBytes) {
+				c.LastSeen = r.time()
+			}
+		case custCart:
+			if r.expect(w, wireBytes) {
+				if v := r.bytes(); r.err == nil {
+					if err := decodeCart(v, &c.Cart); err != nil {
+						r.fail(err)
+					}
+				}
+			}
+		case custEvents:
+			if r.expect(w, wireVarint) {
+				c.Events = r.varint()
+			}
+		case custPurchases:
+			if r.expect(w, wireVarint) {
+				c.Purchases = r.varint()
+			}
+		case custSpend:
+			if r.expect(w, wireBytes) {
+				c.Spend = slices.Grow(c.Spend, 1)
+				c.Spend = c.Spend[:len(c.Spend)+1]
+				m := &c.Spend[len(c.Spend)-1] // the slot's old value is the hint
+				r.money(m, m.Currency)
+			}
+		case custProfile:
+			if r.expect(w, wireBytes) {
+				if v := r.bytes(); r.err == nil {
+					if err := decodeProfile(v, &c.Profile, h); err != nil {
+						r.fail(err)
+					}
+				}
+			}
+		case custProfileUpdatedAt:
+			if r.expect(w, wireBytes) {
+				c.ProfileUpdatedAt = r.time()
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
+}
+
+func decodeCart(b []byte, cart *schemas.Cart) error {
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case cartItem:
+			if r.expect(w, wireBytes) {
+				v := r.bytes()
+				if r.err != nil {
+					break
+				}
+				cart.Items = slices.Grow(cart.Items, 1)
+				cart.Items = cart.Items[:len(cart.Items)+1]
+				if err := decodeItem(v, &cart.Items[len(cart.Items)-1]); err != nil {
+					r.fail(err)
+				}
+			}
+		case cartUpdatedAt:
+			if r.expect(w, wireBytes) {
+				cart.UpdatedAt = r.time()
+			}
+		case cartLastEvent:
+			if r.expect(w, wireBytes) {
+				cart.LastEvent = string(r.bytes())
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
+}
+
+// decodeItem decodes into it, a reused slot whose old strings are hints.
+func decodeItem(b []byte, it *schemas.Item) error {
+	old := *it
+	*it = schemas.Item{}
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case itemProductID:
+			if r.expect(w, wireBytes) {
+				it.ProductID = str(r.bytes(), old.ProductID)
+			}
+		case itemQuantity:
+			if r.expect(w, wireVarint) {
+				it.Quantity = int32(r.varint())
+			}
+		case itemUnitPrice:
+			if r.expect(w, wireBytes) {
+				r.money(&it.UnitPrice, old.UnitPrice.Currency)
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
+}
+
+func decodeProfile(b []byte, p *schemas.Profile, h *hints) error {
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case profBirthday:
+			if r.expect(w, wireBytes) {
+				p.Birthday = r.date()
+			}
+		case profSignupDate:
+			if r.expect(w, wireBytes) {
+				p.SignupDate = r.date()
+			}
+		case profTimeZone:
+			if r.expect(w, wireBytes) {
+				p.TimeZone = str(r.bytes(), h.tz)
+			}
+		case profCountry:
+			if r.expect(w, wireBytes) {
+				p.Country = str(r.bytes(), h.country)
+			}
+		case profOptIn:
+			if r.expect(w, wireBytes) {
+				v := r.bytes()
+				if r.err != nil {
+					break
+				}
+				if len(v) == 0 || v[0] > 1 {
+					r.fail(errTruncated)
+					break
+				}
+				if p.OptIns == nil {
+					p.OptIns = make(map[schemas.Channel]bool, 4)
+				}
+				p.OptIns[channel(v[1:])] = v[0] == 1
+			}
+		case profContractEnd:
+			if r.expect(w, wireBytes) {
+				p.ContractEnd = r.date()
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
+}
+
+// channel returns the known channels without allocating.
+func channel(b []byte) schemas.Channel {
+	switch schemas.Channel(b) {
+	case schemas.ChannelEmail:
+		return schemas.ChannelEmail
+	case schemas.ChannelSMS:
+		return schemas.ChannelSMS
+	case schemas.ChannelPush:
+		return schemas.ChannelPush
+	case schemas.ChannelRisk:
+		return schemas.ChannelRisk
+	}
+	return schemas.Channel(b)
+}
+
+// appendTimer appends the encoding of t with its due time dueMS (unix
+// milliseconds; the caller has truncated t.Due).
+func appendTimer(b []byte, t *schemas.Timer, dueMS int64) []byte {
+	b = append(b, timerV1)
+	b = appendStringField(b, timerCustomer, string(t.Customer))
+	b = appendStringField(b, timerID, t.ID)
+	b = appendIntField(b, timerDue, dueMS)
+	if t.Rule != "" {
+		b = appendStringField(b, timerRule, string(t.Rule))
+	}
+	if t.Stage != 0 {
+		b = appendIntField(b, timerStage, int64(t.Stage))
+	}
+	if t.Occurrence != "" {
+		b = appendStringField(b, timerOccurrence, t.Occurrence)
+	}
+	for _, s := range t.CausedBy {
+		b = appendStringField(b, timerCausedBy, s)
+	}
+	return b
+}
+
+// decodeTimer decodes b into t (overwriting it; CausedBy is freshly
+// allocated, as the timer is handed to the caller) and returns the due time in
+// unix milliseconds.
+func decodeTimer(b []byte, t *schemas.Timer) (int64, error) {
+	*t = schemas.Timer{}
+	if len(b) == 0 {
+		return 0, fmt.Errorf("state: timer record: %w", errTruncated)
+	}
+	if b[0] != timerV1 {
+		return 0, fmt.Errorf("state: timer record format version %d is unknown to this release", b[0])
+	}
+	r := reader{b: b[1:]}
+	var due int64
+	sawDue := false
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case timerCustomer:
+			if r.expect(w, wireBytes) {
+				t.Customer = schemas.CustomerID(r.bytes())
+			}
+		case timerID:
+			if r.expect(w, wireBytes) {
+				t.ID = string(r.bytes())
+			}
+		case timerDue:
+			if r.expect(w, wireVarint) {
+				due = r.varint()
+				sawDue = true
+			}
+		case timerRule:
+			if r.expect(w, wireBytes) {
+				t.Rule = schemas.RuleID(r.bytes())
+			}
+		case timerStage:
+			if r.expect(w, wireVarint) {
+				t.Stage = int32(r.varint())
+			}
+		case timerOccurrence:
+			if r.expect(w, wireBytes) {
+				t.Occurrence = string(r.bytes())
+			}
+		case timerCausedBy:
+			if r.expect(w, wireBytes) {
+				t.CausedBy = append(t.CausedBy, string(r.bytes()))
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	if r.err != nil {
+		return 0, fmt.Errorf("state: timer record: %w", r.err)
+	}
+	if !sawDue {
+		return 0, fmt.Errorf("state: timer record has no due time")
+	}
+	t.Due = time.UnixMilli(due).UTC()
+	return due, nil
+}
+
+// Offsets are the positions a partition's state reflects.
+type Offsets struct {
+	// Inputs maps an input topic to the offset to resume from (the next
+	// record to read) in this partition.
+	Inputs map[string]int64
+	// Changelog is the offset of the last changelog record the state
+	// reflects, or -1 when none.
+	Changelog int64
+}
+
+// appendOffsets appends the encoding of the inputs (topics in the order
+// given, sorted by the caller for stable bytes) and the changelog offset.
+func appendOffsets(b []byte, topics []string, inputs map[string]int64, changelog int64) []byte {
+	b = append(b, offsetsV1)
+	b = appendIntField(b, offChangelog, changelog)
+	for _, t := range topics {
+		var at int
+		b, at = beginNested(b, offInput)
+		b = binary.AppendVarint(b, inputs[t])
+		b = append(b, t...)
+		b = endNested(b, at)
+	}
+	return b
+}
+
+// decodeOffsets decodes b into inputs (cleared first) and returns the
+// changelog offset.
+func decodeOffsets(b []byte, inputs map[string]int64) (int64, error) {
+	clear(inputs)
+	if len(b) == 0 {
+		return 0, fmt.Errorf("state: offsets record: %w", errTruncated)
+	}
+	if b[0] != offsetsV1 {
+		return 0, fmt.Errorf("state: offsets record format version %d is unknown to this release", b[0])
+	}
+	r := reader{b: b[1:]}
+	changelog := int64(-1)
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case offChangelog:
+			if r.expect(w, wireVarint) {
+				changelog = r.varint()
+			}
+		case offInput:
+			if r.expect(w, wireBytes) {
+				t := reader{b: r.bytes()}
+				if r.err != nil {
+					break
+				}
+				next := t.varint()
+				if t.err != nil {
+					r.fail(t.err)
+					break
+				}
+				inputs[string(t.b)] = next
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	if r.err != nil {
+		return 0, fmt.Errorf("state: offsets record: %w", r.err)
+	}
+	return changelog, nil
+}

@@ -1,0 +1,55 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Config configures a Store.
+type Config struct {
+	// Dir is the state directory. It holds one Pebble store for all the
+	// partitions this process owns.
+	Dir string
+	// FS is the file system; nil means vfs.Default. Tests pass vfs.NewMem()
+	// or vfs.NewCrashableMem().
+	FS vfs.FS
+	// CacheBytes is the size of Pebble's block cache; 0 means 256 MiB.
+	CacheBytes int64
+	// MemTableBytes is the size of one Pebble memtable; 0 means 64 MiB. A
+	// large memtable keeps the recent writes of hot customers in memory and
+	// makes flushes rarer.
+	MemTableBytes int64
+}
+
+const (
+	defaultCacheBytes    = 256 << 20
+	defaultMemTableBytes = 64 << 20
+	maxMemTableBytes     = 4<<30 - 1 // Pebble's limit
+)
+
+// DefaultConfig returns the defaults. Dir is relative to the working
+// directory; deployments set it.
+func DefaultConfig() Config {
+	return Config{
+		Dir:           "state",
+		CacheBytes:    defaultCacheBytes,
+		MemTableBytes: defaultMemTableBytes,
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("state: Dir is empty"))
+	}
+	if c.CacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("state: CacheBytes is %d: want >= 0 (0 = default)", c.CacheBytes))
+	}
+	if c.MemTableBytes < 0 || c.MemTableBytes > maxMemTableBytes {
+		errs = append(errs, fmt.Errorf("state: MemTableBytes is %d: want 0 (default) to %d", c.MemTableBytes, int64(maxMemTableBytes)))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,108 @@
+// Package state keeps the per-customer state and the durable timers of the
+// partitions this process owns, in one embedded Pebble store. It is the only
+// package that imports Pebble.
+//
+// # Pebble is a cache of the changelog
+//
+// The durable copy of the state is a compacted changelog topic in Kafka, with
+// one partition per input partition. The processor works in batches (one per
+// poll): it reads and updates customers and timers through a Partition, gets
+// the batch's changes from Partition.Changes (coalesced: the last value per
+// key), produces them to the changelog inside its Kafka transaction, and only
+// when the transaction commits calls Partition.Commit, which writes the batch
+// to Pebble in one atomic Pebble batch together with the input offsets and
+// the changelog offset it reflects. If the transaction aborts,
+// Partition.Abort drops the batch.
+//
+// So Pebble never holds a change that Kafka does not, and it needs no fsync:
+// commits use NoSync. The WAL is on, so a crash (of the process or the
+// machine) loses at most the last batches, each in full: Pebble is left at
+// the state after some earlier batch, with that batch's offsets, and is
+// behind Kafka, never inconsistent with it. After a restart, or when a
+// partition is assigned, the worker replays the changelog from the stored
+// changelog offset + 1 to its end with Partition.ApplyChangelog, which
+// rebuilds both timer indexes and the timer count, and FlushRestore.
+//
+// # Key layout
+//
+// Every key starts with the partition number, 4 bytes big-endian, so that a
+// partition's keys are one contiguous range (a revoked partition is one range
+// deletion) and the partitions never interleave.
+//
+//	| key                                  | value                                   |
+//	|--------------------------------------|-----------------------------------------|
+//	| <p> 'c' <customer ID>                | customer record (see Record encoding)   |
+//	| <p> 't' <due> <esc(customer)> <ID>   | timer record: the time-ordered index    |
+//	| <p> 'r' <esc(customer)> <ID>         | <due>: the per-customer reverse index   |
+//	| <p> 'm' "offsets"                    | offsets record: input topic -> next     |
+//	|                                      | offset, and the changelog offset        |
+//	| <p> 'm' "timers"                     | pending-timer count, 8 bytes big-endian |
+//	| 0xFFFFFFFF 'm' "layout"              | key layout version, 4 bytes (store-wide)|
+//
+// <p> is the partition (uint32 big-endian; Kafka partitions are int32 >= 0,
+// so the store-wide prefix 0xFFFFFFFF is never a partition).
+//
+// <due> is the timer's due time in unix milliseconds with the sign bit
+// flipped, 8 bytes big-endian, so that keys sort by time (times before 1970
+// included). Timers keep millisecond precision, like Kafka timestamps.
+//
+// esc(customer) is the customer ID with each 0x00 byte written as 0x00 0xFF,
+// ended by 0x00 0x01. It sorts like the ID itself and marks where the ID ends,
+// so the index orders timers of equal due time by customer, then timer ID,
+// and all timers of one customer share the prefix <p> 'r' esc(customer) (how
+// Erase finds them). (A 2-byte length prefix would be simpler but would sort
+// ties by ID length first.)
+//
+// Firing is a range scan from the front of the 't' range; Schedule, Cancel
+// and rescheduling are a point read of the 'r' entry plus two index writes.
+// Nothing scans the whole state.
+//
+// # Changelog records
+//
+// The changelog key of a record is its Pebble key without the 4-byte
+// partition prefix (the changelog partition is the same number):
+//
+//	| changelog key                 | value                                       |
+//	|-------------------------------|---------------------------------------------|
+//	| 'c' <customer ID>             | customer record; tombstone = erased         |
+//	| 'r' <esc(customer)> <ID>      | timer record; tombstone = cancelled/fired   |
+//	| 'm' "offsets"                 | offsets record with changelog offset -1     |
+//
+// A timer travels under its reverse-index key, not its time-ordered one: the
+// key does not change when the timer moves, so log compaction keeps exactly
+// one record per pending timer, and the record (which holds the due time) is
+// enough to rebuild both indexes. The changelog offsets record cannot hold its
+// own offset; a restore takes the offset of the last record applied.
+// The 't' entries and the timer count are derived and never sent.
+//
+// # Record encoding
+//
+// Records (customer, timer, offsets) are hand-written, compact and
+// allocation-free to write: a format version byte, then fields in a subset of
+// the protocol-buffers wire format: a uvarint tag (field number << 3 | wire
+// type), then a zigzag varint (wire type 0) or a uvarint length and bytes
+// (wire type 2: strings, nested records, and tuples for values that never
+// grow: a time is (unix seconds, nanoseconds), a date (year, month, day),
+// money (minor units, currency)). Zero fields are omitted. Times are stored as
+// instants and come back in UTC.
+//
+// How a new release reads the old format, and the other way round:
+//   - A new field gets a new field number; readers skip fields they do not
+//     know (by wire type), and a missing field decodes as its zero value.
+//     The version byte does not change.
+//   - A field number is never reused or given another type; a retired field
+//     stays reserved in codec.go.
+//   - A change the fields cannot express (a new wire type, a different
+//     framing) gets a new version byte; the decoder keeps a case for every
+//     version ever written, and a reader refuses a version it does not know
+//     (rather than misreading it).
+//   - A change of the key layout bumps the store-wide layout version, which
+//     Open checks.
+//
+// # Ownership and concurrency
+//
+// A Store is safe for concurrent use. A Partition is owned by its partition
+// worker: it takes no locks, and its batch state (cache, buffers) is reused
+// from batch to batch. Customer pointers and Changes buffers are valid until
+// the next Commit or Abort.
+package state

@@ -1,0 +1,170 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/triggerd/triggerd/schemas"
+)
+
+// ApplyChangelog applies one changelog record (offset is its Kafka offset)
+// to a restore batch. Records are applied in offset order; applying one
+// twice is harmless. The state is rebuilt exactly: a customer record is
+// stored as is; a timer record rebuilds both timer indexes (removing a moved
+// timer's old time-ordered entry) and the pending-timer count; the offsets
+// record restores the input offsets. A nil or empty value is a tombstone.
+//
+// A restore runs between batches: ApplyChangelog fails while a batch has
+// uncommitted changes, and Customer, Schedule and the other batch writes fail
+// until FlushRestore. An invalid record is an error (the processor stops:
+// the changelog is the state's only copy).
+func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
+	if p.err != nil {
+		return p.err
+	}
+	if !p.restoring {
+		if p.sealed || len(p.custs) > 0 || len(p.timers) > 0 || p.offsetsDirty || !p.batch.Empty() {
+			return fmt.Errorf("state: partition %d: ApplyChangelog with an open batch: Commit or Abort it first", p.num)
+		}
+		p.restoring = true
+		// Restored timers may be due at any time.
+		p.floor, p.committedFloor = 0, 0
+	}
+	if len(key) == 0 {
+		return fmt.Errorf("state: partition %d: changelog offset %d: empty key", p.num, offset)
+	}
+	var err error
+	switch key[0] {
+	case kindCustomer:
+		err = p.applyCustomer(key, value)
+	case kindReverse:
+		err = p.applyTimer(key, value)
+	case kindMeta:
+		if string(key[1:]) != metaOffsets {
+			err = fmt.Errorf("unknown metadata key %q", key[1:])
+			break
+		}
+		if len(value) == 0 {
+			clear(p.inputs)
+		} else if _, err = decodeOffsets(value, p.inputs); err != nil {
+			break
+		}
+		p.offsetsDirty = true
+	default:
+		err = fmt.Errorf("unknown key kind %q", key[0])
+	}
+	if err != nil {
+		if p.err != nil {
+			return err // a write error, already wrapped and sticky
+		}
+		return fmt.Errorf("state: partition %d: changelog offset %d: %w", p.num, offset, err)
+	}
+	if offset > p.restoreOffset {
+		p.restoreOffset = offset
+	}
+	return nil
+}
+
+func (p *Partition) applyCustomer(key, value []byte) error {
+	if len(key) < 2 {
+		return fmt.Errorf("empty customer ID")
+	}
+	p.key = appendPartition(p.key[:0], p.num)
+	p.key = append(p.key, key...)
+	if len(value) == 0 {
+		if err := p.batch.Delete(p.key, nil); err != nil {
+			return p.writeErr(err)
+		}
+		return nil
+	}
+	// Decode to validate: a record we cannot read must stop the restore
+	// here, not fail a batch later.
+	if err := decodeCustomer(value, &p.scratch); err != nil {
+		return err
+	}
+	if err := p.batch.Set(p.key, value, nil); err != nil {
+		return p.writeErr(err)
+	}
+	return nil
+}
+
+func (p *Partition) applyTimer(key, value []byte) error {
+	c, id, err := parseTimerRef(key[1:])
+	if err != nil {
+		return err
+	}
+	p.key2 = appendPartition(p.key2[:0], p.num)
+	p.key2 = append(p.key2, key...)
+	old, found, err := p.getDue(p.key2)
+	if err != nil {
+		return err
+	}
+	var due uint64
+	if len(value) > 0 {
+		var t schemas.Timer
+		ms, err := decodeTimer(value, &t)
+		if err != nil {
+			return err
+		}
+		if t.Customer != c || t.ID != id {
+			return fmt.Errorf("timer record %q/%q under key %q/%q", t.Customer, t.ID, c, id)
+		}
+		due = encodeDue(ms)
+	}
+	if found && (len(value) == 0 || old != due) {
+		p.key = appendTimerKey(p.key[:0], p.num, old, c, id)
+		if err := p.batch.Delete(p.key, nil); err != nil {
+			return p.writeErr(err)
+		}
+	}
+	if len(value) == 0 {
+		if found {
+			if err := p.batch.Delete(p.key2, nil); err != nil {
+				return p.writeErr(err)
+			}
+			p.pending--
+		}
+		return nil
+	}
+	p.key = appendTimerKey(p.key[:0], p.num, due, c, id)
+	if err := p.batch.Set(p.key, value, nil); err != nil {
+		return p.writeErr(err)
+	}
+	var b [dueLen]byte
+	binary.BigEndian.PutUint64(b[:], due)
+	if err := p.batch.Set(p.key2, b[:], nil); err != nil {
+		return p.writeErr(err)
+	}
+	if !found {
+		p.pending++
+	}
+	return nil
+}
+
+// FlushRestore commits the restore batch (NoSync, like Commit) with the
+// restored input offsets, the offset of the last record applied as the
+// changelog offset, and the timer count. Call it every few thousand records
+// and at the end of the restore; it is a no-op when nothing was applied.
+func (p *Partition) FlushRestore() error {
+	if p.err != nil {
+		return p.err
+	}
+	if !p.restoring {
+		return nil
+	}
+	changelog := p.committedChangelog
+	if p.restoreOffset >= 0 {
+		changelog = p.restoreOffset
+	}
+	if err := p.writeMeta(p.offsetsDirty || changelog != p.committedChangelog, changelog); err != nil {
+		return err
+	}
+	if !p.batch.Empty() {
+		if err := p.batch.Commit(pebble.NoSync); err != nil {
+			return p.writeErr(err)
+		}
+	}
+	p.committed(changelog)
+	return nil
+}

@@ -1,0 +1,200 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+)
+
+// layoutVersion is the key layout of doc.go. Open refuses a store written
+// with a newer layout; a new layout keeps reading (or migrates) the old one.
+const layoutVersion = 1
+
+var errClosed = errors.New("state: store closed")
+
+// Store is the process's one Pebble store. Its methods are safe for
+// concurrent use; the Partition handles it gives out are not (each belongs to
+// one goroutine).
+type Store struct {
+	db  *pebble.DB
+	log *zap.Logger
+
+	mu struct {
+		sync.Mutex
+		parts  map[int32]*Partition
+		closed bool
+	}
+}
+
+// Open opens (or creates) the store in cfg.Dir.
+func Open(cfg Config, log *zap.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = defaultCacheBytes
+	}
+	if cfg.MemTableBytes == 0 {
+		cfg.MemTableBytes = defaultMemTableBytes
+	}
+	fs := cfg.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	log = log.With(zap.String("dir", cfg.Dir))
+	opts := &pebble.Options{
+		FS:           fs,
+		CacheSize:    cfg.CacheBytes,
+		MemTableSize: uint64(cfg.MemTableBytes),
+		// Pinned rather than FormatNewest, so that a Pebble upgrade does not
+		// silently ratchet the on-disk format past what a rollback can open.
+		FormatMajorVersion: pebble.FormatValueSeparation,
+		Logger:             pebbleLogger{log.Sugar()},
+		EventListener: &pebble.EventListener{
+			BackgroundError: func(err error) {
+				log.Error("pebble background error", zap.Error(err))
+			},
+			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+				log.Warn("pebble write stall", zap.String("reason", info.Reason))
+			},
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				log.Error("pebble data corruption", zap.String("path", info.Path), zap.Error(info.Details))
+			},
+		},
+		// The WAL stays on, so that a restart recovers a prefix of the
+		// committed batches, each in full or not at all. Commits use NoSync:
+		// the changelog topic is the durable copy, and a restart replays it
+		// from the changelog offset Pebble holds. A NoSync commit's WAL bytes
+		// stay in Pebble's 32 KiB WAL block buffer until the block fills or
+		// something syncs, so even a process crash can lose the last few
+		// batches: that is fine, and the crash test covers it.
+	}
+	// Customer loads and timer lookups are point reads of keys that are often
+	// absent (new customers, unset timers): bloom filters skip most tables.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(cfg.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", cfg.Dir, err)
+	}
+	s := &Store{db: db, log: log}
+	s.mu.parts = make(map[int32]*Partition)
+	if err := s.checkLayout(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return s, nil
+}
+
+// checkLayout reads the store's layout version, writing it into a new store.
+func (s *Store) checkLayout() error {
+	key := appendMetaKey(nil, storePart, "layout")
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		if err := s.db.Set(key, binary.BigEndian.AppendUint32(nil, layoutVersion), pebble.Sync); err != nil {
+			return fmt.Errorf("state: write layout version: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state: read layout version: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 4 {
+		return fmt.Errorf("state: layout version is %d bytes, want 4", len(v))
+	}
+	if got := binary.BigEndian.Uint32(v); got != layoutVersion {
+		return fmt.Errorf("state: store layout version %d is unknown to this release (it knows %d)", got, layoutVersion)
+	}
+	return nil
+}
+
+// Close closes the store. Every partition worker must have stopped; their
+// handles fail from now on. Uncommitted batches are dropped.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return errClosed
+	}
+	s.mu.closed = true
+	var errs []error
+	for _, p := range s.mu.parts {
+		errs = append(errs, p.close(errClosed))
+	}
+	s.mu.parts = nil
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("state: close: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Partition returns the handle for partition p, creating it on first use.
+// Later calls return the same handle until DropPartition(p) or Close, so a
+// partition revoked and assigned again (without a drop) gets its handle back,
+// with its committed state. Ownership moves with the assignment: the old
+// worker must have stopped, after Commit or Abort, before a new one uses it.
+//
+// Partition has no error result: if p is negative, the store is closed, or
+// the partition's metadata cannot be read, the handle carries that error and
+// every method of it that returns an error reports it.
+func (s *Store) Partition(p int32) *Partition {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return &Partition{err: errClosed}
+	}
+	if h, ok := s.mu.parts[p]; ok {
+		return h
+	}
+	if p < 0 {
+		return &Partition{err: fmt.Errorf("state: negative partition %d", p)}
+	}
+	h := newPartition(s, p)
+	if h.err == nil {
+		s.mu.parts[p] = h
+	}
+	return h
+}
+
+// DropPartition deletes every key of partition p with one range deletion:
+// the partition was revoked and is not kept. Its handle, if any, fails from
+// now on (its worker must have stopped); a later Partition(p) starts empty.
+// The deletion is not synced: if it is lost in a crash, the partition's old
+// state comes back, which is still a consistent state at its stored
+// changelog offset.
+func (s *Store) DropPartition(p int32) error {
+	if p < 0 {
+		return fmt.Errorf("state: negative partition %d", p)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return errClosed
+	}
+	if h, ok := s.mu.parts[p]; ok {
+		_ = h.close(fmt.Errorf("state: partition %d was dropped", p))
+		delete(s.mu.parts, p)
+	}
+	start, end := partitionBounds(uint32(p))
+	if err := s.db.DeleteRange(start, end, pebble.NoSync); err != nil {
+		return fmt.Errorf("state: drop partition %d: %w", p, err)
+	}
+	return nil
+}
+
+// pebbleLogger routes Pebble's log lines to zap.
+type pebbleLogger struct{ l *zap.SugaredLogger }
+
+func (l pebbleLogger) Infof(format string, args ...any)  { l.l.Infof(format, args...) }
+func (l pebbleLogger) Errorf(format string, args ...any) { l.l.Errorf(format, args...) }
+func (l pebbleLogger) Fatalf(format string, args ...any) { l.l.Fatalf(format, args...) }

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/rules"
+	"github.com/triggerd/triggerd/schemas"
+	"github.com/triggerd/triggerd/state"
+)
+
+// runProcessor runs an in-process processor until the test ends.
+func runProcessor(t *testing.T, cfg processor.Config, rc rules.Config) *processor.Processor {
+	t.Helper()
+	sc := state.DefaultConfig()
+	sc.Dir = "state"
+	sc.FS = vfs.NewMem()
+	store, err := state.Open(sc, zaptest.NewLogger(t).Named("state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Store: store, Rules: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("processor: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("processor did not stop within 30s of cancel")
+		}
+		if err := store.Close(); err != nil {
+			t.Errorf("closing state: %v", err)
+		}
+	})
+	return proc
+}
+
+// waitEvents waits until the processor has committed n input events.
+func waitEvents(t *testing.T, proc *processor.Processor, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for proc.Stats().Events < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("processor committed %d of %d events within 60s", proc.Stats().Events, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func click(id, cust string, typ schemas.EventType, at time.Time, product string) schemas.Event {
+	return schemas.Event{Source: schemas.SourceClickstream, ID: id, Customer: schemas.CustomerID(cust), Type: typ, Time: at,
+		ProductID: product, Quantity: 1, Price: schemas.Money{Minor: 2500, Currency: "EUR"}}
+}
+
+func purchase(id, cust string, at time.Time) schemas.Event {
+	return schemas.Event{Source: schemas.SourceTransaction, ID: id, Customer: schemas.CustomerID(cust), Type: schemas.Purchase, Time: at,
+		OrderID: "o-" + id, Amount: schemas.Money{Minor: 2500, Currency: "EUR"}}
+}
+
+// TestCartAbandonment drives the two-stage cart abandonment rule through
+// Kafka with event time: stage 1 one hour after the last cart change, stage
+// 2 a day after stage 1 was due; a purchase cancels, a cart change restarts
+// the clock, an emptied cart cancels.
+func TestCartAbandonment(t *testing.T) {
+	c := newCluster(t)
+	const parts = 3
+	cfg := c.topics(t, parts)
+	rc := rules.DefaultConfig() // 1h, then 24h
+	proc := runProcessor(t, cfg, rc)
+	p := newProducer(t, c, cfg)
+	reader := newTriggerReader(t, c, cfg.Topics.Triggers)
+
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)
+	m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
+	evs := []schemas.Event{
+		// abandoned: stage 1 at +60m, stage 2 at +24h60m
+		click("a1", "abandoner", schemas.AddToCart, m(0), "p1"),
+		// bought within the hour: nothing
+		click("b1", "buyer", schemas.AddToCart, m(0), "p1"),
+		purchase("b2", "buyer", m(30)),
+		// cart changed at +45m: the clock restarts, stage 1 at +105m
+		click("r1", "restarter", schemas.AddToCart, m(0), "p1"),
+		click("r2", "restarter", schemas.AddToCart, m(45), "p2"),
+		// emptied cart at +10m: nothing
+		click("e1", "emptier", schemas.AddToCart, m(0), "p1"),
+		click("e2", "emptier", schemas.RemoveFromCart, m(10), "p1"),
+		// bought after stage 1 (see below): stage 1 only
+		click("l1", "late-buyer", schemas.AddToCart, m(0), "p1"),
+		// only browsing: nothing
+		click("v1", "browser", schemas.ProductView, m(5), "p1"),
+	}
+	p.send(parts, evs...)
+	waitEvents(t, proc, int64(len(evs)))
+	p.tick(parts, m(120))
+	waitEvents(t, proc, int64(len(evs)+3*parts))
+
+	got := reader.read(3, time.Second, 60*time.Second)
+	checkTriggers(t, got, []string{"abandoner/1", "late-buyer/1", "restarter/1"})
+	for _, tr := range got {
+		wantDue := m(60)
+		if tr.customer == "restarter" {
+			wantDue = m(105)
+		}
+		if !tr.due.Equal(wantDue) {
+			t.Errorf("%s stage %d due %s, want %s", tr.customer, tr.stage, tr.due, wantDue)
+		}
+		if tr.channel != "email" {
+			t.Errorf("%s stage 1 on channel %q, want email", tr.customer, tr.channel)
+		}
+	}
+
+	p.send(parts, purchase("l2", "late-buyer", m(150)))
+	p.tick(parts, m(24*60+120))
+	waitEvents(t, proc, int64(len(evs)+1+6*parts))
+	got2 := reader.read(2, time.Second, 60*time.Second)
+	checkTriggers(t, got2, []string{"abandoner/2", "restarter/2"})
+	for _, tr := range got2 {
+		if tr.channel != "push" {
+			t.Errorf("%s stage 2 on channel %q, want push", tr.customer, tr.channel)
+		}
+	}
+	checkUniqueIDs(t, append(got, got2...))
+}
+
+// checkTriggers compares "customer/stage" of the cart_abandoned triggers
+// with want, and the header ID with the value's ID.
+func checkTriggers(t *testing.T, got []firedTrigger, want []string) {
+	t.Helper()
+	var have []string
+	for _, tr := range got {
+		if tr.kind != "cart_abandoned" {
+			t.Errorf("unexpected trigger kind %q", tr.kind)
+		}
+		if tr.headerID != tr.id {
+			t.Errorf("trigger header ID %q differs from the value's ID %q", tr.headerID, tr.id)
+		}
+		have = append(have, fmt.Sprintf("%s/%d", tr.customer, tr.stage))
+	}
+	sort.Strings(have)
+	if fmt.Sprint(have) != fmt.Sprint(want) {
+		t.Errorf("triggers:\n got %v\nwant %v", have, want)
+	}
+}
+
+func checkUniqueIDs(t *testing.T, got []firedTrigger) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, tr := range got {
+		if seen[tr.id] {
+			t.Errorf("trigger ID %s delivered twice", tr.id)
+		}
+		seen[tr.id] = true
+	}
+}

@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# broker.sh: a real single-node Apache Kafka broker (KRaft, combined broker
+# and controller) on loopback for the end-to-end and system tests.
+#
+#   test/kafka/broker.sh start    fetch jars if needed, start, wait until up;
+#                                 last stdout line is the bootstrap address
+#   test/kafka/broker.sh stop     stop the broker and delete its data
+#   test/kafka/broker.sh status   exit 0 if the broker is running
+#   test/kafka/broker.sh env      print TRIGGERD_KAFKA_BROKERS=ADDR
+#
+# The Kafka jars come from Maven Central through pom.xml (no distribution
+# tarball) and are cached under test/kafka/.cache/kafka-<version>/jars; the
+# broker's config, data and log live in test/kafka/.cache/run. Needs Java 17+,
+# and mvn the first time. Environment: KAFKA_START_TIMEOUT (seconds, default
+# 90), KAFKA_HEAP_OPTS (default -Xms256m -Xmx768m).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+pom=$here/pom.xml
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
+cache=$here/.cache
+jars=$cache/kafka-$kafka_version/jars
+marker=$cache/kafka-$kafka_version/fetched # holds the checksum of the pom it was fetched with
+run=$cache/run
+data=$run/data
+props=$run/server.properties
+pidfile=$run/broker.pid
+bootfile=$run/bootstrap
+log=$run/server.log # written by log4j2, see log4j2.properties
+out=$run/broker.out # the JVM's own stdout/stderr
+timeout=${KAFKA_START_TIMEOUT:-90}
+heap=${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}
+java=${JAVA_HOME:+$JAVA_HOME/bin/}java
+
+die() { echo "kafka: $*" >&2; exit 1; }
+
+need_java() {
+	command -v "$java" >/dev/null 2>&1 ||
+		die "java not found (PATH or JAVA_HOME); the test broker needs a Java 17+ runtime, e.g. apt-get install openjdk-17-jre-headless"
+	local v
+	v=$("$java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+	[[ ${v%%.*} =~ ^[0-9]+$ && ${v%%.*} -ge 17 ]] ||
+		die "Kafka $kafka_version needs Java 17 or newer, found '${v:-unknown}' ($java)"
+}
+
+# fetch_jars resolves the broker's runtime class path into $jars unless a
+# complete fetch for this exact pom is already cached.
+fetch_jars() {
+	local sum
+	sum=$(cksum <"$pom")
+	if [[ -f $marker && $(<"$marker") == "$sum" ]]; then
+		return
+	fi
+	command -v mvn >/dev/null 2>&1 ||
+		die "mvn not found on PATH; Maven is needed once to fetch the Kafka $kafka_version jars from Maven Central, e.g. apt-get install maven"
+	echo "kafka: fetching Kafka $kafka_version jars with Maven" >&2
+	local s0=$SECONDS
+	rm -rf "$jars" "$marker"
+	mkdir -p "$jars"
+	local mlog=$cache/kafka-$kafka_version/mvn.log
+	if ! mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+		-DoutputDirectory="$jars" >"$mlog" 2>&1; then
+		tail -n 40 "$mlog" >&2
+		die "mvn could not fetch the Kafka jars (full output: $mlog)"
+	fi
+	echo "$sum" >"$marker"
+	echo "kafka: fetched $(ls "$jars" | wc -l | tr -d ' ') jars in $((SECONDS - s0))s" >&2
+}
+
+# broker_pid prints the pid of our running broker, if there is one. It checks
+# that the pid still belongs to a broker using our config, so a stale pid file
+# never leads to signalling an unrelated process.
+broker_pid() {
+	[[ -f $pidfile ]] || return 1
+	local pid
+	pid=$(<"$pidfile")
+	[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+	if [[ -r /proc/$pid/cmdline ]]; then
+		tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $props" || return 1
+	fi
+	echo "$pid"
+}
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# port_free: nothing listens on the port and (where /proc exists) no socket
+# uses it as its local port, which would make the broker's bind fail.
+port_free() {
+	local hex
+	hex=$(printf ':%04X ' "$1")
+	! grep -qs -- "$hex" /proc/net/tcp /proc/net/tcp6 && ! listening "$1"
+}
+
+# pick_ports sets port and cport to a free pair below the Linux ephemeral
+# range, so outgoing connections do not take them in the meantime.
+pick_ports() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		port=$((20000 + RANDOM % 12000))
+		cport=$((port + 1))
+		if port_free "$port" && port_free "$cport"; then
+			return
+		fi
+	done
+	die "no free loopback port pair found in 20000-32000"
+}
+
+# cluster_id makes a Kafka Uuid (16 random bytes, URL-safe base64 without
+# padding) in the shell, saving a JVM start for "StorageTool random-uuid".
+# Like Kafka, it avoids IDs starting with '-', which CLIs take for a flag.
+cluster_id() {
+	local id
+	while :; do
+		id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+		[[ $id == -* ]] || break
+	done
+	echo "$id"
+}
+
+write_props() {
+	cat >"$props" <<EOF
+# Written by test/kafka/broker.sh; rewritten on every start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$data
+
+# One node: every internal topic has one replica. Few partitions for the
+# internal topics keep the first group/transaction fast to set up.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+default.replication.factor=1
+min.insync.replicas=1
+
+# Tests create their topics explicitly (co-partitioning is checked at start).
+auto.create.topics.enable=false
+num.partitions=1
+
+# Faster group changes than production defaults, for the rebalance tests.
+group.initial.rebalance.delay.ms=0
+group.consumer.min.heartbeat.interval.ms=1000
+group.consumer.heartbeat.interval.ms=1000
+group.consumer.min.session.timeout.ms=6000
+group.consumer.session.timeout.ms=10000
+log.retention.check.interval.ms=10000
+EOF
+}
+
+elapsed_ms() {
+	local now
+	now=${EPOCHREALTIME:-$(date +%s).000000}
+	now=${now/[.,]/}
+	echo $(((now - t0) / 1000))
+}
+
+# launch starts one broker on a fresh port pair and waits for it. Returns 0
+# when up, 2 when a port was taken between the check and the bind (worth a
+# retry), 1 on any other failure; on failure the broker is gone.
+launch() {
+	pick_ports
+	rm -rf "$data" "$log" "$out" "$bootfile" "$pidfile" "$run/format" "$run/format.out"
+	mkdir -p "$data"
+	write_props
+	local jvm_common=(-Djava.awt.headless=true
+		"-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$jars/*")
+	if ! "$java" -Xmx256m "-Dkafka.logs.dir=$run/format" "${jvm_common[@]}" \
+		kafka.tools.StorageTool format -t "$(cluster_id)" -c "$props" \
+		>"$run/format.out" 2>&1; then
+		tail -n 40 "$run/format/server.log" "$run/format.out" >&2
+		echo "kafka: formatting the broker storage failed" >&2
+		return 1
+	fi
+	# shellcheck disable=SC2086 # heap holds several JVM options
+	nohup "$java" $heap -server "-Dkafka.logs.dir=$run" "${jvm_common[@]}" kafka.Kafka "$props" \
+		>"$out" 2>&1 </dev/null &
+	local pid=$!
+	echo "$pid" >"$pidfile"
+	while (($(elapsed_ms) < timeout * 1000)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid" 2>/dev/null || true
+			if grep -qs 'Address already in use' "$log" "$out"; then
+				echo "kafka: port $port or $cport was taken meanwhile, retrying" >&2
+				return 2
+			fi
+			fail "the broker exited during start-up"
+			return 1
+		fi
+		if grep -qs 'Kafka Server started' "$log" && listening "$port"; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	fail "the broker did not come up within ${timeout}s"
+	return 1
+}
+
+fail() {
+	{
+		echo "kafka: $1; last lines of $log:"
+		tail -n 60 "$log" 2>/dev/null || true
+		if [[ -s $out ]]; then
+			echo "kafka: JVM output ($out):"
+			tail -n 20 "$out"
+		fi
+	} >&2
+	cmd_stop
+}
+
+cmd_start() {
+	if broker_pid >/dev/null; then
+		echo "kafka: broker already running at $(<"$bootfile")" >&2
+		cat "$bootfile"
+		return
+	fi
+	need_java
+	fetch_jars
+	cmd_stop
+	mkdir -p "$run"
+	t0=${EPOCHREALTIME:-$(date +%s).000000}
+	t0=${t0/[.,]/}
+	local attempt rc
+	for attempt in 1 2 3; do
+		rc=0
+		launch || rc=$?
+		if ((rc == 0)); then
+			local ms addr=127.0.0.1:$port
+			ms=$(elapsed_ms)
+			echo "$addr" >"$bootfile"
+			printf 'kafka: broker %s up at %s in %d.%01ds\n' "$kafka_version" "$addr" \
+				$((ms / 1000)) $((ms % 1000 / 100)) >&2
+			echo "$addr"
+			return
+		fi
+		((rc == 2)) || exit 1
+	done
+	fail "giving up after $attempt attempts"
+	exit 1
+}
+
+cmd_stop() {
+	local pid i
+	if pid=$(broker_pid); then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 150; i++)); do # 30 s for a clean shutdown
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "kafka: broker $pid ignored SIGTERM for 30s, killing it" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+			for ((i = 0; i < 50; i++)); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
+		fi
+	fi
+	rm -rf "$data" "$pidfile" "$bootfile"
+}
+
+cmd_status() {
+	if broker_pid >/dev/null; then
+		echo "kafka: broker running at $(<"$bootfile")"
+	else
+		echo "kafka: broker not running"
+		return 1
+	fi
+}
+
+cmd_env() {
+	broker_pid >/dev/null || die "broker not running (start it with $0 start)"
+	echo "TRIGGERD_KAFKA_BROKERS=$(<"$bootfile")"
+}
+
+case ${1:-} in
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+env) cmd_env ;;
+*)
+	echo "usage: $0 start|stop|status|env" >&2
+	exit 2
+	;;
+esac
