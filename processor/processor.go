@@ -204,7 +204,22 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Strings("inputs", p.cfg.Inputs()),
 		zap.Int32("partitions", p.nparts), zap.String("instance_id", p.cfg.InstanceID))
 	for ctx.Err() == nil {
-		if err := p.runCycle(ctx); err != nil {
+		err := p.runCycle(ctx)
+		var retry *retryableError
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			// Shutting down interrupted a restore or a request:
+			// nothing was committed past what is persisted.
+			p.log.Info("processor stopped during a cycle", zap.Error(err))
+			return nil
+		case errors.As(err, &retry):
+			p.log.Warn("cycle aborted on a retryable error; retrying", zap.Error(err), zap.Duration("backoff", retryBackoff))
+			select {
+			case <-ctx.Done():
+			case <-time.After(retryBackoff):
+			}
+		default:
 			p.log.Error("processor stopping on a fatal error", zap.Error(err))
 			return err
 		}
@@ -345,6 +360,9 @@ func (p *Processor) runCycle(ctx context.Context) error {
 	p.m.cycleSeconds.Observe(time.Since(started).Seconds())
 	p.lastCycle.Store(time.Now().UnixNano())
 	if cycleErr != nil {
+		if retryable(active) {
+			return &retryableError{cycleErr}
+		}
 		return cycleErr
 	}
 	if endErr != nil {
@@ -352,6 +370,28 @@ func (p *Processor) runCycle(ctx context.Context) error {
 	}
 	p.ready.Store(true)
 	return nil
+}
+
+// retryBackoff is the pause after a cycle aborted on a retryable error.
+const retryBackoff = time.Second
+
+// retryableError is a cycle failure that a later attempt may not meet (a
+// schema registry that did not answer). The transaction was aborted, so the
+// records are polled again.
+type retryableError struct{ err error }
+
+func (e *retryableError) Error() string { return e.err.Error() }
+func (e *retryableError) Unwrap() error { return e.err }
+
+// retryable reports whether every failed worker failed retryably.
+func retryable(ws []*worker) bool {
+	for _, w := range ws {
+		var r *retryableError
+		if w.err != nil && !errors.As(w.err, &r) {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Processor) countEmitted(w *worker) {

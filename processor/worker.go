@@ -2,6 +2,7 @@ package processor
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"sync/atomic"
@@ -257,12 +258,14 @@ func (w *worker) fireDue(now time.Time) error {
 func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 	ev := &w.ev
 	if err := in.dec.Decode(r.Value, ev); err != nil {
-		reason := "undecodable"
 		var de *schemas.DecodeError
-		if errors.As(err, &de) {
-			reason = de.Reason
+		if !errors.As(err, &de) {
+			// Not the record's fault (the schema registry did not
+			// answer): retry the cycle rather than dead-letter a
+			// good record.
+			return &retryableError{fmt.Errorf("decoding %s offset %d: %w", in.topic, r.Offset, err)}
 		}
-		w.deadLetter(in, r, reason, err.Error())
+		w.deadLetter(in, r, de.Reason, err.Error())
 		return nil
 	}
 	if string(r.Key) != string(ev.Customer) {

@@ -27,6 +27,8 @@ const (
 	// a 10-byte record ask for tens of gigabytes. No real record carries
 	// more than 65536 cart lines, properties or opt-ins.
 	maxBlockCount = 1 << 16
+	// maxCachedIDs caps the schema IDs a reader remembers as unusable.
+	maxCachedIDs = 1024
 )
 
 var limitGoavro sync.Once
@@ -145,6 +147,11 @@ func (r *avroReader[T]) writer(ctx context.Context, id int) (*writer[T], error) 
 		return nil, err
 	}
 	old := *r.writers.Load()
+	if w.err != nil && len(old) >= maxCachedIDs {
+		// Garbage IDs must not grow the map (copied on every write)
+		// without bound; past the cap, they cost a lookup each.
+		return w, nil
+	}
 	m := make(map[int]*writer[T], len(old)+1)
 	for k, v := range old {
 		m[k] = v

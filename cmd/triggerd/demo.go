@@ -115,7 +115,7 @@ func runDemo(ctx context.Context, out io.Writer, s demoSettings) error {
 	wg.Go(func() {
 		defer close(procDone)
 		err := runWired(ctx, cfg, log, reg, func(p *processor.Processor) { procReady <- p })
-		if err != nil && !errors.Is(err, context.Canceled) {
+		if err != nil && ctx.Err() == nil {
 			errc <- fmt.Errorf("processor: %w", err)
 			cancel()
 		}
@@ -126,13 +126,13 @@ func runDemo(ctx context.Context, out io.Writer, s demoSettings) error {
 		return err
 	}
 	wg.Go(func() {
-		if err := generate(ctx, cfg.Kafka, reg, s); err != nil && !errors.Is(err, context.Canceled) {
+		if err := generate(ctx, cfg.Kafka, reg, s); err != nil && ctx.Err() == nil {
 			errc <- fmt.Errorf("generator: %w", err)
 			cancel()
 		}
 	})
 	wg.Go(func() {
-		if err := printTriggers(ctx, out, cfg.Kafka, reg, s.quiet); err != nil && !errors.Is(err, context.Canceled) {
+		if err := printTriggers(ctx, out, cfg.Kafka, reg, s.quiet); err != nil && ctx.Err() == nil {
 			errc <- fmt.Errorf("printer: %w", err)
 			cancel()
 		}
@@ -281,4 +281,3 @@ func formatTrigger(t *schemas.Trigger) string {
 	return fmt.Sprintf("%s  %-16s stage=%d %-5s customer=%s items=%d value=%s id=%s",
 		t.FiredAt.Local().Format("15:04:05"), t.Kind, t.Stage, t.Channel, t.Customer, len(t.Items), t.Value, t.ID[:12])
 }
-

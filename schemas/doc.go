@@ -1,0 +1,70 @@
+// Package schemas defines what travels on triggerd's topics: the Go types
+// the processor works with, the Avro schemas that are the contract with
+// producers and downstream senders (avro/*.avsc, embedded in the binary),
+// and the codecs between the two. It is the only package that imports an
+// Avro library (goavro), so the codec can be replaced behind this API.
+//
+// # Wire formats
+//
+// Each topic has a Format. FormatAvro is Avro binary in the Confluent
+// Schema Registry framing: a magic byte 0, the writer schema's registry ID
+// as a 4-byte big-endian integer, then the record. FormatJSON is one JSON
+// object per record with the Avro field names; timestamps are epoch
+// milliseconds or RFC 3339 strings on input and RFC 3339 in UTC with
+// milliseconds on output, dates are "YYYY-MM-DD", money is
+// {"minor": 1999, "currency": "EUR"}. Money is always integer minor units,
+// never a float. Dates (birthday, contract end) are local calendar dates
+// with no zone; timestamps decode to UTC.
+//
+// Optional fields are nullable with a null default. In Go, null is the zero
+// value: "" for a string, 0 for a quantity, the zero Money, Date or time,
+// an empty map or slice. So null and zero are one value and encode as null.
+//
+// # Subjects and schema IDs
+//
+// Schemas are registered under the topic's value subject ("<topic>-value",
+// the TopicNameStrategy; see ValueSubject). Encoders register the embedded
+// schema when they are created and frame every record with the returned ID.
+// Decoders look a record's writer schema up by the ID in its frame, once per
+// ID, and read the writer's fields into the Go type by name: a record
+// written with an older or newer schema decodes as long as the writer's
+// record name matches and each shared field has a readable type (int
+// widens to long; a field may be nullable in one version and not in the
+// other). A field the writer lacks is zero (a profile's type defaults to
+// profile_update); a field the reader lacks is skipped.
+//
+// # Evolution
+//
+// avro/released/v1 holds the schemas as released. Tests check, with a real
+// schema resolver, that each current schema reads its released copy
+// (BACKWARD) and, for the trigger schema, that the released copy also reads
+// the current one (FULL): downstream senders built on today's trigger schema
+// must keep working. In practice: add fields only with a default, never
+// remove or retype a trigger field, and never reuse a field name. Copy a
+// schema to avro/released/vN when a release ships it.
+//
+// # Bad records
+//
+// Decoders return a *DecodeError for a record that can never be decoded;
+// its Reason is one of a closed set, put on the dead-letter record:
+//
+//	undecodable          bad framing, unknown schema ID, truncated or trailing bytes, invalid JSON
+//	wrong_schema         the writer schema is not an Avro record of this topic (record name, field types)
+//	missing_customer_id  customer_id empty
+//	missing_event_id     event_id empty
+//	missing_type         type empty (not on the profile topic)
+//	bad_field            event_time absent or before 1970, a time or date outside the years 1..9999,
+//	                     a currency that is not three capital letters, a JSON value of the wrong type
+//
+// Any other error from a decoder means the schema registry could not be
+// reached: the record is fine and must be retried, not dead-lettered.
+//
+// # Hot path
+//
+// Decoders and encoders are safe for concurrent use. A Decoder resets and
+// refills the caller's Event, keeping its Items capacity; encoders append to
+// the caller's buffer. goavro decodes into generic maps (about 60
+// allocations per clickstream record); the JSON encoder allocates nothing.
+// goavro's block count limit is lowered to 65536 so that a crafted record
+// cannot make it allocate gigabytes.
+package schemas
