@@ -50,6 +50,7 @@ type worker struct {
 	part *state.Partition
 
 	inputs  []input
+	wmLag   prometheus.Gauge
 	actions rules.Actions
 	ev      schemas.Event
 	due     []schemas.Timer
@@ -79,6 +80,7 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 			maxTs:  noTime,
 		})
 	}
+	w.wmLag = p.m.watermarkLag.WithLabelValues(pl)
 	w.chlogPromise = func(r *kgo.Record, err error) {
 		if err != nil {
 			p.produceFailed(err)
@@ -199,6 +201,9 @@ func (w *worker) runCycle(now time.Time) error {
 	}
 	if err := w.fireDue(now); err != nil {
 		return err
+	}
+	if wm, ok := w.watermark(now); ok {
+		w.wmLag.Set(now.Sub(wm).Seconds())
 	}
 	for i := range w.inputs {
 		in := &w.inputs[i]

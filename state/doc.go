@@ -33,7 +33,8 @@
 //	|--------------------------------------|-----------------------------------------|
 //	| <p> 'c' <customer ID>                | customer record (see Record encoding)   |
 //	| <p> 't' <due> <esc(customer)> <ID>   | timer record: the time-ordered index    |
-//	| <p> 'r' <esc(customer)> <ID>         | <due>: the per-customer reverse index   |
+//	| <p> 'r' <esc(customer)> <ID>         | <due>: the per-customer reverse index;  |
+//	|                                      | empty = not pending (see below)         |
 //	| <p> 'm' "offsets"                    | offsets record: input topic -> next     |
 //	|                                      | offset, and the changelog offset        |
 //	| <p> 'm' "timers"                     | pending-timer count, 8 bytes big-endian |
@@ -56,6 +57,25 @@
 // Firing is a range scan from the front of the 't' range; Schedule, Cancel
 // and rescheduling are a point read of the 'r' entry plus two index writes.
 // Nothing scans the whole state.
+//
+// A batch's timer changes are kept in memory (an overlay that reads fall
+// through to Pebble) and written once per timer at Commit: a hot customer's
+// timer moved by 100 events of a poll costs one index update. Cancelling or
+// firing a timer deletes its 't' entry but sets its 'r' entry to empty
+// rather than deleting it: a Pebble point read whose newest version of a key
+// is a deletion walks every older version of that key in the memtable, and a
+// hot customer's 'r' key gets a version in nearly every batch. Erase deletes
+// them for real. The 't' scans avoid the same cost differently: each scan
+// starts at a floor kept in memory (no pending timer is due before it), so
+// the deletions that fired and moved timers leave at the front of the index
+// are seeked past, not walked.
+//
+// Measured with BenchmarkBatch (2 cores, 1,000 events a batch, Zipf over
+// 100k customers, read-modify-write + Schedule + Cancel per event): a Pebble
+// indexed batch holding every intermediate timer write, with deletions, ran
+// at 5k events/s; with empty 'r' values, 56k; with the overlay, 107k with
+// deletions and 113k-143k with empty values (the spread is other load on the
+// machine).
 //
 // # Changelog records
 //

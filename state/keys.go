@@ -29,7 +29,7 @@ const (
 	storePart = math.MaxUint32 // prefix of store-wide keys: no int32 partition maps to it
 )
 
-var errBadKey = errors.New("state: malformed key")
+var errBadKey = errors.New("malformed key")
 
 // appendPartition appends the 4-byte big-endian partition prefix.
 func appendPartition(b []byte, p uint32) []byte {

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -17,8 +16,10 @@ import (
 //
 // A restore runs between batches: ApplyChangelog fails while a batch has
 // uncommitted changes, and Customer, Schedule and the other batch writes fail
-// until FlushRestore. An invalid record is an error (the processor stops:
-// the changelog is the state's only copy).
+// until FlushRestore. Timer records go through the same in-memory overlay as
+// a batch (a timer moved twice between flushes is written once); customer
+// records go straight into the Pebble batch. An invalid record is an error
+// (the processor stops: the changelog is the state's only copy).
 func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 	if p.err != nil {
 		return p.err
@@ -96,49 +97,26 @@ func (p *Partition) applyTimer(key, value []byte) error {
 	}
 	p.key2 = appendPartition(p.key2[:0], p.num)
 	p.key2 = append(p.key2, key...)
-	old, found, err := p.getDue(p.key2)
+	e, err := p.timer(p.key2)
 	if err != nil {
 		return err
 	}
-	var due uint64
-	if len(value) > 0 {
-		var t schemas.Timer
-		ms, err := decodeTimer(value, &t)
-		if err != nil {
-			return err
-		}
-		if t.Customer != c || t.ID != id {
-			return fmt.Errorf("timer record %q/%q under key %q/%q", t.Customer, t.ID, c, id)
-		}
-		due = encodeDue(ms)
-	}
-	if found && (len(value) == 0 || old != due) {
-		p.key = appendTimerKey(p.key[:0], p.num, old, c, id)
-		if err := p.batch.Delete(p.key, nil); err != nil {
-			return p.writeErr(err)
-		}
-	}
 	if len(value) == 0 {
-		if found {
-			if err := p.batch.Delete(p.key2, nil); err != nil {
-				return p.writeErr(err)
-			}
-			p.pending--
-		}
+		p.unset(e)
 		return nil
 	}
-	p.key = appendTimerKey(p.key[:0], p.num, due, c, id)
-	if err := p.batch.Set(p.key, value, nil); err != nil {
-		return p.writeErr(err)
+	var t schemas.Timer
+	ms, err := decodeTimer(value, &t)
+	if err != nil {
+		return err
 	}
-	var b [dueLen]byte
-	binary.BigEndian.PutUint64(b[:], due)
-	if err := p.batch.Set(p.key2, b[:], nil); err != nil {
-		return p.writeErr(err)
+	if t.Customer != c || t.ID != id {
+		return fmt.Errorf("timer record %q/%q under key %q/%q", t.Customer, t.ID, c, id)
 	}
-	if !found {
-		p.pending++
-	}
+	// Stored as received, so that Pebble holds the changelog's bytes.
+	start := len(p.arena)
+	p.arena = append(p.arena, value...)
+	p.set(e, encodeDue(ms), span{start, len(p.arena)})
 	return nil
 }
 
@@ -152,6 +130,9 @@ func (p *Partition) FlushRestore() error {
 	}
 	if !p.restoring {
 		return nil
+	}
+	if err := p.writeTimers(); err != nil {
+		return err
 	}
 	changelog := p.committedChangelog
 	if p.restoreOffset >= 0 {

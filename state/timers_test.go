@@ -199,6 +199,15 @@ func TestTimersModel(t *testing.T) {
 				t.Fatalf("batch %d: NextDue = %d, want %d", batch, next.UnixMilli(), minDue)
 			}
 		}
+		for range 5 {
+			r := ref{schemas.CustomerID(fmt.Sprintf("c%d", rnd(30))), fmt.Sprintf("t%d", rnd(3))}
+			got, ok, err := p.Timer(r.c, r.id)
+			must(t, err)
+			want, wantOK := model[r]
+			if ok != wantOK || (ok && (got.Due.UnixMilli() != want || got.Customer != r.c || got.ID != r.id)) {
+				t.Fatalf("batch %d: Timer(%v) = %+v %v, want due %d %v", batch, r, got, ok, want, wantOK)
+			}
+		}
 		if rnd(4) == 0 {
 			p.Abort()
 			continue

@@ -82,6 +82,11 @@ func loadConfig(path string, environ []string) (Config, error) {
 		}
 	}
 	errs = append(errs, applyEnv(&cfg, environ)...)
+	if cfg.Kafka.InstanceID == "" {
+		// One instance per host (or pod): the host name is stable
+		// across restarts, as static membership needs.
+		cfg.Kafka.InstanceID, _ = os.Hostname()
+	}
 	errs = append(errs, cfg.validate())
 	return cfg, errors.Join(errs...)
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -19,7 +21,7 @@ import (
 )
 
 // runProcessor runs an in-process processor until the test ends.
-func runProcessor(t *testing.T, cfg processor.Config, rc rules.Config) *processor.Processor {
+func runProcessor(t *testing.T, cfg processor.Config, rc rules.Config, reg *sr.Client) *processor.Processor {
 	t.Helper()
 	sc := state.DefaultConfig()
 	sc.Dir = "state"
@@ -32,7 +34,7 @@ func runProcessor(t *testing.T, cfg processor.Config, rc rules.Config) *processo
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Store: store, Rules: rs})
+	proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Store: store, Rules: rs, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,14 +84,33 @@ func purchase(id, cust string, at time.Time) schemas.Event {
 // Kafka with event time: stage 1 one hour after the last cart change, stage
 // 2 a day after stage 1 was due; a purchase cancels, a cart change restarts
 // the clock, an emptied cart cancels.
+//
+// It runs with JSON on every topic, and with Avro in the Confluent framing
+// through an in-process schema registry.
 func TestCartAbandonment(t *testing.T) {
+	t.Run("json", func(t *testing.T) { testCartAbandonment(t, schemas.FormatJSON) })
+	t.Run("avro", func(t *testing.T) { testCartAbandonment(t, schemas.FormatAvro) })
+}
+
+func testCartAbandonment(t *testing.T, f schemas.Format) {
 	c := newCluster(t)
 	const parts = 3
 	cfg := c.topics(t, parts)
+	var reg *sr.Client
+	if f == schemas.FormatAvro {
+		fake := srfake.New()
+		t.Cleanup(fake.Close)
+		var err error
+		if reg, err = sr.NewClient(sr.URLs(fake.URL())); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Registry.URL = fake.URL()
+	}
+	cfg.Encodings = processor.Encodings{Clickstream: f, Transactions: f, Profiles: f, Triggers: f}
 	rc := rules.DefaultConfig() // 1h, then 24h
-	proc := runProcessor(t, cfg, rc)
-	p := newProducer(t, c, cfg)
-	reader := newTriggerReader(t, c, cfg.Topics.Triggers)
+	proc := runProcessor(t, cfg, rc, reg)
+	p := newProducer(t, c, cfg, reg)
+	reader := newTriggerReader(t, c, cfg.Topics.Triggers, f, reg)
 
 	t0 := time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)
 	m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/triggerd/triggerd/processor"
 	"github.com/triggerd/triggerd/schemas"
@@ -92,16 +93,24 @@ func (c *cluster) topics(t *testing.T, partitions int32) processor.Config {
 // record timestamp, the way a well-behaved upstream does.
 type producer struct {
 	t    *testing.T
+	reg  *sr.Client
 	cl   *kgo.Client
 	cfg  processor.Config
 	encs map[schemas.Source]*schemas.EventEncoder
 }
 
-func newProducer(t *testing.T, c *cluster, cfg processor.Config) *producer {
+// newProducer encodes with the formats in cfg.Encodings; reg is the schema
+// registry for avro (nil for json).
+func newProducer(t *testing.T, c *cluster, cfg processor.Config, reg *sr.Client) *producer {
 	t.Helper()
-	p := &producer{t: t, cl: c.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner())), cfg: cfg, encs: map[schemas.Source]*schemas.EventEncoder{}}
+	p := &producer{t: t, reg: reg, cl: c.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner())), cfg: cfg, encs: map[schemas.Source]*schemas.EventEncoder{}}
+	formats := map[schemas.Source]schemas.Format{
+		schemas.SourceClickstream: cfg.Encodings.Clickstream,
+		schemas.SourceTransaction: cfg.Encodings.Transactions,
+		schemas.SourceProfile:     cfg.Encodings.Profiles,
+	}
 	for _, src := range []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile} {
-		enc, err := schemas.NewEventEncoder(context.Background(), src, schemas.FormatJSON, nil, "")
+		enc, err := schemas.NewEventEncoder(context.Background(), src, formats[src], reg, p.topic(src)+"-value")
 		if err != nil {
 			t.Fatalf("encoder: %v", err)
 		}
@@ -226,12 +235,17 @@ type firedTrigger struct {
 // triggerReader reads committed triggers (read_committed), as a downstream
 // sender must.
 type triggerReader struct {
-	t  *testing.T
-	cl *kgo.Client
+	t   *testing.T
+	cl  *kgo.Client
+	dec *schemas.TriggerDecoder
 }
 
-func newTriggerReader(t *testing.T, c *cluster, topic string) *triggerReader {
-	return &triggerReader{t: t, cl: c.client(t, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+func newTriggerReader(t *testing.T, c *cluster, topic string, f schemas.Format, reg *sr.Client) *triggerReader {
+	dec, err := schemas.NewTriggerDecoder(f, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &triggerReader{t: t, dec: dec, cl: c.client(t, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))}
 }
 
@@ -253,7 +267,7 @@ func (r *triggerReader) read(want int, quiet, timeout time.Duration) []firedTrig
 		recs := fetches.Records()
 		for _, rec := range recs {
 			var tr schemas.Trigger
-			if err := schemas.DecodeTrigger(context.Background(), schemas.FormatJSON, nil, rec.Value, &tr); err != nil {
+			if err := r.dec.Decode(rec.Value, &tr); err != nil {
 				r.t.Fatalf("undecodable trigger: %v", err)
 			}
 			ft := firedTrigger{id: tr.ID, customer: string(tr.Customer), kind: tr.Kind, stage: tr.Stage,

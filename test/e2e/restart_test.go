@@ -209,7 +209,7 @@ func TestRestartAfterKill(t *testing.T) {
 	defer logf.Close()
 	ops := freeAddr(t)
 	ch := &child{t: t, bin: buildTriggerd(t), config: writeChildConfig(t, cfg, dir, ops), log: logf, ops: ops}
-	p := newProducer(t, c, cfg)
+	p := newProducer(t, c, cfg, nil)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	kills := 0
 	killSoon := func() {
@@ -251,7 +251,7 @@ func TestRestartAfterKill(t *testing.T) {
 	waitCaughtUp(t, c, cfg, ch)
 	ch.stop()
 
-	got := newTriggerReader(t, c, cfg.Topics.Triggers).read(2*customers, 2*time.Second, 90*time.Second)
+	got := newTriggerReader(t, c, cfg.Topics.Triggers, schemas.FormatJSON, nil).read(2*customers, 2*time.Second, 90*time.Second)
 	count := map[string]int{}
 	for _, tr := range got {
 		count[fmt.Sprintf("%s/%d", tr.customer, tr.stage)]++
