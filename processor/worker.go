@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -35,10 +36,26 @@ type input struct {
 	maxTs    int64 // highest record timestamp seen (unix ms), or noTime
 	caughtUp bool  // no lag as of the last fetch or lag check
 
-	// This cycle's records and the fetch's last stable offset.
+	// queue holds the records not processed yet, in offset order: this
+	// cycle's records and those held from earlier cycles because another
+	// input had not caught up with their timestamp. queue[head:] is live.
+	queue []queued
+	head  int
+
+	// This cycle's polled records and the fetch's last stable offset.
 	recs []*kgo.Record
 	lso  int64
 }
+
+// queued is a record waiting in an input's queue. stored says it is in the
+// state's held set (so processing it must release it there).
+type queued struct {
+	r      *kgo.Record
+	ts     int64 // record timestamp, unix ms
+	stored bool
+}
+
+func (in *input) pending() int { return len(in.queue) - in.head }
 
 // worker owns one assigned partition: its state, its timers and its share of
 // each cycle. A cycle runs on its own goroutine; between cycles the
@@ -99,6 +116,9 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 			w.inputs[i].maxTs = ts
 		}
 	}
+	if err := w.loadHeld(); err != nil {
+		return nil, err
+	}
 	if err := w.refreshNextDue(); err != nil {
 		return nil, err
 	}
@@ -114,25 +134,75 @@ func (w *worker) refreshNextDue() error {
 	return nil
 }
 
+// progress returns how far input i is known to have come in event time
+// (unix ms): the timestamp of its next queued record; else the wall clock
+// when it is caught up and IdleAdvance is on; else the highest timestamp it
+// has shown. noTime means unknown: nothing may pass it.
+func (w *worker) progress(i int, nowMs int64) int64 {
+	in := &w.inputs[i]
+	if in.pending() > 0 {
+		return w.orderTs(in.queue[in.head].ts, nowMs)
+	}
+	if w.p.cfg.IdleAdvance && in.caughtUp && nowMs > in.maxTs {
+		return nowMs
+	}
+	return in.maxTs
+}
+
+// orderTs is the timestamp a record is ordered by. With IdleAdvance, a
+// record stamped in the future (a producer's clock ahead of ours) counts as
+// now, so it does not wait until its time comes.
+func (w *worker) orderTs(ts, nowMs int64) int64 {
+	if w.p.cfg.IdleAdvance && ts > nowMs {
+		return nowMs
+	}
+	return ts
+}
+
 // watermark returns the partition's event-time watermark: the minimum over
 // the inputs of their progress, minus the allowed lateness. ok is false while
-// an input's progress is unknown (it would otherwise let timers fire ahead
-// of a backlog that may cancel them).
+// an input's progress is unknown (timers must not fire ahead of a backlog
+// that may cancel them).
 func (w *worker) watermark(now time.Time) (time.Time, bool) {
-	minTs := int64(math.MaxInt64)
 	nowMs := now.UnixMilli()
+	minTs := int64(math.MaxInt64)
 	for i := range w.inputs {
-		in := &w.inputs[i]
-		ts := in.maxTs
-		if w.p.cfg.IdleAdvance && in.caughtUp && nowMs > ts {
-			ts = nowMs
-		}
+		ts := w.progress(i, nowMs)
 		if ts == noTime {
 			return time.Time{}, false
 		}
 		minTs = min(minTs, ts)
 	}
 	return time.UnixMilli(minTs).Add(-w.p.cfg.Lateness), true
+}
+
+// next returns the input whose queued head comes first in event time, if
+// that record may be processed now: no other input can still deliver an
+// earlier record (its progress is at least the record's timestamp). Ties go
+// to the input listed first, so the order is deterministic.
+func (w *worker) next(nowMs int64) (int, bool) {
+	best, bestTs := -1, int64(0)
+	for i := range w.inputs {
+		in := &w.inputs[i]
+		if in.pending() == 0 {
+			continue
+		}
+		if ts := w.orderTs(in.queue[in.head].ts, nowMs); best < 0 || ts < bestTs {
+			best, bestTs = i, ts
+		}
+	}
+	if best < 0 {
+		return -1, false
+	}
+	for j := range w.inputs {
+		if j == best {
+			continue
+		}
+		if p := w.progress(j, nowMs); p == noTime || p < bestTs {
+			return -1, false
+		}
+	}
+	return best, true
 }
 
 // hasWork reports whether a cycle would do anything for this worker.
@@ -142,6 +212,9 @@ func (w *worker) hasWork(now time.Time) bool {
 			return true
 		}
 	}
+	if _, ok := w.next(now.UnixMilli()); ok {
+		return true
+	}
 	if !w.hasDue {
 		return false
 	}
@@ -149,66 +222,79 @@ func (w *worker) hasWork(now time.Time) bool {
 	return ok && !w.nextDue.After(wm)
 }
 
-// cycle processes this cycle's records of every input in timestamp order,
-// firing due timers as the watermark passes them, then produces the
-// changelog records of everything it changed. It runs on its own goroutine.
+// cycle runs this worker's share of a cycle on its own goroutine.
 func (w *worker) cycle(now time.Time) {
 	w.err = w.runCycle(now)
 }
 
+// runCycle queues this cycle's records, then processes queued records of
+// every input in event-time order for as long as no other input may still
+// deliver an earlier one, firing each due timer before the first record past
+// its due time plus the lateness. Records that must wait are held in the
+// state, so the transaction can commit their offsets without losing them.
+// Last, it produces the changelog records of everything it changed.
 func (w *worker) runCycle(now time.Time) error {
 	w.timersFired = 0
 	w.emitted = w.emitted[:0]
 	w.chlogLast.Store(-1)
+	nowMs := now.UnixMilli()
 	for i := range w.inputs {
-		if len(w.inputs[i].recs) > 0 {
-			w.inputs[i].caughtUp = false
+		in := &w.inputs[i]
+		if len(in.recs) == 0 {
+			continue
 		}
+		for _, r := range in.recs {
+			ts := r.Timestamp.UnixMilli()
+			in.queue = append(in.queue, queued{r: r, ts: ts})
+			in.maxTs = max(in.maxTs, ts)
+		}
+		last := in.recs[len(in.recs)-1]
+		in.caughtUp = last.Offset+1 >= in.lso
+		w.part.SetOffset(in.topic, last.Offset+1)
+		w.part.SetOffset(progressKey(in.topic), in.maxTs)
+		in.events.Add(float64(len(in.recs)))
+		w.p.stats.events.Add(int64(len(in.recs)))
 	}
-	var idx [8]int // records consumed per input; inputs are few
 	for {
-		best := -1
-		var bestTs time.Time
-		for i := range w.inputs {
-			in := &w.inputs[i]
-			if idx[i] < len(in.recs) {
-				if ts := in.recs[idx[i]].Timestamp; best < 0 || ts.Before(bestTs) {
-					best, bestTs = i, ts
-				}
-			}
-		}
-		if best < 0 {
+		i, ok := w.next(nowMs)
+		if !ok {
 			break
 		}
-		in := &w.inputs[best]
-		r := in.recs[idx[best]]
-		idx[best]++
-		if ts := r.Timestamp.UnixMilli(); ts > in.maxTs {
-			in.maxTs = ts
-		}
-		if err := w.fireDue(now); err != nil {
+		in := &w.inputs[i]
+		q := in.queue[in.head]
+		in.queue[in.head] = queued{}
+		in.head++
+		if err := w.fireUpTo(now, time.UnixMilli(w.orderTs(q.ts, nowMs)).Add(-w.p.cfg.Lateness)); err != nil {
 			return err
 		}
-		if err := w.handle(in, r, now); err != nil {
+		if err := w.handle(in, q.r, now); err != nil {
 			return err
 		}
-		w.part.SetOffset(in.topic, r.Offset+1)
-		if idx[best] == len(in.recs) {
-			in.caughtUp = r.Offset+1 >= in.lso
-			in.events.Add(float64(len(in.recs)))
-			w.p.stats.events.Add(int64(len(in.recs)))
+		if q.stored {
+			if err := w.part.Release(uint8(in.source), q.r.Offset); err != nil {
+				return err
+			}
 		}
-	}
-	if err := w.fireDue(now); err != nil {
-		return err
 	}
 	if wm, ok := w.watermark(now); ok {
+		if err := w.fireUpTo(now, wm); err != nil {
+			return err
+		}
 		w.wmLag.Set(now.Sub(wm).Seconds())
 	}
 	for i := range w.inputs {
 		in := &w.inputs[i]
-		if len(in.recs) > 0 && in.maxTs != noTime {
-			w.part.SetOffset(progressKey(in.topic), in.maxTs)
+		in.compact()
+		for k := in.head; k < len(in.queue); k++ {
+			q := &in.queue[k]
+			if q.stored {
+				continue
+			}
+			if err := w.part.Hold(state.HeldRecord{Input: uint8(in.source), Offset: q.r.Offset,
+				Time: time.UnixMilli(q.ts), Key: q.r.Key, Value: q.r.Value}); err != nil {
+				return err
+			}
+			q.stored = true
 		}
 	}
 	return w.part.Changes(func(key, value []byte) error {
@@ -219,14 +305,43 @@ func (w *worker) runCycle(now time.Time) error {
 	})
 }
 
-// fireDue fires the timers due at the current watermark, up to the cycle's
-// limit, through the same rules and output path as events.
-func (w *worker) fireDue(now time.Time) error {
-	if !w.hasDue {
-		return nil
+// compact drops processed records from the front of the queue once they
+// are the larger part of it, so the queue does not grow without bound.
+func (in *input) compact() {
+	if in.head == 0 || in.head < len(in.queue)/2 {
+		return
 	}
-	wm, ok := w.watermark(now)
-	if !ok || w.nextDue.After(wm) {
+	n := copy(in.queue, in.queue[in.head:])
+	clear(in.queue[n:])
+	in.queue, in.head = in.queue[:n], 0
+}
+
+// loadHeld rebuilds the input queues from the state's committed held
+// records, after a restore or an aborted transaction.
+func (w *worker) loadHeld() error {
+	bySource := map[uint8]*input{}
+	for i := range w.inputs {
+		in := &w.inputs[i]
+		clear(in.queue)
+		in.queue, in.head = in.queue[:0], 0
+		bySource[uint8(in.source)] = in
+	}
+	return w.part.Held(func(h state.HeldRecord) error {
+		in := bySource[h.Input]
+		if in == nil {
+			return fmt.Errorf("processor: held record of unknown input %d", h.Input)
+		}
+		r := &kgo.Record{Topic: in.topic, Partition: w.id, Offset: h.Offset, Timestamp: h.Time,
+			Key: bytes.Clone(h.Key), Value: bytes.Clone(h.Value)}
+		in.queue = append(in.queue, queued{r: r, ts: h.Time.UnixMilli(), stored: true})
+		return nil
+	})
+}
+
+// fireUpTo fires the timers due at or before upTo, up to the cycle's
+// limit, through the same rules and output path as events.
+func (w *worker) fireUpTo(now, wm time.Time) error {
+	if !w.hasDue || w.nextDue.After(wm) {
 		return nil
 	}
 	for w.timersFired < w.p.cfg.TimersPerCycle {
@@ -353,6 +468,9 @@ func (w *worker) commit() error {
 // progress goes back too: the records will be polled again.
 func (w *worker) abort() error {
 	w.part.Abort()
+	if err := w.loadHeld(); err != nil {
+		return err
+	}
 	offs, err := w.part.Offsets()
 	if err != nil {
 		return err

@@ -73,6 +73,11 @@ func TestChangelogRestore(t *testing.T) {
 	must(t, pa.Schedule(tm("carol", "cart", 7000)))
 	must(t, pa.Schedule(tm("tmp", "x", 100))) // born and cancelled in the batch
 	must(t, pa.Cancel("tmp", "x"))
+	must(t, pa.Hold(hr(1, 10, 1000, "alice", "a10")))
+	must(t, pa.Hold(hr(1, 11, 1100, "bob", "b11")))
+	must(t, pa.Hold(hr(2, 3, 900, "", "t3")))
+	must(t, pa.Hold(hr(3, 1, 900, "tmp", "x"))) // held and released in the batch
+	must(t, pa.Release(3, 1))
 	pa.SetOffset("clicks", 10)
 	pa.SetOffset("transactions", 3)
 	log = runBatch(t, pa, log)
@@ -83,6 +88,9 @@ func TestChangelogRestore(t *testing.T) {
 	must(t, pa.Schedule(tm("alice", "cart", 8500)))
 	must(t, pa.Cancel("bob", "cart"))
 	customer(t, pa, "alice").Purchases++
+	must(t, pa.Release(1, 10))
+	must(t, pa.Hold(hr(2, 4, 950, "carol", "first")))
+	must(t, pa.Hold(hr(2, 4, 960, "carol", "second")))
 	pa.SetOffset("clicks", 20)
 	log = runBatch(t, pa, log)
 
@@ -95,6 +103,10 @@ func TestChangelogRestore(t *testing.T) {
 	must(t, pa.Erase("bob"))
 	must(t, pa.Schedule(tm("dave", "welcome", 7500)))
 	customer(t, pa, "dave").Events = 1
+	must(t, pa.Release(2, 3))
+	must(t, pa.Hold(hr(1, 12, 1200, "dave", "")))
+	must(t, pa.Release(1, 11)) // released and held again: a set
+	must(t, pa.Hold(hr(1, 11, 1101, "bob", "b11 again")))
 	pa.SetOffset("profiles", 1)
 	log = runBatch(t, pa, log)
 
@@ -126,13 +138,22 @@ func TestChangelogRestore(t *testing.T) {
 			}
 			must(t, pb.FlushRestore())
 
-			// Byte for byte: customers, both timer indexes, count, offsets.
+			// Byte for byte: customers, both timer indexes, held records,
+			// counts, offsets.
 			if da, db := dump(t, a, 1), dump(t, b, 1); !reflect.DeepEqual(da, db) {
 				t.Fatalf("restored state differs:\nA %q\nB %q", da, db)
 			}
 			// And through the API.
 			if pa.PendingTimers() != pb.PendingTimers() || pb.PendingTimers() != 3 {
 				t.Fatalf("pending: A %d, B %d, want 3", pa.PendingTimers(), pb.PendingTimers())
+			}
+			if pa.HeldCount() != pb.HeldCount() || pb.HeldCount() != 3 {
+				t.Fatalf("held: A %d, B %d, want 3", pa.HeldCount(), pb.HeldCount())
+			}
+			ha := heldString(held(t, pa))
+			if hb := heldString(held(t, pb)); ha != hb ||
+				hb != `1/11@1101 "bob"="b11 again" 1/12@1200 "dave"="" 2/4@960 "carol"="second"` {
+				t.Fatalf("Held: A %s, B %s", ha, hb)
 			}
 			oa, _ := pa.Offsets()
 			ob, _ := pb.Offsets()
@@ -177,6 +198,10 @@ func TestApplyChangelogRejects(t *testing.T) {
 		"bad timer key":  {key: []byte("ra"), value: val},
 		"timer mismatch": {key: appendReverseKey(nil, 0, "b", "x")[partLen:], value: val},
 		"unknown meta":   {key: []byte("mfoo"), value: []byte{1}},
+		"bad held key":   {key: []byte("h\x01\x00"), value: appendHeld(nil, 1, nil, nil)},
+		"negative held":  {key: append([]byte("h\x01"), 0x80, 0, 0, 0, 0, 0, 0, 0), value: appendHeld(nil, 1, nil, nil)},
+		"bad held value": {key: appendHeldKey(nil, 0, 1, 1)[partLen:], value: []byte{9}},
+		"held count":     {key: []byte("mheld"), value: make([]byte, 8)},
 	} {
 		p := part(t, s, 5)
 		err := p.ApplyChangelog(r.key, r.value, 0)

@@ -17,6 +17,7 @@ const (
 	customerV1 = 1
 	timerV1    = 1
 	offsetsV1  = 1
+	heldV1     = 1
 )
 
 // Field numbers. Never renumber or reuse one: an old record would decode
@@ -522,4 +523,40 @@ func decodeOffsets(b []byte, inputs map[string]int64) (int64, error) {
 		return 0, fmt.Errorf("offsets record: %w", r.err)
 	}
 	return changelog, nil
+}
+
+// appendHeld appends the encoding of a held record: the version byte, the
+// timestamp in unix milliseconds (zigzag varint), the key's length (uvarint)
+// and the key, then the value to the end. It is never empty, so it is never
+// mistaken for a tombstone. Input and offset are the key.
+func appendHeld(b []byte, ms int64, key, value []byte) []byte {
+	b = append(b, heldV1)
+	b = binary.AppendVarint(b, ms)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	return append(b, value...)
+}
+
+// decodeHeld decodes a held record. key and value alias b; an empty one is
+// nil (a nil and an empty Kafka key or value are stored alike).
+func decodeHeld(b []byte) (ms int64, key, value []byte, err error) {
+	if len(b) == 0 {
+		return 0, nil, nil, fmt.Errorf("held record: %w", errTruncated)
+	}
+	if b[0] != heldV1 {
+		return 0, nil, nil, fmt.Errorf("held record format version %d is unknown to this release", b[0])
+	}
+	r := reader{b: b[1:]}
+	ms = r.varint()
+	key = r.bytes()
+	if r.err != nil {
+		return 0, nil, nil, fmt.Errorf("held record: %w", r.err)
+	}
+	if len(key) == 0 {
+		key = nil
+	}
+	if len(r.b) > 0 {
+		value = r.b[:len(r.b):len(r.b)]
+	}
+	return ms, key, value, nil
 }

@@ -1,18 +1,18 @@
-// Package state keeps the per-customer state and the durable timers of the
-// partitions this process owns, in one embedded Pebble store. It is the only
-// package that imports Pebble.
+// Package state keeps the per-customer state, the durable timers and the held
+// input records of the partitions this process owns, in one embedded Pebble
+// store. It is the only package that imports Pebble.
 //
 // # Pebble is a cache of the changelog
 //
 // The durable copy of the state is a compacted changelog topic in Kafka, with
 // one partition per input partition. The processor works in batches (one per
-// poll): it reads and updates customers and timers through a Partition, gets
-// the batch's changes from Partition.Changes (coalesced: the last value per
-// key), produces them to the changelog inside its Kafka transaction, and only
-// when the transaction commits calls Partition.Commit, which writes the batch
-// to Pebble in one atomic Pebble batch together with the input offsets and
-// the changelog offset it reflects. If the transaction aborts,
-// Partition.Abort drops the batch.
+// poll): it reads and updates customers, timers and held records through a
+// Partition, gets the batch's changes from Partition.Changes (coalesced: the
+// last value per key), produces them to the changelog inside its Kafka
+// transaction, and only when the transaction commits calls Partition.Commit,
+// which writes the batch to Pebble in one atomic Pebble batch together with
+// the input offsets and the changelog offset it reflects. If the transaction
+// aborts, Partition.Abort drops the batch.
 //
 // So Pebble never holds a change that Kafka does not, and it needs no fsync:
 // commits use NoSync. The WAL is on, so a crash (of the process or the
@@ -21,7 +21,8 @@
 // behind Kafka, never inconsistent with it. After a restart, or when a
 // partition is assigned, the worker replays the changelog from the stored
 // changelog offset + 1 to its end with Partition.ApplyChangelog, which
-// rebuilds both timer indexes and the timer count, and FlushRestore.
+// rebuilds both timer indexes, the held records and both counts, and
+// FlushRestore.
 //
 // # Key layout
 //
@@ -35,9 +36,11 @@
 //	| <p> 't' <due> <esc(customer)> <ID>   | timer record: the time-ordered index    |
 //	| <p> 'r' <esc(customer)> <ID>         | <due>: the per-customer reverse index;  |
 //	|                                      | empty = not pending (see below)         |
+//	| <p> 'h' <input> <offset>             | held input record (see Held records)    |
 //	| <p> 'm' "offsets"                    | offsets record: input topic -> next     |
 //	|                                      | offset, and the changelog offset        |
 //	| <p> 'm' "timers"                     | pending-timer count, 8 bytes big-endian |
+//	| <p> 'm' "held"                       | held-record count, 8 bytes big-endian   |
 //	| 0xFFFFFFFF 'm' "layout"              | key layout version, 4 bytes (store-wide)|
 //
 // <p> is the partition (uint32 big-endian; Kafka partitions are int32 >= 0,
@@ -77,6 +80,24 @@
 // deletions and 113k-143k with empty values (the spread is other load on the
 // machine).
 //
+// # Held records
+//
+// The worker merges its input topics in event-time order, so a record that is
+// ahead of another input's progress waits, possibly across batches. Its
+// offset is committed with the batch that read it, so the waiting record is
+// state: Partition.Hold stores it in the batch, Partition.Release removes it
+// once processed, and Partition.Held lists the committed ones (at takeover,
+// to rebuild the worker's queues). <input> is one byte (the processor's
+// schemas.Source) and <offset> the record's Kafka offset (>= 0), 8 bytes
+// big-endian, so the 'h' range is ordered by input, then offset. The value is
+// a format version byte, the record timestamp in unix milliseconds (zigzag
+// varint), the key's length (uvarint) and the key, then the value bytes to the
+// end (a nil and an empty key or value are stored alike): a fixed layout, not
+// the fields of Record encoding, so any change to it needs a new version
+// byte. Held records go
+// through an overlay like timers; a key is written once when held and deleted
+// once when released, never rewritten, so releases are real deletions.
+//
 // # Changelog records
 //
 // The changelog key of a record is its Pebble key without the 4-byte
@@ -86,6 +107,7 @@
 //	|-------------------------------|---------------------------------------------|
 //	| 'c' <customer ID>             | customer record; tombstone = erased         |
 //	| 'r' <esc(customer)> <ID>      | timer record; tombstone = cancelled/fired   |
+//	| 'h' <input> <offset>          | held record; tombstone = released           |
 //	| 'm' "offsets"                 | offsets record with changelog offset -1     |
 //
 // A timer travels under its reverse-index key, not its time-ordered one: the
@@ -93,7 +115,8 @@
 // one record per pending timer, and the record (which holds the due time) is
 // enough to rebuild both indexes. The changelog offsets record cannot hold its
 // own offset; a restore takes the offset of the last record applied.
-// The 't' entries and the timer count are derived and never sent.
+// The 't' entries and the timer and held-record counts are derived and never
+// sent.
 //
 // # Record encoding
 //
@@ -117,7 +140,7 @@
 //     version ever written, and a reader refuses a version it does not know
 //     (rather than misreading it).
 //   - A change of the key layout bumps the store-wide layout version, which
-//     Open checks.
+//     Open checks (version 2 added the held records; see store.go).
 //
 // # Ownership and concurrency
 //

@@ -12,6 +12,7 @@ import (
 // full layout.
 const (
 	kindCustomer byte = 'c' // <p>'c'<customer ID>
+	kindHeld     byte = 'h' // <p>'h'<input><offset>
 	kindMeta     byte = 'm' // <p>'m'<name>
 	kindReverse  byte = 'r' // <p>'r'<esc(customer)><timer ID>
 	kindTimer    byte = 't' // <p>'t'<due><esc(customer)><timer ID>
@@ -21,11 +22,13 @@ const (
 const (
 	metaOffsets = "offsets"
 	metaTimers  = "timers"
+	metaHeld    = "held"
 )
 
 const (
 	partLen   = 4              // the partition prefix
 	dueLen    = 8              // an encoded due time
+	heldLen   = 1 + 1 + 8      // a held key after <p>: 'h', input, offset
 	storePart = math.MaxUint32 // prefix of store-wide keys: no int32 partition maps to it
 )
 
@@ -153,4 +156,25 @@ func parseTimerRef(b []byte) (schemas.CustomerID, string, error) {
 		return "", "", err
 	}
 	return schemas.CustomerID(c), string(id), nil
+}
+
+// appendHeldKey appends <p>'h'<input><offset>: a held input record, and
+// (without <p>) its changelog key. offset is >= 0 (a Kafka offset), so its
+// big-endian bytes sort like the number.
+func appendHeldKey(b []byte, p uint32, input uint8, offset int64) []byte {
+	b = appendPartition(b, p)
+	b = append(b, kindHeld, input)
+	return binary.BigEndian.AppendUint64(b, uint64(offset))
+}
+
+// parseHeldKey parses 'h'<input><offset> (a held key after <p>).
+func parseHeldKey(b []byte) (input uint8, offset int64, err error) {
+	if len(b) != heldLen || b[0] != kindHeld {
+		return 0, 0, errBadKey
+	}
+	offset = int64(binary.BigEndian.Uint64(b[2:]))
+	if offset < 0 {
+		return 0, 0, errBadKey
+	}
+	return b[1], offset, nil
 }

@@ -17,13 +17,15 @@ import (
 // A Partition belongs to one goroutine (the partition worker) and takes no
 // locks. All reads see the batch's own writes.
 //
-// The batch lives in memory until Commit, in two tables:
+// The batch lives in memory until Commit, in three tables:
 //   - customers: a write-back cache of decoded records;
 //   - timers: the current state of every timer the batch touched (an
 //     overlay on the timer indexes in Pebble). Reads look here first, then
-//     in Pebble; PopDue and NextDue merge the overlay with a Pebble scan.
+//     in Pebble; PopDue and NextDue merge the overlay with a Pebble scan;
+//   - held records: the same kind of overlay on the held input records
+//     (Hold, Release), read back only by Held, at takeover.
 //
-// Commit turns both into one Pebble batch. So a customer updated by 100
+// Commit turns them into one Pebble batch. So a customer updated by 100
 // events of a poll is read once and written once, and a timer moved 100
 // times costs one index update in Pebble, not 100: with Zipf-skewed traffic
 // most events hit a few hot customers. (A first version used a Pebble
@@ -52,10 +54,15 @@ type Partition struct {
 	timerIdx map[string]int
 	timers   []timerEntry
 
-	// arena holds the batch's encoded keys and values: timer keys and values
-	// as they are touched, customer keys and values when the batch is
-	// sealed. It is only appended to until Commit/Abort, so slices handed to
-	// Changes stay valid even when it grows (they keep the old array).
+	// The held-record overlay, in first-touch order.
+	heldIdx map[heldRef]int
+	held    []heldEntry
+
+	// arena holds the batch's encoded keys and values: timer and held keys
+	// and values as they are touched, customer keys and values when the
+	// batch is sealed. It is only appended to until Commit/Abort, so slices
+	// handed to Changes stay valid even when it grows (they keep the old
+	// array).
 	arena []byte
 	// sealed is set by Changes: customers and offsets are encoded and the
 	// batch takes no more writes, so that Commit writes to Pebble exactly
@@ -73,6 +80,10 @@ type Partition struct {
 	// The pending-timer count, committed and working.
 	committedPending int64
 	pending          int64
+
+	// The held-record count, committed and working.
+	committedHeld int64
+	heldCount     int64
 
 	// floor is an encoded due time at or below every pending timer's (in the
 	// batch's view). Fired and moved timers leave deletions in the
@@ -122,6 +133,7 @@ func newPartition(s *Store, num int32) *Partition {
 		num:             uint32(num),
 		custIdx:         make(map[schemas.CustomerID]int),
 		timerIdx:        make(map[string]int),
+		heldIdx:         make(map[heldRef]int),
 		committedInputs: make(map[string]int64),
 		inputs:          make(map[string]int64),
 	}
@@ -132,7 +144,7 @@ func newPartition(s *Store, num int32) *Partition {
 	return p
 }
 
-// load reads the committed offsets and timer count.
+// load reads the committed offsets, timer count and held-record count.
 func (p *Partition) load() error {
 	p.committedChangelog = -1
 	v, closer, err := p.db.Get(appendMetaKey(p.key[:0], p.num, metaOffsets))
@@ -147,21 +159,31 @@ func (p *Partition) load() error {
 			return fmt.Errorf("state: partition %d: %w", p.num, err)
 		}
 	}
-	v, closer, err = p.db.Get(appendMetaKey(p.key[:0], p.num, metaTimers))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("state: partition %d: read timer count: %w", p.num, err)
-	default:
-		if len(v) != 8 {
-			closer.Close()
-			return fmt.Errorf("state: partition %d: timer count is %d bytes, want 8", p.num, len(v))
-		}
-		p.committedPending = int64(binary.BigEndian.Uint64(v))
-		closer.Close()
+	if p.committedPending, err = p.loadCount(metaTimers, "timer count"); err != nil {
+		return err
+	}
+	if p.committedHeld, err = p.loadCount(metaHeld, "held-record count"); err != nil {
+		return err
 	}
 	p.reset()
 	return nil
+}
+
+// loadCount reads a count stored under the metadata key name: 8 bytes
+// big-endian, absent = 0.
+func (p *Partition) loadCount(name, what string) (int64, error) {
+	v, closer, err := p.db.Get(appendMetaKey(p.key[:0], p.num, name))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("state: partition %d: read %s: %w", p.num, what, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("state: partition %d: %s is %d bytes, want 8", p.num, what, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
 }
 
 // close fails the handle from now on.
@@ -206,12 +228,15 @@ func (p *Partition) reset() {
 	clear(p.custIdx)
 	p.timers = p.timers[:0]
 	clear(p.timerIdx)
+	p.held = p.held[:0]
+	clear(p.heldIdx)
 	p.arena = p.arena[:0]
 	p.sealed = false
 	clear(p.inputs)
 	maps.Copy(p.inputs, p.committedInputs)
 	p.offsetsDirty = false
 	p.pending = p.committedPending
+	p.heldCount = p.committedHeld
 	p.floor = p.committedFloor
 	p.restoring = false
 	p.restoreOffset = -1
@@ -405,15 +430,16 @@ func (p *Partition) seal() {
 }
 
 // Changes calls fn for every key the batch changed, last value per key; a
-// nil value is a tombstone (an erased customer, a cancelled or fired timer).
+// nil value is a tombstone (an erased customer, a cancelled or fired timer, a
+// released held record).
 // Keys and values are the changelog wire format (see doc.go): the Pebble key
 // without its partition prefix, and the stored value. The buffers are valid
 // until Commit or Abort.
 //
 // Changes seals the batch: Commit then writes exactly what Changes reported,
-// and a write (Customer of a new ID, Schedule, Cancel, PopDue, Erase,
-// SetOffset) fails until Commit or Abort. Records the caller changes through
-// a Customer pointer after Changes are not written.
+// and a write (Customer of a new ID, Schedule, Cancel, PopDue, Erase, Hold,
+// Release, SetOffset) fails until Commit or Abort. Records the caller changes
+// through a Customer pointer after Changes are not written.
 func (p *Partition) Changes(fn func(key, value []byte) error) error {
 	if p.err != nil {
 		return p.err
@@ -440,6 +466,19 @@ func (p *Partition) Changes(fn func(key, value []byte) error) error {
 			v = p.bytes(e.val)
 		case !e.existed:
 			continue // born and gone in this batch, or never there
+		}
+		if err := fn(p.bytes(e.key)[partLen:], v); err != nil {
+			return err
+		}
+	}
+	for i := range p.held {
+		e := &p.held[i]
+		var v []byte
+		switch {
+		case e.held:
+			v = p.bytes(e.val)
+		case !e.existed:
+			continue // held and released in this batch, or never held
 		}
 		if err := fn(p.bytes(e.key)[partLen:], v); err != nil {
 			return err
@@ -481,6 +520,9 @@ func (p *Partition) Commit(changelogOffset int64) error {
 	if err := p.writeTimers(); err != nil {
 		return err
 	}
+	if err := p.writeHeld(); err != nil {
+		return err
+	}
 	changelog := p.committedChangelog
 	if changelogOffset >= 0 {
 		changelog = changelogOffset
@@ -497,8 +539,8 @@ func (p *Partition) Commit(changelogOffset int64) error {
 	return nil
 }
 
-// writeMeta adds the offsets (if changed) and the timer count (if changed)
-// to the batch.
+// writeMeta adds the offsets, the timer count and the held-record count (each
+// if changed) to the batch.
 func (p *Partition) writeMeta(offsets bool, changelog int64) error {
 	if offsets {
 		start := len(p.arena)
@@ -509,12 +551,25 @@ func (p *Partition) writeMeta(offsets bool, changelog int64) error {
 		}
 	}
 	if p.pending != p.committedPending {
-		var b [8]byte
-		binary.BigEndian.PutUint64(b[:], uint64(p.pending))
-		p.key = appendMetaKey(p.key[:0], p.num, metaTimers)
-		if err := p.batch.Set(p.key, b[:], nil); err != nil {
-			return p.writeErr(err)
+		if err := p.writeCount(metaTimers, p.pending); err != nil {
+			return err
 		}
+	}
+	if p.heldCount != p.committedHeld {
+		if err := p.writeCount(metaHeld, p.heldCount); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeCount adds the count n under the metadata key name to the batch.
+func (p *Partition) writeCount(name string, n int64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	p.key = appendMetaKey(p.key[:0], p.num, name)
+	if err := p.batch.Set(p.key, b[:], nil); err != nil {
+		return p.writeErr(err)
 	}
 	return nil
 }
@@ -525,6 +580,7 @@ func (p *Partition) committed(changelog int64) {
 	maps.Copy(p.committedInputs, p.inputs)
 	p.committedChangelog = changelog
 	p.committedPending = p.pending
+	p.committedHeld = p.heldCount
 	p.committedFloor = p.floor
 	p.reset()
 }

@@ -11,21 +11,22 @@ import (
 // to a restore batch. Records are applied in offset order; applying one
 // twice is harmless. The state is rebuilt exactly: a customer record is
 // stored as is; a timer record rebuilds both timer indexes (removing a moved
-// timer's old time-ordered entry) and the pending-timer count; the offsets
-// record restores the input offsets. A nil or empty value is a tombstone.
+// timer's old time-ordered entry) and the pending-timer count; a held record
+// is stored or deleted and the held-record count follows; the offsets record
+// restores the input offsets. A nil or empty value is a tombstone.
 //
 // A restore runs between batches: ApplyChangelog fails while a batch has
 // uncommitted changes, and Customer, Schedule and the other batch writes fail
-// until FlushRestore. Timer records go through the same in-memory overlay as
-// a batch (a timer moved twice between flushes is written once); customer
-// records go straight into the Pebble batch. An invalid record is an error
-// (the processor stops: the changelog is the state's only copy).
+// until FlushRestore. Timer and held records go through the same in-memory
+// overlays as a batch (a timer moved twice between flushes is written once);
+// customer records go straight into the Pebble batch. An invalid record is an
+// error (the processor stops: the changelog is the state's only copy).
 func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 	if p.err != nil {
 		return p.err
 	}
 	if !p.restoring {
-		if p.sealed || len(p.custs) > 0 || len(p.timers) > 0 || p.offsetsDirty || !p.batch.Empty() {
+		if p.sealed || len(p.custs) > 0 || len(p.timers) > 0 || len(p.held) > 0 || p.offsetsDirty || !p.batch.Empty() {
 			return fmt.Errorf("state: partition %d: ApplyChangelog with an open batch: Commit or Abort it first", p.num)
 		}
 		p.restoring = true
@@ -41,6 +42,8 @@ func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 		err = p.applyCustomer(key, value)
 	case kindReverse:
 		err = p.applyTimer(key, value)
+	case kindHeld:
+		err = p.applyHeld(key, value)
 	case kindMeta:
 		if string(key[1:]) != metaOffsets {
 			err = fmt.Errorf("unknown metadata key %q", key[1:])
@@ -122,7 +125,7 @@ func (p *Partition) applyTimer(key, value []byte) error {
 
 // FlushRestore commits the restore batch (NoSync, like Commit) with the
 // restored input offsets, the offset of the last record applied as the
-// changelog offset, and the timer count. Call it every few thousand records
+// changelog offset, the timer count and the held-record count. Call it every few thousand records
 // and at the end of the restore; it is a no-op when nothing was applied.
 func (p *Partition) FlushRestore() error {
 	if p.err != nil {
@@ -132,6 +135,9 @@ func (p *Partition) FlushRestore() error {
 		return nil
 	}
 	if err := p.writeTimers(); err != nil {
+		return err
+	}
+	if err := p.writeHeld(); err != nil {
 		return err
 	}
 	changelog := p.committedChangelog

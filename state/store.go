@@ -14,7 +14,13 @@ import (
 
 // layoutVersion is the key layout of doc.go. Open refuses a store written
 // with a newer layout; a new layout keeps reading (or migrates) the old one.
-const layoutVersion = 1
+//
+// Versions: 1, customers and timers; 2, held records ('h' keys and the
+// "held" count). A version 1 store is a version 2 store with no held
+// records, so Open migrates it by rewriting the version; the bump is there so
+// that an older release refuses a store whose held records it would ignore
+// (their input offsets are committed: they would be lost).
+const layoutVersion = 2
 
 var errClosed = errors.New("state: store closed")
 
@@ -112,8 +118,15 @@ func (s *Store) checkLayout() error {
 	if len(v) != 4 {
 		return fmt.Errorf("state: layout version is %d bytes, want 4", len(v))
 	}
-	if got := binary.BigEndian.Uint32(v); got != layoutVersion {
-		return fmt.Errorf("state: store layout version %d is unknown to this release (it knows %d)", got, layoutVersion)
+	switch got := binary.BigEndian.Uint32(v); got {
+	case layoutVersion:
+	case 1:
+		if err := s.db.Set(key, binary.BigEndian.AppendUint32(nil, layoutVersion), pebble.Sync); err != nil {
+			return fmt.Errorf("state: migrate layout version 1 to %d: %w", layoutVersion, err)
+		}
+		s.log.Info("migrated store layout", zap.Uint32("from", 1), zap.Uint32("to", layoutVersion))
+	default:
+		return fmt.Errorf("state: store layout version %d is unknown to this release (it knows 1 to %d)", got, layoutVersion)
 	}
 	return nil
 }
@@ -195,6 +208,6 @@ func (s *Store) DropPartition(p int32) error {
 // pebbleLogger routes Pebble's log lines to zap.
 type pebbleLogger struct{ l *zap.SugaredLogger }
 
-func (l pebbleLogger) Infof(format string, args ...any)  { l.l.Infof(format, args...) }
+func (l pebbleLogger) Infof(format string, args ...any)  { l.l.Debugf(format, args...) } // routine: flushes, WAL recycling
 func (l pebbleLogger) Errorf(format string, args ...any) { l.l.Errorf(format, args...) }
 func (l pebbleLogger) Fatalf(format string, args ...any) { l.l.Fatalf(format, args...) }

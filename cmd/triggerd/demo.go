@@ -257,6 +257,10 @@ func printTriggers(ctx context.Context, out io.Writer, k processor.Config, reg *
 		return err
 	}
 	defer cl.Close()
+	dec, err := schemas.NewTriggerDecoder(k.Encodings.Triggers, reg)
+	if err != nil {
+		return err
+	}
 	var tr schemas.Trigger
 	for {
 		fetches := cl.PollFetches(ctx)
@@ -267,7 +271,7 @@ func printTriggers(ctx context.Context, out io.Writer, k processor.Config, reg *
 			if quiet {
 				continue
 			}
-			if err := schemas.DecodeTrigger(ctx, k.Encodings.Triggers, reg, r.Value, &tr); err != nil {
+			if err := dec.DecodeContext(ctx, r.Value, &tr); err != nil {
 				fmt.Fprintf(out, "undecodable trigger at offset %d: %v\n", r.Offset, err)
 				continue
 			}

@@ -194,3 +194,32 @@ func checkUniqueIDs(t *testing.T, got []firedTrigger) {
 		seen[tr.id] = true
 	}
 }
+
+// TestCrossTopicOrder delivers the transactions topic ahead of the
+// clickstream topic: the processor must still apply the events in event-time
+// order across the topics, as live traffic would have them. A purchase
+// fetched before the earlier cart change still cancels it; a purchase after
+// stage 1 was due, fetched before the cart change, does not stop stage 1.
+func TestCrossTopicOrder(t *testing.T) {
+	c := newCluster(t)
+	const parts = 2
+	cfg := c.topics(t, parts)
+	proc := runProcessor(t, cfg, rules.DefaultConfig(), nil)
+	p := newProducer(t, c, cfg, nil)
+	reader := newTriggerReader(t, c, cfg.Topics.Triggers, schemas.FormatJSON, nil)
+
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)
+	m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
+	// The transactions arrive first and are consumed on their own.
+	p.send(parts, purchase("b2", "buyer", m(30)), purchase("l2", "late-buyer", m(90)))
+	waitEvents(t, proc, 2)
+	p.send(parts,
+		click("b1", "buyer", schemas.AddToCart, m(0), "p1"),
+		click("l1", "late-buyer", schemas.AddToCart, m(0), "p1"),
+	)
+	waitEvents(t, proc, 4)
+	p.tick(parts, m(48*60))
+	waitEvents(t, proc, int64(4+3*parts))
+	got := reader.read(1, time.Second, 60*time.Second)
+	checkTriggers(t, got, []string{"late-buyer/1"})
+}

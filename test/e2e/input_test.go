@@ -26,6 +26,9 @@ func TestDeadLetter(t *testing.T) {
 	c := newCluster(t)
 	const parts = 1
 	cfg := c.topics(t, parts)
+	// Live mode: the idle inputs (transactions, profiles) advance with the
+	// wall clock, so the clickstream records need not wait for them.
+	cfg.IdleAdvance = true
 	proc := runProcessor(t, cfg, rules.DefaultConfig(), nil)
 	p := newProducer(t, c, cfg, nil)
 
