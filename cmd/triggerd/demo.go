@@ -167,7 +167,6 @@ loop:
 	}
 	cancel()
 	wg.Wait()
-	summary()
 	select {
 	case err := <-errc:
 		return err
