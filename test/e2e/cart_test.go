@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"testing"
@@ -10,65 +8,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
-	"go.uber.org/zap/zaptest"
-
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/triggerd/triggerd/processor"
 	"github.com/triggerd/triggerd/rules"
 	"github.com/triggerd/triggerd/schemas"
-	"github.com/triggerd/triggerd/state"
+	"github.com/triggerd/triggerd/test/harness"
 )
-
-// runProcessor runs an in-process processor until the test ends.
-func runProcessor(t *testing.T, cfg processor.Config, rc rules.Config, reg *sr.Client) *processor.Processor {
-	t.Helper()
-	sc := state.DefaultConfig()
-	sc.Dir = "state"
-	sc.FS = vfs.NewMem()
-	store, err := state.Open(sc, zaptest.NewLogger(t).Named("state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := rules.New(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Store: store, Rules: rs, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("processor: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("processor did not stop within 30s of cancel")
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("closing state: %v", err)
-		}
-	})
-	return proc
-}
-
-// waitEvents waits until the processor has committed n input events.
-func waitEvents(t *testing.T, proc *processor.Processor, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for proc.Stats().Events < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("processor committed %d of %d events within 60s", proc.Stats().Events, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func click(id, cust string, typ schemas.EventType, at time.Time, product string) schemas.Event {
 	return schemas.Event{Source: schemas.SourceClickstream, ID: id, Customer: schemas.CustomerID(cust), Type: typ, Time: at,
@@ -93,9 +38,9 @@ func TestCartAbandonment(t *testing.T) {
 }
 
 func testCartAbandonment(t *testing.T, f schemas.Format) {
-	c := newCluster(t)
+	c := harness.NewCluster(t)
 	const parts = 3
-	cfg := c.topics(t, parts)
+	cfg := c.Topics(t, parts)
 	var reg *sr.Client
 	if f == schemas.FormatAvro {
 		fake := srfake.New()
@@ -108,9 +53,9 @@ func testCartAbandonment(t *testing.T, f schemas.Format) {
 	}
 	cfg.Encodings = processor.Encodings{Clickstream: f, Transactions: f, Profiles: f, Triggers: f}
 	rc := rules.DefaultConfig() // 1h, then 24h
-	proc := runProcessor(t, cfg, rc, reg)
-	p := newProducer(t, c, cfg, reg)
-	reader := newTriggerReader(t, c, cfg.Topics.Triggers, f, reg)
+	proc := harness.RunProcessor(t, cfg, rc, reg)
+	p := harness.NewProducer(t, c, cfg, reg)
+	reader := harness.NewTriggerReader(t, c, cfg.Topics.Triggers, f, reg)
 
 	t0 := time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)
 	m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
@@ -131,34 +76,34 @@ func testCartAbandonment(t *testing.T, f schemas.Format) {
 		// only browsing: nothing
 		click("v1", "browser", schemas.ProductView, m(5), "p1"),
 	}
-	p.send(parts, evs...)
-	waitEvents(t, proc, int64(len(evs)))
-	p.tick(parts, m(120))
-	waitEvents(t, proc, int64(len(evs)+3*parts))
+	p.Send(parts, evs...)
+	harness.WaitEvents(t, proc, int64(len(evs)))
+	p.Tick(parts, m(120))
+	harness.WaitEvents(t, proc, int64(len(evs)+3*parts))
 
-	got := reader.read(3, time.Second, 60*time.Second)
+	got := reader.Read(3, time.Second, 60*time.Second)
 	checkTriggers(t, got, []string{"abandoner/1", "late-buyer/1", "restarter/1"})
 	for _, tr := range got {
 		wantDue := m(60)
-		if tr.customer == "restarter" {
+		if tr.Customer == "restarter" {
 			wantDue = m(105)
 		}
-		if !tr.due.Equal(wantDue) {
-			t.Errorf("%s stage %d due %s, want %s", tr.customer, tr.stage, tr.due, wantDue)
+		if !tr.Due.Equal(wantDue) {
+			t.Errorf("%s stage %d due %s, want %s", tr.Customer, tr.Stage, tr.Due, wantDue)
 		}
-		if tr.channel != "email" {
-			t.Errorf("%s stage 1 on channel %q, want email", tr.customer, tr.channel)
+		if tr.Channel != "email" {
+			t.Errorf("%s stage 1 on channel %q, want email", tr.Customer, tr.Channel)
 		}
 	}
 
-	p.send(parts, purchase("l2", "late-buyer", m(150)))
-	p.tick(parts, m(24*60+120))
-	waitEvents(t, proc, int64(len(evs)+1+6*parts))
-	got2 := reader.read(2, time.Second, 60*time.Second)
+	p.Send(parts, purchase("l2", "late-buyer", m(150)))
+	p.Tick(parts, m(24*60+120))
+	harness.WaitEvents(t, proc, int64(len(evs)+1+6*parts))
+	got2 := reader.Read(2, time.Second, 60*time.Second)
 	checkTriggers(t, got2, []string{"abandoner/2", "restarter/2"})
 	for _, tr := range got2 {
-		if tr.channel != "push" {
-			t.Errorf("%s stage 2 on channel %q, want push", tr.customer, tr.channel)
+		if tr.Channel != "push" {
+			t.Errorf("%s stage 2 on channel %q, want push", tr.Customer, tr.Channel)
 		}
 	}
 	checkUniqueIDs(t, append(got, got2...))
@@ -166,17 +111,17 @@ func testCartAbandonment(t *testing.T, f schemas.Format) {
 
 // checkTriggers compares "customer/stage" of the cart_abandoned triggers
 // with want, and the header ID with the value's ID.
-func checkTriggers(t *testing.T, got []firedTrigger, want []string) {
+func checkTriggers(t *testing.T, got []harness.FiredTrigger, want []string) {
 	t.Helper()
 	var have []string
 	for _, tr := range got {
-		if tr.kind != "cart_abandoned" {
-			t.Errorf("unexpected trigger kind %q", tr.kind)
+		if tr.Kind != "cart_abandoned" {
+			t.Errorf("unexpected trigger kind %q", tr.Kind)
 		}
-		if tr.headerID != tr.id {
-			t.Errorf("trigger header ID %q differs from the value's ID %q", tr.headerID, tr.id)
+		if tr.HeaderID != tr.ID {
+			t.Errorf("trigger header ID %q differs from the value's ID %q", tr.HeaderID, tr.ID)
 		}
-		have = append(have, fmt.Sprintf("%s/%d", tr.customer, tr.stage))
+		have = append(have, fmt.Sprintf("%s/%d", tr.Customer, tr.Stage))
 	}
 	sort.Strings(have)
 	if fmt.Sprint(have) != fmt.Sprint(want) {
@@ -184,14 +129,14 @@ func checkTriggers(t *testing.T, got []firedTrigger, want []string) {
 	}
 }
 
-func checkUniqueIDs(t *testing.T, got []firedTrigger) {
+func checkUniqueIDs(t *testing.T, got []harness.FiredTrigger) {
 	t.Helper()
 	seen := map[string]bool{}
 	for _, tr := range got {
-		if seen[tr.id] {
-			t.Errorf("trigger ID %s delivered twice", tr.id)
+		if seen[tr.ID] {
+			t.Errorf("trigger ID %s delivered twice", tr.ID)
 		}
-		seen[tr.id] = true
+		seen[tr.ID] = true
 	}
 }
 
@@ -201,25 +146,25 @@ func checkUniqueIDs(t *testing.T, got []firedTrigger) {
 // fetched before the earlier cart change still cancels it; a purchase after
 // stage 1 was due, fetched before the cart change, does not stop stage 1.
 func TestCrossTopicOrder(t *testing.T) {
-	c := newCluster(t)
+	c := harness.NewCluster(t)
 	const parts = 2
-	cfg := c.topics(t, parts)
-	proc := runProcessor(t, cfg, rules.DefaultConfig(), nil)
-	p := newProducer(t, c, cfg, nil)
-	reader := newTriggerReader(t, c, cfg.Topics.Triggers, schemas.FormatJSON, nil)
+	cfg := c.Topics(t, parts)
+	proc := harness.RunProcessor(t, cfg, rules.DefaultConfig(), nil)
+	p := harness.NewProducer(t, c, cfg, nil)
+	reader := harness.NewTriggerReader(t, c, cfg.Topics.Triggers, schemas.FormatJSON, nil)
 
 	t0 := time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)
 	m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
 	// The transactions arrive first and are consumed on their own.
-	p.send(parts, purchase("b2", "buyer", m(30)), purchase("l2", "late-buyer", m(90)))
-	waitEvents(t, proc, 2)
-	p.send(parts,
+	p.Send(parts, purchase("b2", "buyer", m(30)), purchase("l2", "late-buyer", m(90)))
+	harness.WaitEvents(t, proc, 2)
+	p.Send(parts,
 		click("b1", "buyer", schemas.AddToCart, m(0), "p1"),
 		click("l1", "late-buyer", schemas.AddToCart, m(0), "p1"),
 	)
-	waitEvents(t, proc, 4)
-	p.tick(parts, m(48*60))
-	waitEvents(t, proc, int64(4+3*parts))
-	got := reader.read(1, time.Second, 60*time.Second)
+	harness.WaitEvents(t, proc, 4)
+	p.Tick(parts, m(48*60))
+	harness.WaitEvents(t, proc, int64(4+3*parts))
+	got := reader.Read(1, time.Second, 60*time.Second)
 	checkTriggers(t, got, []string{"late-buyer/1"})
 }

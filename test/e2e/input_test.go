@@ -17,20 +17,21 @@ import (
 	"github.com/triggerd/triggerd/processor"
 	"github.com/triggerd/triggerd/rules"
 	"github.com/triggerd/triggerd/state"
+	"github.com/triggerd/triggerd/test/harness"
 )
 
 // TestDeadLetter mixes bad records into good traffic: each bad one reaches
 // the dead-letter topic with its reason and origin, and the good ones after
 // it are still processed (the partition keeps flowing).
 func TestDeadLetter(t *testing.T) {
-	c := newCluster(t)
+	c := harness.NewCluster(t)
 	const parts = 1
-	cfg := c.topics(t, parts)
+	cfg := c.Topics(t, parts)
 	// Live mode: the idle inputs (transactions, profiles) advance with the
 	// wall clock, so the clickstream records need not wait for them.
 	cfg.IdleAdvance = true
-	proc := runProcessor(t, cfg, rules.DefaultConfig(), nil)
-	p := newProducer(t, c, cfg, nil)
+	proc := harness.RunProcessor(t, cfg, rules.DefaultConfig(), nil)
+	p := harness.NewProducer(t, c, cfg, nil)
 
 	t0 := time.Now().UTC().Add(-time.Hour)
 	raw := func(key, value string) *kgo.Record {
@@ -53,12 +54,12 @@ func TestDeadLetter(t *testing.T) {
 	sort.Strings(reasons)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	if err := p.Cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitEvents(t, proc, int64(len(recs)))
+	harness.WaitEvents(t, proc, int64(len(recs)))
 
-	dlq := c.client(t, kgo.ConsumeTopics(cfg.Topics.DeadLetter), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	dlq := c.Client(t, kgo.ConsumeTopics(cfg.Topics.DeadLetter), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	var got []string
 	deadline := time.Now().Add(30 * time.Second)
@@ -92,9 +93,9 @@ func TestDeadLetter(t *testing.T) {
 // TestCopartitionCheck starts the processor on inputs with different
 // partition counts: it must refuse, naming the topics and their counts.
 func TestCopartitionCheck(t *testing.T) {
-	c := newCluster(t)
-	cfg := c.topics(t, 2)
-	adm := kadm.NewClient(c.client(t))
+	c := harness.NewCluster(t)
+	cfg := c.Topics(t, 2)
+	adm := kadm.NewClient(c.Client(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if _, err := adm.DeleteTopic(ctx, cfg.Topics.Profiles); err != nil {

@@ -21,7 +21,9 @@ var allowed = map[string][]string{
 	"processor":             {"rules", "state", "schemas"},
 	"cmd/triggerd/workload": {"schemas"},
 	"cmd/triggerd":          {"processor", "rules", "state", "schemas", "cmd/triggerd/workload"},
-	"test/e2e":              {"processor", "rules", "state", "schemas", "cmd/triggerd/workload"},
+	"test/harness":          {"processor", "rules", "state", "schemas"},
+	"test/e2e":              {"processor", "rules", "state", "schemas", "test/harness"},
+	"test/system":           {"processor", "state", "schemas", "cmd/triggerd/workload", "test/harness"},
 	"test/layout":           nil,
 }
 

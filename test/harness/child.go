@@ -1,0 +1,199 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/triggerd/triggerd/processor"
+)
+
+// FreeAddr returns a loopback address with a port free at the time of the
+// call.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// BuildTriggerd builds the binary once per test into a temp dir.
+func BuildTriggerd(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "triggerd")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/triggerd/triggerd/cmd/triggerd")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+// Child is the processor running as a separate process, so that it can be
+// killed with SIGKILL like a crashed pod.
+type Child struct {
+	t      testing.TB
+	Ops    string // host:port of the child's ops endpoint
+	Bin    string
+	Config string
+	Log    *os.File
+	cmd    *exec.Cmd
+	done   chan error
+}
+
+// NewChild prepares a child that runs bin with the config file config,
+// writing its output to log; ops is its ops endpoint (see WriteConfig).
+func NewChild(t testing.TB, bin, config string, log *os.File, ops string) *Child {
+	return &Child{t: t, Bin: bin, Config: config, Log: log, Ops: ops}
+}
+
+// Start starts the child.
+func (c *Child) Start() {
+	c.t.Helper()
+	c.cmd = exec.Command(c.Bin, "run", "--config", c.Config)
+	c.cmd.Stdout, c.cmd.Stderr = c.Log, c.Log
+	// The config file is the whole configuration: no TRIGGERD_ override
+	// from the test's environment.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TRIGGERD_") {
+			c.cmd.Env = append(c.cmd.Env, kv)
+		}
+	}
+	if err := c.cmd.Start(); err != nil {
+		c.t.Fatalf("start triggerd: %v", err)
+	}
+	c.done = make(chan error, 1)
+	go func() { c.done <- c.cmd.Wait() }()
+}
+
+// Kill kills the child with SIGKILL, like a crashed pod, and reaps it.
+func (c *Child) Kill() {
+	c.t.Helper()
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.done
+}
+
+// Stop ends the child with SIGTERM (graceful) and checks it exits 0. It
+// first waits for the ops endpoint, which starts after the signal handler
+// is installed: a SIGTERM before that would kill rather than stop it.
+func (c *Child) Stop() {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + c.Ops + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("ops endpoint %s did not answer within 30s: %v", c.Ops, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-c.done:
+		if err != nil {
+			c.t.Errorf("triggerd exited with %v after SIGTERM", err)
+		}
+	case <-time.After(60 * time.Second):
+		_ = c.cmd.Process.Kill()
+		c.t.Errorf("triggerd did not exit within 60s of SIGTERM")
+	}
+}
+
+// Exited reports a child that died by itself.
+func (c *Child) Exited() error {
+	select {
+	case err := <-c.done:
+		if err == nil {
+			err = fmt.Errorf("exited with status 0")
+		}
+		return err
+	default:
+		return nil
+	}
+}
+
+// WriteConfig writes a config file for "triggerd run" from cfg (brokers,
+// group, instance ID, topics and the event-time settings the tests use), with
+// state under dir and the ops endpoint on ops.
+func WriteConfig(t testing.TB, cfg processor.Config, dir, ops string) string {
+	t.Helper()
+	y := fmt.Sprintf(`kafka:
+  brokers: [%s]
+  group: %s
+  instance_id: %s
+  topics:
+    clickstream: %s
+    transactions: %s
+    profiles: %s
+    triggers: %s
+    dead_letter: %s
+    changelog: %s
+  replication_factor: 1
+  start_from: earliest
+  idle_advance: false
+  lateness: 0s
+  tick: 50ms
+  transaction_timeout: 10s
+  session_timeout: 6s
+state:
+  dir: %s
+ops:
+  addr: %s
+log:
+  level: warn
+`, strings.Join(cfg.Brokers, ", "), cfg.Group, cfg.InstanceID, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
+		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, filepath.Join(dir, "state"), ops)
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// WaitCaughtUp waits until the group has committed every input record.
+func WaitCaughtUp(t testing.TB, c *Cluster, cfg processor.Config, ch *Child) {
+	t.Helper()
+	adm := kadm.NewClient(c.Client(t))
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if err := ch.Exited(); err != nil {
+			t.Fatalf("triggerd died: %v (log: %s)", err, ch.Log.Name())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ends, err1 := adm.ListEndOffsets(ctx, cfg.Inputs()...)
+		committed, err2 := adm.FetchOffsets(ctx, cfg.Group)
+		cancel()
+		if err1 == nil && err2 == nil {
+			behind := int64(0)
+			ends.Each(func(o kadm.ListedOffset) {
+				got, _ := committed.Lookup(o.Topic, o.Partition)
+				if got.At < o.Offset {
+					behind += o.Offset - max(got.At, 0)
+				}
+			})
+			if behind == 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group not caught up within 90s (log: %s)", ch.Log.Name())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

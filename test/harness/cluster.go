@@ -1,0 +1,88 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triggerd/triggerd/processor"
+)
+
+// Cluster is the Kafka the test runs against.
+type Cluster struct {
+	Brokers []string
+	Real    bool
+}
+
+// NewCluster returns the real broker named by TRIGGERD_KAFKA_BROKERS, or an
+// in-process kfake cluster closed at the end of the test.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	if b := os.Getenv("TRIGGERD_KAFKA_BROKERS"); b != "" {
+		t.Logf("using the real Kafka broker at %s", b)
+		return &Cluster{Brokers: strings.Split(b, ","), Real: true}
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return &Cluster{Brokers: c.ListenAddrs()}
+}
+
+func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, opts...)...)
+	if err != nil {
+		t.Fatalf("kafka client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// Topics creates fresh input topics with a unique prefix and returns a
+// processor config pointing at them (JSON encodings, event-time driven).
+func (c *Cluster) Topics(t testing.TB, partitions int32) processor.Config {
+	t.Helper()
+	prefix := fmt.Sprintf("t%d-%s-", rand.Uint32(), strings.ReplaceAll(t.Name(), "/", "_"))
+	cfg := processor.DefaultConfig()
+	cfg.Brokers = c.Brokers
+	cfg.Group = prefix + "group"
+	cfg.InstanceID = "i1"
+	cfg.Topics = processor.Topics{
+		Clickstream:  prefix + "clickstream",
+		Transactions: prefix + "transactions",
+		Profiles:     prefix + "profiles",
+		Triggers:     prefix + "triggers",
+		DeadLetter:   prefix + "dlq",
+		Changelog:    prefix + "changelog",
+	}
+	cfg.ReplicationFactor = 1
+	cfg.StartFrom = "earliest"
+	cfg.IdleAdvance = false
+	cfg.Lateness = 0
+	cfg.Tick = 50 * time.Millisecond
+	cfg.TransactionTimeout = 10 * time.Second
+	cfg.SessionTimeout = 6 * time.Second
+	adm := kadm.NewClient(c.Client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopics(ctx, partitions, 1, nil, cfg.Inputs()...)
+	if err != nil {
+		t.Fatalf("create topics: %v", err)
+	}
+	for _, r := range resp {
+		if r.Err != nil {
+			t.Fatalf("create topic %s: %v", r.Topic, r.Err)
+		}
+	}
+	return cfg
+}

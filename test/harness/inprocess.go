@@ -1,0 +1,66 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/twmb/franz-go/pkg/sr"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/rules"
+	"github.com/triggerd/triggerd/state"
+)
+
+// RunProcessor runs an in-process processor until the test ends.
+func RunProcessor(t testing.TB, cfg processor.Config, rc rules.Config, reg *sr.Client) *processor.Processor {
+	t.Helper()
+	sc := state.DefaultConfig()
+	sc.Dir = "state"
+	sc.FS = vfs.NewMem()
+	store, err := state.Open(sc, zaptest.NewLogger(t).Named("state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Store: store, Rules: rs, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("processor: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("processor did not stop within 30s of cancel")
+		}
+		if err := store.Close(); err != nil {
+			t.Errorf("closing state: %v", err)
+		}
+	})
+	return proc
+}
+
+// WaitEvents waits until the processor has committed n input events.
+func WaitEvents(t testing.TB, proc *processor.Processor, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for proc.Stats().Events < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("processor committed %d of %d events within 60s", proc.Stats().Events, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,147 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/schemas"
+)
+
+// Producer writes events keyed by customer ID with the event time as the
+// record timestamp, the way a well-behaved upstream does.
+type Producer struct {
+	t    testing.TB
+	reg  *sr.Client
+	Cl   *kgo.Client
+	cfg  processor.Config
+	encs map[schemas.Source]*schemas.EventEncoder
+}
+
+// NewProducer encodes with the formats in cfg.Encodings; reg is the schema
+// registry for avro (nil for json).
+func NewProducer(t testing.TB, c *Cluster, cfg processor.Config, reg *sr.Client) *Producer {
+	t.Helper()
+	p := &Producer{t: t, reg: reg, Cl: c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner())), cfg: cfg, encs: map[schemas.Source]*schemas.EventEncoder{}}
+	formats := map[schemas.Source]schemas.Format{
+		schemas.SourceClickstream: cfg.Encodings.Clickstream,
+		schemas.SourceTransaction: cfg.Encodings.Transactions,
+		schemas.SourceProfile:     cfg.Encodings.Profiles,
+	}
+	for _, src := range []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile} {
+		enc, err := schemas.NewEventEncoder(context.Background(), src, formats[src], reg, p.Topic(src)+"-value")
+		if err != nil {
+			t.Fatalf("encoder: %v", err)
+		}
+		p.encs[src] = enc
+	}
+	return p
+}
+
+func (p *Producer) Topic(src schemas.Source) string {
+	switch src {
+	case schemas.SourceTransaction:
+		return p.cfg.Topics.Transactions
+	case schemas.SourceProfile:
+		return p.cfg.Topics.Profiles
+	}
+	return p.cfg.Topics.Clickstream
+}
+
+// Send produces events synchronously, each to the partition given by
+// partitionOf (Kafka's default partitioner for real customers).
+func (p *Producer) Send(partitions int32, evs ...schemas.Event) {
+	p.t.Helper()
+	var recs []*kgo.Record
+	for i := range evs {
+		ev := &evs[i]
+		val, err := p.encs[ev.Source].Encode(nil, ev)
+		if err != nil {
+			p.t.Fatalf("encode %+v: %v", ev, err)
+		}
+		recs = append(recs, &kgo.Record{
+			Topic: p.Topic(ev.Source), Partition: PartitionOf(string(ev.Customer), partitions),
+			Key: []byte(ev.Customer), Value: val, Timestamp: ev.Time,
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		p.t.Fatalf("produce: %v", err)
+	}
+}
+
+// Tick advances event time on every partition of every input topic to at, with events of a per-partition ticker
+// customer (which no rule reacts to).
+func (p *Producer) Tick(partitions int32, at time.Time) {
+	p.t.Helper()
+	var recs []*kgo.Record
+	for part := int32(0); part < partitions; part++ {
+		for _, src := range []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile} {
+			cust := schemas.CustomerID(fmt.Sprintf("ticker-%d", part))
+			ev := schemas.Event{Source: src, ID: fmt.Sprintf("tick-%d-%d-%d", part, src, at.UnixMilli()),
+				Customer: cust, Type: "page_view", Time: at}
+			switch src {
+			case schemas.SourceTransaction:
+				ev.Type = "heartbeat"
+			case schemas.SourceProfile:
+				ev.Type = schemas.ProfileUpdate
+			}
+			val, err := p.encs[src].Encode(nil, &ev)
+			if err != nil {
+				p.t.Fatalf("encode tick: %v", err)
+			}
+			recs = append(recs, &kgo.Record{Topic: p.Topic(src), Partition: part, Key: []byte(cust), Value: val, Timestamp: at})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		p.t.Fatalf("produce ticks: %v", err)
+	}
+}
+
+// PartitionOf is Kafka's default partitioner: murmur2 of the key, positive,
+// modulo the partition count. Written here so the tests do not depend on
+// the processor's choice.
+func PartitionOf(key string, n int32) int32 {
+	return int32(murmur2([]byte(key))&0x7fffffff) % n
+}
+
+func murmur2(data []byte) uint32 {
+	const (
+		seed uint32 = 0x9747b28c
+		m    uint32 = 0x5bd1e995
+		r           = 24
+	)
+	h := seed ^ uint32(len(data))
+	for len(data) >= 4 {
+		k := uint32(data[0]) | uint32(data[1])<<8 | uint32(data[2])<<16 | uint32(data[3])<<24
+		k *= m
+		k ^= k >> r
+		k *= m
+		h *= m
+		h ^= k
+		data = data[4:]
+	}
+	switch len(data) {
+	case 3:
+		h ^= uint32(data[2]) << 16
+		fallthrough
+	case 2:
+		h ^= uint32(data[1]) << 8
+		fallthrough
+	case 1:
+		h ^= uint32(data[0])
+		h *= m
+	}
+	h ^= h >> 13
+	h *= m
+	h ^= h >> 15
+	return h
+}
