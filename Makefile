@@ -1,15 +1,16 @@
 # triggerd: build, demo, tests.
 #
 #   make demo   the whole system in-process (kfake, traffic, processor) for 60 s
-#   make test   unit tests, short fuzzing, end-to-end on kfake, then on a real
-#               Apache Kafka broker (fetched from Maven Central by test/kafka/broker.sh)
+#   make test   unit tests, short fuzzing, end-to-end on kfake, then end-to-end
+#               and system tests on a real Apache Kafka broker (fetched from
+#               Maven Central by test/kafka/broker.sh)
 
 GO        ?= go
 DEMO_ARGS ?= --duration 60s
 FUZZTIME  ?= 5s
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /test/)
 
-.PHONY: all build demo test test-unit test-fuzz test-e2e test-e2e-kfake test-e2e-kafka vet clean
+.PHONY: all build demo test test-unit test-fuzz test-e2e test-e2e-kfake test-kafka test-system kafka-run vet clean
 
 all: build
 
@@ -37,20 +38,33 @@ test-fuzz:
 		done; \
 	done
 
-test-e2e: test-e2e-kfake test-e2e-kafka
+test-e2e: test-e2e-kfake test-kafka
 
 # End-to-end tests on franz-go's in-process kfake.
 test-e2e-kfake:
-	env -u TRIGGERD_KAFKA_BROKERS $(GO) test -count=1 -timeout 15m ./test/...
+	env -u TRIGGERD_KAFKA_BROKERS $(GO) test -count=1 -timeout 15m ./test/e2e/... ./test/layout/...
 
-# The same tests on a real Apache Kafka broker. A broker that cannot start
-# fails the target: it is never skipped.
-test-e2e-kafka:
+# The end-to-end tests again, and the system tests, on a real Apache Kafka
+# broker. A broker that cannot start fails the target: it is never skipped.
+# The verbose log goes to a file; the summary lines (crash: ..., restart: ...)
+# and the verdicts are printed.
+test-kafka:
+	@$(MAKE) --no-print-directory kafka-run PKGS="./test/e2e/... ./test/system/..."
+
+# Only the system tests (crash, ...) on a real broker.
+test-system:
+	@$(MAKE) --no-print-directory kafka-run PKGS="./test/system/..."
+
+kafka-run:
 	@set -e; \
 	addr=$$(test/kafka/broker.sh start); \
 	trap 'test/kafka/broker.sh stop' EXIT; \
 	echo "real Kafka broker at $$addr"; \
-	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -count=1 -timeout 20m ./test/...
+	log=test/kafka/.cache/test-kafka.log; rc=0; \
+	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -count=1 -v -timeout 25m $(PKGS) >$$log 2>&1 || rc=$$?; \
+	grep -E '^(--- |ok |FAIL)|^ +--- |(crash|restart|poison|rebalance): ' $$log || true; \
+	if [ $$rc -ne 0 ]; then echo "--- tail of $$log:"; tail -n 60 $$log; fi; \
+	exit $$rc
 
 clean:
 	rm -rf bin

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,10 @@ type Options struct {
 	Store      *state.Store          // required
 	Rules      *rules.Set            // required
 	Registry   *sr.Client            // required when an encoding is avro
+	// Failpoint, if set, is called at the named points of the commit
+	// cycle ("before-end", "after-end", "mid-apply", "after-apply"). Crash
+	// tests use it to kill the process inside the commit window.
+	Failpoint func(phase string)
 }
 
 // Processor runs the pipeline. Create it with New, run it with Run.
@@ -59,6 +64,8 @@ type Processor struct {
 		err   error
 	}
 
+	failpoint  func(string)
+	trace      string // customer ID prefix to trace at info level (tests only)
 	produceErr atomic.Pointer[error]
 	lastIdle   time.Time
 	stats      Stats
@@ -104,10 +111,14 @@ func New(cfg Config, o Options) (*Processor, error) {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
+	if o.Failpoint == nil {
+		o.Failpoint = func(string) {}
+	}
 	p := &Processor{
-		cfg: cfg, log: o.Logger, clock: o.Clock, store: o.Store, rules: o.Rules,
+		cfg: cfg, log: o.Logger, clock: o.Clock, store: o.Store, rules: o.Rules, failpoint: o.Failpoint,
 		m: newMetrics(o.Registerer), registry: o.Registry, workers: map[int32]*worker{},
 	}
+	p.trace = os.Getenv("TRIGGERD_TEST_TRACE")
 	p.kprom = kprom.NewMetrics("triggerd", kprom.Registerer(registererOrNew(o.Registerer)))
 	p.stats.byKind = map[string]int64{}
 	p.sources = []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile}
@@ -197,6 +208,18 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	p.sess = sess
 	p.adm = kadm.NewClient(sess.Client())
+	// Initialize the transactional producer now, not at the first
+	// produce: InitProducerID fences a crashed predecessor with the same
+	// transactional ID and aborts its open transaction, which would
+	// otherwise hold the changelog's last stable offset (and so the
+	// restore) until the transaction timeout.
+	initCtx, initCancel := context.WithTimeout(ctx, p.cfg.TransactionTimeout)
+	_, _, err = sess.Client().ProducerID(initCtx)
+	initCancel()
+	if err != nil {
+		sess.Close()
+		return fmt.Errorf("processor: initializing the transactional producer: %w", err)
+	}
 	defer func() {
 		p.ready.Store(false)
 		sess.Close()
@@ -287,12 +310,22 @@ func (p *Processor) runCycle(ctx context.Context) error {
 			return
 		}
 		for i := range w.inputs {
-			if w.inputs[i].topic == fp.Topic {
-				w.inputs[i].recs = fp.Records
-				w.inputs[i].lso = fp.LastStableOffset
-				if w.inputs[i].lso <= 0 {
-					w.inputs[i].lso = fp.HighWatermark
-				}
+			in := &w.inputs[i]
+			if in.topic != fp.Topic {
+				continue
+			}
+			// One poll can carry several fetches of the same
+			// partition (a backlog, buffered fetches): keep them all,
+			// in order. The common single fetch costs no copy; more
+			// are appended to a copy, never into kgo's array.
+			if in.recs == nil {
+				in.recs = fp.Records
+			} else {
+				in.recs = append(in.recs[:len(in.recs):len(in.recs)], fp.Records...)
+			}
+			in.lso = fp.LastStableOffset
+			if in.lso <= 0 {
+				in.lso = fp.HighWatermark
 			}
 		}
 	})
@@ -328,16 +361,32 @@ func (p *Processor) runCycle(ctx context.Context) error {
 			cycleErr = errors.Join(cycleErr, fmt.Errorf("partition %d: %w", w.id, w.err))
 		}
 	}
-	produceErr := p.produceErr.Swap(nil)
-	commit := cycleErr == nil && produceErr == nil
+	if p.trace != "" {
+		p.traceHeads()
+	}
 	// The cycle in flight finishes even when ctx is done (graceful
 	// shutdown); End gets its own bounded context.
 	endCtx, endCancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
+	// Flush before deciding: a record that fails while End flushes would
+	// otherwise be missing from a transaction that commits the offsets of
+	// the input that produced it. End commits whatever was acked; it does
+	// not look at produce errors.
+	flushErr := p.sess.Client().Flush(endCtx)
+	produceErr := p.produceErr.Swap(nil)
+	if produceErr == nil && flushErr != nil {
+		produceErr = &flushErr
+	}
+	commit := cycleErr == nil && produceErr == nil
+	p.failpoint("before-end")
 	committed, endErr := p.sess.End(endCtx, kgo.TransactionEndTry(commit))
 	endCancel()
 	if committed {
 		p.m.commits.WithLabelValues("committed").Inc()
-		for _, w := range active {
+		p.failpoint("after-end")
+		for i, w := range active {
+			if i == 1 {
+				p.failpoint("mid-apply")
+			}
 			if err := w.commit(); err != nil {
 				// Kafka has the output and the changelog; local
 				// state is behind and is caught up on restart.
@@ -345,6 +394,7 @@ func (p *Processor) runCycle(ctx context.Context) error {
 			}
 			p.countEmitted(w)
 		}
+		p.failpoint("after-apply")
 		p.updatePending()
 	} else {
 		p.m.commits.WithLabelValues("aborted").Inc()
@@ -353,8 +403,11 @@ func (p *Processor) runCycle(ctx context.Context) error {
 				return fmt.Errorf("processor: partition %d: dropping state after abort: %w", w.id, err)
 			}
 		}
-		if produceErr != nil {
+		switch {
+		case produceErr != nil:
 			p.log.Warn("transaction aborted: a produce failed; the records will be processed again", zap.Error(*produceErr))
+		case commit && endErr == nil:
+			p.log.Warn("transaction aborted by the session (a rebalance or a failed offset commit); the records will be processed again")
 		}
 	}
 	p.m.cycleSeconds.Observe(time.Since(started).Seconds())
@@ -370,6 +423,22 @@ func (p *Processor) runCycle(ctx context.Context) error {
 	}
 	p.ready.Store(true)
 	return nil
+}
+
+// traceHeads checks, in trace mode, that the consumer's positions (what
+// End will commit) are what the workers queued: a difference means records
+// polled but not in any queue, which a crash would lose.
+func (p *Processor) traceHeads() {
+	heads := p.sess.Client().UncommittedOffsets()
+	for _, w := range p.workers {
+		for i := range w.inputs {
+			in := &w.inputs[i]
+			if h, ok := heads[in.topic][w.id]; ok && in.next >= 0 && h.Offset != in.next {
+				p.log.Warn("trace: consumer position differs from the queued offset", zap.String("topic", in.topic),
+					zap.Int32("partition", w.id), zap.Int64("consumer", h.Offset), zap.Int64("queued", in.next))
+			}
+		}
+	}
 }
 
 // retryBackoff is the pause after a cycle aborted on a retryable error.
@@ -430,7 +499,9 @@ func (p *Processor) promise(_ *kgo.Record, err error) {
 }
 
 func (p *Processor) produceFailed(err error) {
-	p.produceErr.CompareAndSwap(nil, &err)
+	if p.produceErr.CompareAndSwap(nil, &err) {
+		p.log.Warn("produce failed; the transaction will abort", zap.Error(err))
+	}
 }
 
 // emit encodes a trigger and produces it keyed by customer ID, with its ID

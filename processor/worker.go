@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,7 @@ type input struct {
 	events prometheus.Counter
 
 	maxTs    int64 // highest record timestamp seen (unix ms), or noTime
+	next     int64 // offset of the next record expected (diagnostics), -1 unknown
 	caughtUp bool  // no lag as of the last fetch or lag check
 
 	// queue holds the records not processed yet, in offset order: this
@@ -98,6 +100,7 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 		})
 	}
 	w.wmLag = p.m.watermarkLag.WithLabelValues(pl)
+	p.m.timersPend.WithLabelValues(pl).Set(float64(part.PendingTimers()))
 	w.chlogPromise = func(r *kgo.Record, err error) {
 		if err != nil {
 			p.produceFailed(err)
@@ -114,6 +117,13 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 	for i := range w.inputs {
 		if ts, ok := offs.Inputs[progressKey(w.inputs[i].topic)]; ok {
 			w.inputs[i].maxTs = ts
+		}
+		w.inputs[i].next = -1
+		if o, ok := offs.Inputs[w.inputs[i].topic]; ok {
+			w.inputs[i].next = o
+		}
+		if p.trace != "" {
+			w.log.Info("trace start", zap.String("topic", w.inputs[i].topic), zap.Int64("next", w.inputs[i].next), zap.Int64("changelog", offs.Changelog))
 		}
 	}
 	if err := w.loadHeld(); err != nil {
@@ -244,6 +254,10 @@ func (w *worker) runCycle(now time.Time) error {
 			continue
 		}
 		for _, r := range in.recs {
+			if in.next >= 0 && r.Offset != in.next {
+				w.log.Warn("input offset gap", zap.String("topic", in.topic), zap.Int64("want", in.next), zap.Int64("got", r.Offset))
+			}
+			in.next = r.Offset + 1
 			ts := r.Timestamp.UnixMilli()
 			in.queue = append(in.queue, queued{r: r, ts: ts})
 			in.maxTs = max(in.maxTs, ts)
@@ -359,6 +373,10 @@ func (w *worker) fireUpTo(now, wm time.Time) error {
 			}
 			w.actions.Reset()
 			w.p.rules.OnTimer(c, t, &w.actions)
+			if w.p.trace != "" && strings.HasPrefix(string(t.Customer), w.p.trace) {
+				w.log.Info("trace timer", zap.String("customer", string(t.Customer)), zap.Time("due", t.Due), zap.Time("wm", wm),
+					zap.Int32("stage", t.Stage), zap.String("occurrence", t.Occurrence), zap.Int("emit", len(w.actions.Emit)))
+			}
 			if err := w.apply(now); err != nil {
 				return err
 			}
@@ -402,6 +420,11 @@ func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 	}
 	w.actions.Reset()
 	w.p.rules.OnEvent(c, ev, &w.actions)
+	if w.p.trace != "" && strings.HasPrefix(string(ev.Customer), w.p.trace) {
+		w.log.Info("trace event", zap.String("customer", string(ev.Customer)), zap.String("event", ev.ID),
+			zap.String("type", string(ev.Type)), zap.Time("at", ev.Time), zap.Int64("offset", r.Offset),
+			zap.Int("cancel", len(w.actions.Cancel)), zap.Int("schedule", len(w.actions.Schedule)), zap.Int("cart", len(c.Cart.Items)))
+	}
 	return w.apply(now)
 }
 
@@ -459,6 +482,10 @@ func (w *worker) deadLetter(in *input, r *kgo.Record, reason, detail string) {
 func (w *worker) commit() error {
 	if err := w.part.Commit(w.chlogLast.Load()); err != nil {
 		return err
+	}
+	if w.p.trace != "" {
+		offs, _ := w.part.Offsets()
+		w.log.Info("trace commit", zap.Int64("changelog", offs.Changelog), zap.Any("inputs", offs.Inputs))
 	}
 	w.p.m.timersPend.WithLabelValues(strconv.Itoa(int(w.id))).Set(float64(w.part.PendingTimers()))
 	return nil

@@ -39,7 +39,9 @@ func applyEvent(c *schemas.Customer, ev *schemas.Event) (cartChanged bool) {
 		}
 		addToCart(&c.Cart, ev.ProductID, q, ev.Price)
 	case schemas.RemoveFromCart:
-		removeFromCart(&c.Cart, ev.ProductID, ev.Quantity)
+		if !removeFromCart(&c.Cart, ev.ProductID, ev.Quantity) {
+			return false // not in the cart: nothing changed
+		}
 	default:
 		return false
 	}
@@ -62,19 +64,20 @@ func addToCart(cart *schemas.Cart, product string, qty int32, price schemas.Mone
 }
 
 // removeFromCart removes qty of product, or the whole line when qty <= 0 or
-// at least the quantity in the cart.
-func removeFromCart(cart *schemas.Cart, product string, qty int32) {
+// at least the quantity in the cart. It reports whether the cart changed.
+func removeFromCart(cart *schemas.Cart, product string, qty int32) bool {
 	for i := range cart.Items {
 		if cart.Items[i].ProductID != product {
 			continue
 		}
 		if qty > 0 && qty < cart.Items[i].Quantity {
 			cart.Items[i].Quantity -= qty
-			return
+			return true
 		}
 		cart.Items = append(cart.Items[:i], cart.Items[i+1:]...)
-		return
+		return true
 	}
+	return false
 }
 
 func addSpend(c *schemas.Customer, m schemas.Money) {

@@ -71,7 +71,17 @@ func (h *harness) advance(d time.Duration, out *strings.Builder) {
 		if len(due) == 0 {
 			break
 		}
-		sort.Slice(due, func(i, j int) bool { return due[i].Due.Before(due[j].Due) })
+		// Due order, ties by customer then ID: the order state.PopDue uses.
+		sort.Slice(due, func(i, j int) bool {
+			a, b := due[i], due[j]
+			if !a.Due.Equal(b.Due) {
+				return a.Due.Before(b.Due)
+			}
+			if a.Customer != b.Customer {
+				return a.Customer < b.Customer
+			}
+			return a.ID < b.ID
+		})
 		t := due[0]
 		delete(h.timers, TimerRef{Customer: t.Customer, ID: t.ID})
 		h.now = t.Due

@@ -21,6 +21,10 @@ type Config struct {
 	// large memtable keeps the recent writes of hot customers in memory and
 	// makes flushes rarer.
 	MemTableBytes int64
+	// SyncWrites fsyncs every batch commit. Off by default: the changelog
+	// topic is the durable copy, and a batch lost in a crash is replayed
+	// from it. On, a crash loses no committed batch (slower commits).
+	SyncWrites bool
 }
 
 const (

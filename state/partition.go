@@ -35,9 +35,11 @@ import (
 // Everything the batch hands out (customer pointers, Changes buffers) stays
 // valid until Commit or Abort, then is reused.
 type Partition struct {
-	db  *pebble.DB
-	num uint32
-	err error // sticky: a failed write, a load error, a drop or a close
+	db *pebble.DB
+	// writeOpts: pebble.NoSync, or pebble.Sync with Config.SyncWrites.
+	writeOpts *pebble.WriteOptions
+	num       uint32
+	err       error // sticky: a failed write, a load error, a drop or a close
 
 	batch *pebble.Batch // filled by Commit and FlushRestore only; reused
 
@@ -130,6 +132,7 @@ type timerEntry struct {
 func newPartition(s *Store, num int32) *Partition {
 	p := &Partition{
 		db:              s.db,
+		writeOpts:       s.writeOpts,
 		num:             uint32(num),
 		custIdx:         make(map[schemas.CustomerID]int),
 		timerIdx:        make(map[string]int),
@@ -531,7 +534,7 @@ func (p *Partition) Commit(changelogOffset int64) error {
 		return err
 	}
 	if !p.batch.Empty() {
-		if err := p.batch.Commit(pebble.NoSync); err != nil {
+		if err := p.batch.Commit(p.writeOpts); err != nil {
 			return p.writeErr(err)
 		}
 	}

@@ -3,7 +3,6 @@ package state
 import (
 	"fmt"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/triggerd/triggerd/schemas"
 )
 
@@ -148,7 +147,7 @@ func (p *Partition) FlushRestore() error {
 		return err
 	}
 	if !p.batch.Empty() {
-		if err := p.batch.Commit(pebble.NoSync); err != nil {
+		if err := p.batch.Commit(p.writeOpts); err != nil {
 			return p.writeErr(err)
 		}
 	}

@@ -28,8 +28,9 @@ var errClosed = errors.New("state: store closed")
 // concurrent use; the Partition handles it gives out are not (each belongs to
 // one goroutine).
 type Store struct {
-	db  *pebble.DB
-	log *zap.Logger
+	db        *pebble.DB
+	log       *zap.Logger
+	writeOpts *pebble.WriteOptions
 
 	mu struct {
 		sync.Mutex
@@ -93,7 +94,10 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", cfg.Dir, err)
 	}
-	s := &Store{db: db, log: log}
+	s := &Store{db: db, log: log, writeOpts: pebble.NoSync}
+	if cfg.SyncWrites {
+		s.writeOpts = pebble.Sync
+	}
 	s.mu.parts = make(map[int32]*Partition)
 	if err := s.checkLayout(); err != nil {
 		return nil, errors.Join(err, db.Close())

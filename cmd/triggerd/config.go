@@ -34,6 +34,7 @@ type Config struct {
 type StateConfig struct {
 	Dir        string `yaml:"dir"`
 	CacheBytes int64  `yaml:"cache_bytes"`
+	SyncWrites bool   `yaml:"sync_writes"` // fsync every batch (the changelog is the durable copy anyway)
 }
 
 // OpsConfig is the HTTP endpoint for /metrics, /healthz and /readyz.
@@ -62,6 +63,7 @@ func (c *Config) stateConfig() state.Config {
 	sc := state.DefaultConfig()
 	sc.Dir = c.State.Dir
 	sc.CacheBytes = c.State.CacheBytes
+	sc.SyncWrites = c.State.SyncWrites
 	return sc
 }
 
@@ -126,7 +128,7 @@ func applyEnv(cfg *Config, environ []string) []error {
 		}
 	})
 	for k := range env {
-		if !used[k] && !strings.HasPrefix(k, "TRIGGERD_KAFKA_BROKERS_") && k != "TRIGGERD_CONFIG" {
+		if !used[k] && k != "TRIGGERD_CONFIG" && k != failpointsEnv && k != "TRIGGERD_TEST_TRACE" {
 			errs = append(errs, fmt.Errorf("config: environment variable %s names no setting", k))
 		}
 	}

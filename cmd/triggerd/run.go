@@ -5,8 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,8 +76,12 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 	if err != nil {
 		return err
 	}
+	fp, err := failpointsFromEnv(os.Getenv(failpointsEnv))
+	if err != nil {
+		return err
+	}
 	proc, err := processor.New(cfg.Kafka, processor.Options{
-		Logger: log, Registerer: reg, Store: store, Rules: rs, Registry: registry,
+		Logger: log, Registerer: reg, Store: store, Rules: rs, Registry: registry, Failpoint: fp,
 	})
 	if err != nil {
 		return err
@@ -102,4 +110,33 @@ func usesAvro(c *processor.Config) bool {
 	e := c.Encodings
 	return e.Clickstream == schemas.FormatAvro || e.Transactions == schemas.FormatAvro ||
 		e.Profiles == schemas.FormatAvro || e.Triggers == schemas.FormatAvro
+}
+
+// failpointsEnv names the test-only variable that makes the process kill
+// itself inside the commit cycle: "after-end=0.05,mid-apply=0.05" kills
+// with SIGKILL at each named phase with that probability. Crash tests use it
+// to hit the commit window, which external kills rarely do.
+const failpointsEnv = "TRIGGERD_TEST_FAILPOINTS"
+
+func failpointsFromEnv(spec string) (func(string), error) {
+	if spec == "" {
+		return nil, nil
+	}
+	probs := map[string]float64{}
+	for _, kv := range strings.Split(spec, ",") {
+		name, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		p, err := strconv.ParseFloat(val, 64)
+		if !ok || err != nil || p < 0 || p > 1 {
+			return nil, fmt.Errorf("%s: %q is not phase=probability", failpointsEnv, kv)
+		}
+		probs[name] = p
+	}
+	return func(phase string) {
+		if p := probs[phase]; p > 0 && rand.Float64() < p {
+			// The line tells the test which phase the kill hit.
+			fmt.Fprintf(os.Stderr, "failpoint: kill at %s\n", phase)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}, nil
 }

@@ -21,10 +21,7 @@ func TestRestartAfterKill(t *testing.T) {
 	const parts = 4
 	const customers = 300
 	cfg := c.Topics(t, parts)
-	dir := os.Getenv("TEST_KEEP_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	}
+	dir := harness.WorkDir(t)
 	logf, err := os.Create(filepath.Join(dir, "triggerd.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -50,8 +50,10 @@ type Child struct {
 	Bin    string
 	Config string
 	Log    *os.File
+	Env    []string // extra environment, e.g. TRIGGERD_TEST_FAILPOINTS=...
 	cmd    *exec.Cmd
-	done   chan error
+	done   chan struct{} // closed when the process has exited
+	err    error         // its exit status, valid once done is closed
 }
 
 // NewChild prepares a child that runs bin with the config file config,
@@ -72,11 +74,16 @@ func (c *Child) Start() {
 			c.cmd.Env = append(c.cmd.Env, kv)
 		}
 	}
+	c.cmd.Env = append(c.cmd.Env, c.Env...)
 	if err := c.cmd.Start(); err != nil {
 		c.t.Fatalf("start triggerd: %v", err)
 	}
-	c.done = make(chan error, 1)
-	go func() { c.done <- c.cmd.Wait() }()
+	done := make(chan struct{})
+	c.done = done
+	go func() {
+		c.err = c.cmd.Wait()
+		close(done)
+	}()
 }
 
 // Kill kills the child with SIGKILL, like a crashed pod, and reaps it.
@@ -105,9 +112,9 @@ func (c *Child) Stop() {
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-c.done:
-		if err != nil {
-			c.t.Errorf("triggerd exited with %v after SIGTERM", err)
+	case <-c.done:
+		if c.err != nil {
+			c.t.Errorf("triggerd exited with %v after SIGTERM", c.err)
 		}
 	case <-time.After(60 * time.Second):
 		_ = c.cmd.Process.Kill()
@@ -118,11 +125,11 @@ func (c *Child) Stop() {
 // Exited reports a child that died by itself.
 func (c *Child) Exited() error {
 	select {
-	case err := <-c.done:
-		if err == nil {
-			err = fmt.Errorf("exited with status 0")
+	case <-c.done:
+		if c.err == nil {
+			return fmt.Errorf("exited with status 0")
 		}
-		return err
+		return c.err
 	default:
 		return nil
 	}
@@ -149,6 +156,7 @@ func WriteConfig(t testing.TB, cfg processor.Config, dir, ops string) string {
   idle_advance: false
   lateness: 0s
   tick: 50ms
+  poll_records: 2000
   transaction_timeout: 10s
   session_timeout: 6s
 state:
@@ -156,7 +164,7 @@ state:
 ops:
   addr: %s
 log:
-  level: warn
+  level: info
 `, strings.Join(cfg.Brokers, ", "), cfg.Group, cfg.InstanceID, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
 		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, filepath.Join(dir, "state"), ops)
 	path := filepath.Join(dir, "config.yaml")
@@ -196,4 +204,17 @@ func WaitCaughtUp(t testing.TB, c *Cluster, cfg processor.Config, ch *Child) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// WorkDir returns a directory for a test's state and logs: $TEST_KEEP_DIR
+// when set (kept for diagnosis after the test), else a temporary one.
+func WorkDir(t testing.TB) string {
+	if d := os.Getenv("TEST_KEEP_DIR"); d != "" {
+		d = filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
 }

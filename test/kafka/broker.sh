@@ -174,7 +174,7 @@ launch() {
 	local jvm_common=(-Djava.awt.headless=true
 		"-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$jars/*")
 	if ! "$java" -Xmx256m "-Dkafka.logs.dir=$run/format" "${jvm_common[@]}" \
-		kafka.tools.StorageTool format -t "$(cluster_id)" -c "$props" \
+		kafka.tools.StorageTool format -t "$(cluster_id)" -c "$props" ${KAFKA_FORMAT_FEATURES:-} \
 		>"$run/format.out" 2>&1; then
 		tail -n 40 "$run/format/server.log" "$run/format.out" >&2
 		echo "kafka: formatting the broker storage failed" >&2
