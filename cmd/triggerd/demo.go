@@ -55,7 +55,10 @@ type demoSettings struct {
 	quiet           bool
 }
 
-func runDemo(ctx context.Context, out io.Writer, s demoSettings) error {
+func runDemo(ctx context.Context, w io.Writer, s demoSettings) error {
+	// The printer and the summaries write from two goroutines: one line
+	// at a time, never interleaved.
+	out := &lineWriter{w: w}
 	log, err := newLogger("warn")
 	if err != nil {
 		return err
@@ -283,4 +286,16 @@ func printTriggers(ctx context.Context, out io.Writer, k processor.Config, reg *
 func formatTrigger(t *schemas.Trigger) string {
 	return fmt.Sprintf("%s  %-16s stage=%d %-5s customer=%s items=%d value=%s id=%s",
 		t.FiredAt.Local().Format("15:04:05"), t.Kind, t.Stage, t.Channel, t.Customer, len(t.Items), t.Value, t.ID[:12])
+}
+
+// lineWriter serializes writes from several goroutines.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

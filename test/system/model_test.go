@@ -2,9 +2,9 @@ package system
 
 import (
 	"crypto/sha256"
-	"fmt"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"sort"
 	"time"
 

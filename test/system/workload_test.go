@@ -70,20 +70,3 @@ func (w workloadSpec) produce(t *testing.T, p *harness.Producer, parts int32) ma
 	}
 	return model
 }
-
-// modelEventsOnly generates the workload's model events without producing.
-func modelEventsOnly(w workloadSpec) map[schemas.CustomerID][]modelEvent {
-	wc := workload.DefaultConfig()
-	wc.Seed, wc.Customers = w.seed, w.customers
-	gen := workload.New(wc)
-	model := map[schemas.CustomerID][]modelEvent{}
-	for i := range w.events {
-		at := w.start.Add(time.Duration(i) * w.spacing)
-		var ev schemas.Event
-		gen.Next(at, &ev)
-		model[ev.Customer] = append(model[ev.Customer], modelEvent{
-			source: ev.Source, seq: i, id: ev.ID, typ: ev.Type, at: ev.Time, prod: ev.ProductID, qty: ev.Quantity,
-		})
-	}
-	return model
-}
