@@ -168,6 +168,17 @@ func (p *Processor) Stats() StatsSnapshot {
 // is cancelled (then it finishes the cycle in flight, commits and leaves the
 // group) or a fatal error occurs.
 func (p *Processor) Run(ctx context.Context) error {
+	err := p.run(ctx)
+	if err != nil && ctx.Err() != nil {
+		// Stopped while starting (checking topics, fencing, restoring):
+		// nothing was committed past what is persisted.
+		p.log.Info("processor stopped while starting", zap.Error(err))
+		return nil
+	}
+	return err
+}
+
+func (p *Processor) run(ctx context.Context) error {
 	base, err := baseOpts(&p.cfg, p.log)
 	if err != nil {
 		return err
