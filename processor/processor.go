@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -34,6 +33,10 @@ type Options struct {
 	// cycle ("before-end", "after-end", "mid-apply", "after-apply"). Crash
 	// tests use it to kill the process inside the commit window.
 	Failpoint func(phase string)
+	// Trace, if set, is a customer ID prefix whose events and timers are
+	// logged at info level, with a check of the consumer positions before
+	// each End. For diagnosing tests; never set in production.
+	Trace string
 }
 
 // Processor runs the pipeline. Create it with New, run it with Run.
@@ -118,7 +121,7 @@ func New(cfg Config, o Options) (*Processor, error) {
 		cfg: cfg, log: o.Logger, clock: o.Clock, store: o.Store, rules: o.Rules, failpoint: o.Failpoint,
 		m: newMetrics(o.Registerer), registry: o.Registry, workers: map[int32]*worker{},
 	}
-	p.trace = os.Getenv("TRIGGERD_TEST_TRACE")
+	p.trace = o.Trace
 	p.kprom = kprom.NewMetrics("triggerd", kprom.Registerer(registererOrNew(o.Registerer)))
 	p.stats.byKind = map[string]int64{}
 	p.sources = []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile}

@@ -128,7 +128,7 @@ func applyEnv(cfg *Config, environ []string) []error {
 		}
 	})
 	for k := range env {
-		if !used[k] && k != "TRIGGERD_CONFIG" && k != failpointsEnv && k != "TRIGGERD_TEST_TRACE" {
+		if !used[k] && k != "TRIGGERD_CONFIG" && k != failpointsEnv && k != traceEnv {
 			errs = append(errs, fmt.Errorf("config: environment variable %s names no setting", k))
 		}
 	}

@@ -82,6 +82,7 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 	}
 	proc, err := processor.New(cfg.Kafka, processor.Options{
 		Logger: log, Registerer: reg, Store: store, Rules: rs, Registry: registry, Failpoint: fp,
+		Trace: os.Getenv(traceEnv),
 	})
 	if err != nil {
 		return err
@@ -117,6 +118,10 @@ func usesAvro(c *processor.Config) bool {
 // with SIGKILL at each named phase with that probability. Crash tests use it
 // to hit the commit window, which external kills rarely do.
 const failpointsEnv = "TRIGGERD_TEST_FAILPOINTS"
+
+// traceEnv names the test-only variable with a customer ID prefix to trace
+// (processor.Options.Trace).
+const traceEnv = "TRIGGERD_TEST_TRACE"
 
 func failpointsFromEnv(spec string) (func(string), error) {
 	if spec == "" {
