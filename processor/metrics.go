@@ -17,13 +17,18 @@ type metrics struct {
 	commits      *prometheus.CounterVec // result: committed, aborted
 	restored     *prometheus.CounterVec // partition
 	restoring    prometheus.Gauge
-	watermarkLag *prometheus.GaugeVec // partition
+	watermarkLag *prometheus.GaugeVec   // partition
+	inputLost    *prometheus.CounterVec // topic, partition
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triggerd_input_events_total", Help: "Input records consumed, by topic and partition.",
+		}, []string{"topic", "partition"}),
+		inputLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_input_lost_records_total",
+			Help: "Input records deleted by the broker (retention) before they were processed, by topic and partition. Anything above zero is data loss: raise the input topics' retention or fix the lag.",
 		}, []string{"topic", "partition"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triggerd_input_dead_lettered_total", Help: "Input records sent to the dead-letter topic, by topic and reason.",
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"partition"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
+		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
 			m.cycleSeconds, m.commits, m.restored, m.restoring, m.watermarkLag)
 	}
 	return m

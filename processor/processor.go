@@ -337,6 +337,7 @@ func (p *Processor) runCycle(ctx context.Context) error {
 			} else {
 				in.recs = append(in.recs[:len(in.recs):len(in.recs)], fp.Records...)
 			}
+			in.logStart = fp.LogStartOffset
 			in.lso = fp.LastStableOffset
 			if in.lso <= 0 {
 				in.lso = fp.HighWatermark

@@ -44,9 +44,12 @@ type input struct {
 	queue []queued
 	head  int
 
-	// This cycle's polled records and the fetch's last stable offset.
-	recs []*kgo.Record
-	lso  int64
+	// This cycle's polled records, the fetch's last stable offset and the
+	// partition's log start offset (where retention has deleted up to).
+	recs     []*kgo.Record
+	lso      int64
+	logStart int64
+	lost     prometheus.Counter
 }
 
 // queued is a record waiting in an input's queue. stored says it is in the
@@ -96,6 +99,7 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 			source: p.sources[i],
 			dec:    p.decoders[i],
 			events: p.m.events.WithLabelValues(t, pl),
+			lost:   p.m.inputLost.WithLabelValues(t, pl),
 			maxTs:  noTime,
 		})
 	}
@@ -215,6 +219,30 @@ func (w *worker) next(nowMs int64) (int, bool) {
 	return best, true
 }
 
+// checkLost reports input records that the broker deleted before this
+// partition processed them. The state knows the next offset it expects; a
+// fetch that starts past it while the log now starts past it too means
+// retention removed the records in between, and the consumer (reset by
+// OFFSET_OUT_OF_RANGE) skipped them. That is data loss the processor cannot
+// undo: it says so loudly, counts it, and goes on from what is left. Small
+// gaps with the log start below the expected offset are transaction markers
+// or compaction, not loss.
+func (w *worker) checkLost(in *input) {
+	if in.next < 0 || in.logStart <= in.next {
+		return
+	}
+	first := in.recs[0].Offset
+	if first <= in.next {
+		return
+	}
+	lost := min(first, in.logStart) - in.next
+	in.lost.Add(float64(lost))
+	w.log.Error("input records were deleted by the broker before they were processed; they are lost: "+
+		"raise the retention of the input topic or fix the consumer lag",
+		zap.String("topic", in.topic), zap.Int64("expected_offset", in.next),
+		zap.Int64("log_start_offset", in.logStart), zap.Int64("resumed_at", first), zap.Int64("lost", lost))
+}
+
 // hasWork reports whether a cycle would do anything for this worker.
 func (w *worker) hasWork(now time.Time) bool {
 	for i := range w.inputs {
@@ -253,6 +281,7 @@ func (w *worker) runCycle(now time.Time) error {
 		if len(in.recs) == 0 {
 			continue
 		}
+		w.checkLost(in)
 		for _, r := range in.recs {
 			// Offsets are not contiguous on transactional or compacted
 			// inputs, so the check is a diagnostic for tests only.

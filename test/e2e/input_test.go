@@ -112,18 +112,7 @@ func TestCopartitionCheck(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// A real broker may take a moment to show the new topic to every
-	// client: wait until its metadata lists 3 partitions.
-	for {
-		details, err := adm.ListTopics(ctx, cfg.Topics.Profiles)
-		if d, ok := details[cfg.Topics.Profiles]; err == nil && ok && d.Err == nil && len(d.Partitions) == 3 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("recreated %s never showed 3 partitions", cfg.Topics.Profiles)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	harness.WaitTopics(t, ctx, adm, 3, cfg.Topics.Profiles)
 	sc := state.DefaultConfig()
 	sc.Dir, sc.FS = "state", vfs.NewMem()
 	store, err := state.Open(sc, zaptest.NewLogger(t))

@@ -75,7 +75,11 @@ func (c *Cluster) Topics(t testing.TB, partitions int32) processor.Config {
 	adm := kadm.NewClient(c.Client(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := adm.CreateTopics(ctx, partitions, 1, nil, cfg.Inputs()...)
+	// Test workloads are stamped in event time, often weeks in the past:
+	// with the broker's default time retention (7 days) the broker would
+	// delete them while the processor still needs them.
+	forever := "-1"
+	resp, err := adm.CreateTopics(ctx, partitions, 1, map[string]*string{"retention.ms": &forever}, cfg.Inputs()...)
 	if err != nil {
 		t.Fatalf("create topics: %v", err)
 	}
@@ -84,5 +88,29 @@ func (c *Cluster) Topics(t testing.TB, partitions int32) processor.Config {
 			t.Fatalf("create topic %s: %v", r.Topic, r.Err)
 		}
 	}
+	WaitTopics(t, ctx, adm, partitions, cfg.Inputs()...)
 	return cfg
+}
+
+// WaitTopics waits until the metadata shows every topic with all its
+// partitions: a real broker answers CreateTopics before its metadata cache
+// has the topics, and a processor started at once would find them missing.
+func WaitTopics(t testing.TB, ctx context.Context, adm *kadm.Client, partitions int32, topics ...string) {
+	t.Helper()
+	for {
+		details, err := adm.ListTopics(ctx, topics...)
+		ready := err == nil
+		for _, tp := range topics {
+			d, ok := details[tp]
+			ready = ready && ok && d.Err == nil && int32(len(d.Partitions)) == partitions
+		}
+		if ready {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("topics %v not visible in the metadata: %v", topics, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
