@@ -17,6 +17,7 @@ type metrics struct {
 	commits      *prometheus.CounterVec // result: committed, aborted
 	restored     *prometheus.CounterVec // partition
 	restoring    prometheus.Gauge
+	restoreLeft  *prometheus.GaugeVec // partition
 	watermarkLag *prometheus.GaugeVec   // partition
 	inputLost    *prometheus.CounterVec // topic, partition
 }
@@ -56,6 +57,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		restored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triggerd_restore_records_total", Help: "Changelog records replayed into local state, by partition.",
 		}, []string{"partition"}),
+		restoreLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "triggerd_restore_remaining_offsets", Help: "Changelog offsets a restoring partition has still to replay (0 when done), by partition.",
+		}, []string{"partition"}),
 		restoring: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "triggerd_restore_in_progress", Help: "Partitions being restored from the changelog.",
 		}),
@@ -65,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
-			m.cycleSeconds, m.commits, m.restored, m.restoring, m.watermarkLag)
+			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.watermarkLag)
 	}
 	return m
 }

@@ -82,6 +82,9 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 	p.m.restoring.Inc()
 	defer p.m.restoring.Dec()
 	restored := p.m.restored.WithLabelValues(strconv.Itoa(int(part)))
+	left := p.m.restoreLeft.WithLabelValues(strconv.Itoa(int(part)))
+	left.Set(float64(end.Offset - from))
+	defer left.Set(0)
 	started, lastLog := time.Now(), time.Now()
 	var n, pending int64
 	last := from - 1
@@ -111,6 +114,7 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 					return err
 				}
 				restored.Add(float64(pending))
+				left.Set(float64(end.Offset - 1 - last))
 				pending = 0
 			}
 		}
