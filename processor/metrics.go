@@ -17,7 +17,7 @@ type metrics struct {
 	commits      *prometheus.CounterVec // result: committed, aborted
 	restored     *prometheus.CounterVec // partition
 	restoring    prometheus.Gauge
-	restoreLeft  *prometheus.GaugeVec // partition
+	restoreLeft  *prometheus.GaugeVec   // partition
 	watermarkLag *prometheus.GaugeVec   // partition
 	inputLost    *prometheus.CounterVec // topic, partition
 }
