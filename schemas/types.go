@@ -244,4 +244,85 @@ type Customer struct {
 
 	Profile          Profile
 	ProfileUpdatedAt time.Time
+
+	// Maintained by the rules engine; see the types below.
+	Tx             []TxStat    // purchases per currency
+	LastPurchaseAt time.Time   // event time of the last purchase
+	Seen           []TypeSeen  // last seen per event type, most recent last, bounded
+	Aggregates     []Aggregate // sliding windows declared by the rules file
+	RFM            RFM
+	Runs           []Run
+	Marks          []Mark
+	Recent         []SeenEvent // recent event IDs for deduplication, oldest first
+}
+
+// The fields below are maintained by the rules engine (package rules) so
+// that rules can use counters, windows, segments and their own progress. They
+// are bounded: every list is capped by the rules file's settings, never by
+// the customer's history.
+
+// TxStat counts one currency's purchases: how many and their sum in minor
+// units. A running average is Sum / Count.
+type TxStat struct {
+	Currency string
+	Count    int64
+	Sum      int64
+}
+
+// TypeSeen is when an event type was last seen for a customer.
+type TypeSeen struct {
+	Type EventType
+	At   time.Time
+}
+
+// AggEntry is one entry of a sliding window: when, a value (for sums) and a
+// key (for distinct values and per-key counts).
+type AggEntry struct {
+	At    time.Time
+	Value int64
+	Key   string
+}
+
+// Aggregate is a named sliding window declared in the rules file. Entries are
+// in event-time order, pruned by the window and capped by the declared size.
+type Aggregate struct {
+	Name    string
+	Entries []AggEntry
+}
+
+// RFM holds the recency, frequency and monetary scores (1 to 5, 0 = not
+// scored yet) and the segment label they map to.
+type RFM struct {
+	R, F, M int32
+	Segment string
+}
+
+// Run is a pending run of a rule that waits on a timer: the stages of a
+// sequence, the next occurrence of a calendar date, or a silence watch. The
+// timer of a run has the ID Rule, or Rule + "/" + Key when Key is set.
+type Run struct {
+	Rule       RuleID
+	Key        string    // occurrence key (order ID, coupon ID); "" = one run per customer
+	Occurrence string    // what the triggers of this run are about (start event ID, key, date)
+	Stage      int32     // the stage whose timer is pending; 0 = none pending
+	StartedAt  time.Time // sequence: start event time; silence: last matching event
+	Version    int32     // the rule version the run started under
+	Due        []time.Time
+	CausedBy   string // the event ID that started the run
+}
+
+// Mark records that a rule fired (or started) for a key: once-only marks
+// have no expiry; once-per-period marks expire and are pruned. Marks belong
+// to the rule ID, not its version.
+type Mark struct {
+	Rule    RuleID
+	Key     string
+	At      time.Time
+	Expires time.Time // zero: never
+}
+
+// SeenEvent is an event ID remembered for input deduplication.
+type SeenEvent struct {
+	ID string
+	At time.Time
 }

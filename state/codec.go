@@ -32,6 +32,46 @@ const (
 	custSpend            = 6 // money, repeated
 	custProfile          = 7 // nested profile
 	custProfileUpdatedAt = 8 // time
+	// Maintained by the rules engine (added with the rules language).
+	custTx             = 9  // nested tx stat, repeated
+	custLastPurchaseAt = 10 // time
+	custSeen           = 11 // tuple (unix seconds, nanos, type...), repeated
+	custAggregate      = 12 // nested aggregate, repeated
+	custRFM            = 13 // nested RFM
+	custRun            = 14 // nested run, repeated
+	custMark           = 15 // nested mark, repeated
+	custRecent         = 16 // tuple (unix seconds, nanos, event ID...), repeated
+
+	// schemas.TxStat
+	txCurrency = 1 // string
+	txCount    = 2 // varint
+	txSum      = 3 // varint
+
+	// schemas.Aggregate
+	aggName  = 1 // string
+	aggEntry = 2 // tuple (unix seconds, nanos, value, key...), repeated
+
+	// schemas.RFM
+	rfmR       = 1 // varint
+	rfmF       = 2 // varint
+	rfmM       = 3 // varint
+	rfmSegment = 4 // string
+
+	// schemas.Run
+	runRule       = 1 // string
+	runKey        = 2 // string
+	runOccurrence = 3 // string
+	runStage      = 4 // varint
+	runStartedAt  = 5 // time
+	runVersion    = 6 // varint
+	runDue        = 7 // time, repeated (a zero time is written as (0, 0))
+	runCausedBy   = 8 // string
+
+	// schemas.Mark
+	markRule    = 1 // string
+	markKey     = 2 // string
+	markAt      = 3 // time
+	markExpires = 4 // time
 
 	// schemas.Cart
 	cartItem      = 1 // nested item, repeated
@@ -132,7 +172,133 @@ func appendCustomer(b []byte, c *schemas.Customer) []byte {
 		b = endNested(b, at)
 	}
 	b = appendTimeField(b, custProfileUpdatedAt, c.ProfileUpdatedAt)
+	return appendEngineFields(b, c)
+}
+
+// appendEngineFields appends the fields the rules engine maintains.
+func appendEngineFields(b []byte, c *schemas.Customer) []byte {
+	for i := range c.Tx {
+		tx := &c.Tx[i]
+		var at int
+		b, at = beginNested(b, custTx)
+		if tx.Currency != "" {
+			b = appendStringField(b, txCurrency, tx.Currency)
+		}
+		if tx.Count != 0 {
+			b = appendIntField(b, txCount, tx.Count)
+		}
+		if tx.Sum != 0 {
+			b = appendIntField(b, txSum, tx.Sum)
+		}
+		b = endNested(b, at)
+	}
+	b = appendTimeField(b, custLastPurchaseAt, c.LastPurchaseAt)
+	for i := range c.Seen {
+		b = appendStampedString(b, custSeen, c.Seen[i].At, 0, false, string(c.Seen[i].Type))
+	}
+	for i := range c.Aggregates {
+		ag := &c.Aggregates[i]
+		var at int
+		b, at = beginNested(b, custAggregate)
+		if ag.Name != "" {
+			b = appendStringField(b, aggName, ag.Name)
+		}
+		for j := range ag.Entries {
+			e := &ag.Entries[j]
+			b = appendStampedString(b, aggEntry, e.At, e.Value, true, e.Key)
+		}
+		b = endNested(b, at)
+	}
+	if r := &c.RFM; *r != (schemas.RFM{}) {
+		var at int
+		b, at = beginNested(b, custRFM)
+		if r.R != 0 {
+			b = appendIntField(b, rfmR, int64(r.R))
+		}
+		if r.F != 0 {
+			b = appendIntField(b, rfmF, int64(r.F))
+		}
+		if r.M != 0 {
+			b = appendIntField(b, rfmM, int64(r.M))
+		}
+		if r.Segment != "" {
+			b = appendStringField(b, rfmSegment, r.Segment)
+		}
+		b = endNested(b, at)
+	}
+	for i := range c.Runs {
+		run := &c.Runs[i]
+		var at int
+		b, at = beginNested(b, custRun)
+		if run.Rule != "" {
+			b = appendStringField(b, runRule, string(run.Rule))
+		}
+		if run.Key != "" {
+			b = appendStringField(b, runKey, run.Key)
+		}
+		if run.Occurrence != "" {
+			b = appendStringField(b, runOccurrence, run.Occurrence)
+		}
+		if run.Stage != 0 {
+			b = appendIntField(b, runStage, int64(run.Stage))
+		}
+		b = appendTimeField(b, runStartedAt, run.StartedAt)
+		if run.Version != 0 {
+			b = appendIntField(b, runVersion, int64(run.Version))
+		}
+		for _, d := range run.Due {
+			// Every entry is written, a zero time too: the
+			// positions are the stage numbers.
+			var at2 int
+			b, at2 = beginNested(b, runDue)
+			if !d.IsZero() {
+				b = binary.AppendVarint(b, d.Unix())
+				b = binary.AppendUvarint(b, uint64(d.Nanosecond()))
+			}
+			b = endNested(b, at2)
+		}
+		if run.CausedBy != "" {
+			b = appendStringField(b, runCausedBy, run.CausedBy)
+		}
+		b = endNested(b, at)
+	}
+	for i := range c.Marks {
+		m := &c.Marks[i]
+		var at int
+		b, at = beginNested(b, custMark)
+		if m.Rule != "" {
+			b = appendStringField(b, markRule, string(m.Rule))
+		}
+		if m.Key != "" {
+			b = appendStringField(b, markKey, m.Key)
+		}
+		b = appendTimeField(b, markAt, m.At)
+		b = appendTimeField(b, markExpires, m.Expires)
+		b = endNested(b, at)
+	}
+	for i := range c.Recent {
+		b = appendStampedString(b, custRecent, c.Recent[i].At, 0, false, c.Recent[i].ID)
+	}
 	return b
+}
+
+// appendStampedString writes the tuple (unix seconds, nanos, [value,]
+// string...): the compact form of the small, numerous entries (windows,
+// dedupe IDs, last-seen types). A zero time is written as (0, 0) and read
+// back as the zero time.
+func appendStampedString(b []byte, field int, t time.Time, v int64, withValue bool, s string) []byte {
+	b, at := beginNested(b, field)
+	if t.IsZero() {
+		b = append(b, 0, 0)
+	} else {
+		b = binary.AppendVarint(b, t.Unix())
+		b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
+	}
+	if withValue {
+		b = binary.AppendVarint(b, v)
+	}
+	b = append(b, s...)
+	return endNested(b, at)
 }
 
 // sortedChannels returns the keys of m in order, so that equal records encode
@@ -153,17 +319,21 @@ func resetCustomer(c *schemas.Customer) {
 	spend := c.Spend[:0]
 	optIns := c.Profile.OptIns
 	clear(optIns)
+	tx, seen, aggs, runs, marks, recent := c.Tx[:0], c.Seen[:0], c.Aggregates[:0], c.Runs[:0], c.Marks[:0], c.Recent[:0]
 	*c = schemas.Customer{ID: c.ID}
 	c.Cart.Items = items
 	c.Spend = spend
 	c.Profile.OptIns = optIns
+	// The slots past the length keep their old values: the decoder uses
+	// them as hints (see str) and reuses their inner slices.
+	c.Tx, c.Seen, c.Aggregates, c.Runs, c.Marks, c.Recent = tx, seen, aggs, runs, marks, recent
 }
 
 // decodeCustomer decodes b into c, reusing c's slices and map. Every field is
 // overwritten except c.ID, which the caller takes from the key. On error c
 // holds a partial record.
 func decodeCustomer(b []byte, c *schemas.Customer) error {
-	h := hints{tz: c.Profile.TimeZone, country: c.Profile.Country}
+	h := hints{tz: c.Profile.TimeZone, country: c.Profile.Country, segment: c.RFM.Segment}
 	resetCustomer(c)
 	if len(b) == 0 {
 		return fmt.Errorf("customer record: %w", errTruncated)
@@ -180,7 +350,7 @@ func decodeCustomer(b []byte, c *schemas.Customer) error {
 }
 
 // hints are strings the record held before it was reset (see str).
-type hints struct{ tz, country string }
+type hints struct{ tz, country, segment string }
 
 func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
 	r := reader{b: b}
@@ -232,6 +402,58 @@ func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
 		case custProfileUpdatedAt:
 			if r.expect(w, wireBytes) {
 				c.ProfileUpdatedAt = r.time()
+			}
+		case custTx:
+			if r.expect(w, wireBytes) {
+				c.Tx = grow(c.Tx)
+				if v := r.bytes(); r.err == nil {
+					r.failIf(decodeTx(v, &c.Tx[len(c.Tx)-1]))
+				}
+			}
+		case custLastPurchaseAt:
+			if r.expect(w, wireBytes) {
+				c.LastPurchaseAt = r.time()
+			}
+		case custSeen:
+			if r.expect(w, wireBytes) {
+				c.Seen = grow(c.Seen)
+				s := &c.Seen[len(c.Seen)-1]
+				var typ string
+				s.At, _, typ = r.stampedString(false, string(s.Type))
+				s.Type = schemas.EventType(typ)
+			}
+		case custAggregate:
+			if r.expect(w, wireBytes) {
+				c.Aggregates = grow(c.Aggregates)
+				if v := r.bytes(); r.err == nil {
+					r.failIf(decodeAggregate(v, &c.Aggregates[len(c.Aggregates)-1]))
+				}
+			}
+		case custRFM:
+			if r.expect(w, wireBytes) {
+				if v := r.bytes(); r.err == nil {
+					r.failIf(decodeRFM(v, &c.RFM, h.segment))
+				}
+			}
+		case custRun:
+			if r.expect(w, wireBytes) {
+				c.Runs = grow(c.Runs)
+				if v := r.bytes(); r.err == nil {
+					r.failIf(decodeRun(v, &c.Runs[len(c.Runs)-1]))
+				}
+			}
+		case custMark:
+			if r.expect(w, wireBytes) {
+				c.Marks = grow(c.Marks)
+				if v := r.bytes(); r.err == nil {
+					r.failIf(decodeMark(v, &c.Marks[len(c.Marks)-1]))
+				}
+			}
+		case custRecent:
+			if r.expect(w, wireBytes) {
+				c.Recent = grow(c.Recent)
+				s := &c.Recent[len(c.Recent)-1]
+				s.At, _, s.ID = r.stampedString(false, s.ID)
 			}
 		default:
 			r.skip(w)
@@ -347,6 +569,233 @@ func decodeProfile(b []byte, p *schemas.Profile, h *hints) error {
 		case profContractEnd:
 			if r.expect(w, wireBytes) {
 				p.ContractEnd = r.date()
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
+}
+
+// grow extends s by one slot and returns it. The new slot keeps the value
+// the reused record held there (its strings are the decoder's hints).
+func grow[T any](s []T) []T {
+	s = slices.Grow(s, 1)
+	return s[:len(s)+1]
+}
+
+func (r *reader) failIf(err error) {
+	if err != nil {
+		r.fail(err)
+	}
+}
+
+// stampedString reads the tuple written by appendStampedString; hint is the
+// string the slot held before.
+func (r *reader) stampedString(withValue bool, hint string) (time.Time, int64, string) {
+	t := reader{b: r.bytes()}
+	if r.err != nil {
+		return time.Time{}, 0, ""
+	}
+	sec := t.varint()
+	nsec := t.uvarint()
+	var v int64
+	if withValue {
+		v = t.varint()
+	}
+	if t.err != nil {
+		r.fail(t.err)
+		return time.Time{}, 0, ""
+	}
+	if nsec >= 1e9 {
+		r.fail(errOverflow)
+		return time.Time{}, 0, ""
+	}
+	var at time.Time
+	if sec != 0 || nsec != 0 {
+		at = time.Unix(sec, int64(nsec)).UTC()
+	}
+	return at, v, str(t.b, hint)
+}
+
+func decodeTx(b []byte, tx *schemas.TxStat) error {
+	hint := tx.Currency
+	*tx = schemas.TxStat{}
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case txCurrency:
+			if r.expect(w, wireBytes) {
+				tx.Currency = str(r.bytes(), hint)
+			}
+		case txCount:
+			if r.expect(w, wireVarint) {
+				tx.Count = r.varint()
+			}
+		case txSum:
+			if r.expect(w, wireVarint) {
+				tx.Sum = r.varint()
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
+}
+
+func decodeAggregate(b []byte, ag *schemas.Aggregate) error {
+	hint := ag.Name
+	ag.Name, ag.Entries = "", ag.Entries[:0]
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case aggName:
+			if r.expect(w, wireBytes) {
+				ag.Name = str(r.bytes(), hint)
+			}
+		case aggEntry:
+			if r.expect(w, wireBytes) {
+				ag.Entries = grow(ag.Entries)
+				e := &ag.Entries[len(ag.Entries)-1]
+				e.At, e.Value, e.Key = r.stampedString(true, e.Key)
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
+}
+
+func decodeRFM(b []byte, rfm *schemas.RFM, hint string) error {
+	*rfm = schemas.RFM{}
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case rfmR:
+			if r.expect(w, wireVarint) {
+				rfm.R = int32(r.varint())
+			}
+		case rfmF:
+			if r.expect(w, wireVarint) {
+				rfm.F = int32(r.varint())
+			}
+		case rfmM:
+			if r.expect(w, wireVarint) {
+				rfm.M = int32(r.varint())
+			}
+		case rfmSegment:
+			if r.expect(w, wireBytes) {
+				rfm.Segment = str(r.bytes(), hint)
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
+}
+
+func decodeRun(b []byte, run *schemas.Run) error {
+	old := *run
+	*run = schemas.Run{Due: old.Due[:0]}
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case runRule:
+			if r.expect(w, wireBytes) {
+				run.Rule = schemas.RuleID(str(r.bytes(), string(old.Rule)))
+			}
+		case runKey:
+			if r.expect(w, wireBytes) {
+				run.Key = str(r.bytes(), old.Key)
+			}
+		case runOccurrence:
+			if r.expect(w, wireBytes) {
+				run.Occurrence = str(r.bytes(), old.Occurrence)
+			}
+		case runStage:
+			if r.expect(w, wireVarint) {
+				run.Stage = int32(r.varint())
+			}
+		case runStartedAt:
+			if r.expect(w, wireBytes) {
+				run.StartedAt = r.time()
+			}
+		case runVersion:
+			if r.expect(w, wireVarint) {
+				run.Version = int32(r.varint())
+			}
+		case runDue:
+			if r.expect(w, wireBytes) {
+				var d time.Time
+				if v := r.bytes(); r.err == nil && len(v) > 0 {
+					t := reader{b: v}
+					sec, nsec := t.varint(), t.uvarint()
+					switch {
+					case t.err != nil:
+						r.fail(t.err)
+					case nsec >= 1e9 || len(t.b) > 0:
+						r.fail(errOverflow)
+					default:
+						d = time.Unix(sec, int64(nsec)).UTC()
+					}
+				}
+				if d.Equal(time.Unix(0, 0)) {
+					d = time.Time{} // (0, 0) is how the zero time is written
+				}
+				run.Due = append(run.Due, d)
+			}
+		case runCausedBy:
+			if r.expect(w, wireBytes) {
+				run.CausedBy = str(r.bytes(), old.CausedBy)
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
+}
+
+func decodeMark(b []byte, m *schemas.Mark) error {
+	old := *m
+	*m = schemas.Mark{}
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case markRule:
+			if r.expect(w, wireBytes) {
+				m.Rule = schemas.RuleID(str(r.bytes(), string(old.Rule)))
+			}
+		case markKey:
+			if r.expect(w, wireBytes) {
+				m.Key = str(r.bytes(), old.Key)
+			}
+		case markAt:
+			if r.expect(w, wireBytes) {
+				m.At = r.time()
+			}
+		case markExpires:
+			if r.expect(w, wireBytes) {
+				m.Expires = r.time()
 			}
 		default:
 			r.skip(w)

@@ -14,7 +14,12 @@ import (
 	"github.com/triggerd/triggerd/schemas"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/customer_v1.hex (only when adding a format version)")
+var update = flag.Bool("update", false, "rewrite the newest testdata/customer_*.hex (only when adding fields or a format version)")
+
+// newestCustomerHex is the record written by the current codec, kept so that
+// every later release is tested against it. Add a new file (and keep this
+// one) when the codec gains fields.
+const newestCustomerHex = "customer_v1_rules.hex"
 
 // fullCustomer sets every field of schemas.Customer to a non-zero value
 // (TestFullCustomerIsFull checks that, so a field added to the type without
@@ -51,6 +56,28 @@ func fullCustomer() *schemas.Customer {
 			ContractEnd: schemas.Date{Year: 2026, Month: time.December, Day: 31},
 		},
 		ProfileUpdatedAt: at("1969-07-20T20:17:40Z"), // before 1970: negative seconds
+
+		Tx:             []schemas.TxStat{{Currency: "EUR", Count: 12, Sum: 123456}, {Currency: "USD", Count: 1, Sum: -500}},
+		LastPurchaseAt: at("2024-06-01T12:00:00Z"),
+		Seen: []schemas.TypeSeen{
+			{Type: schemas.PageView, At: at("2024-06-07T08:09:10.5Z")},
+			{Type: "showroom_visit", At: at("2024-05-01T10:00:00Z")},
+		},
+		Aggregates: []schemas.Aggregate{
+			{Name: "card_tx_10m", Entries: []schemas.AggEntry{{At: at("2024-06-07T08:00:00Z"), Value: 1999, Key: "DE"}, {At: at("2024-06-07T08:01:00Z"), Value: -1}}},
+			{Name: "views_24h", Entries: []schemas.AggEntry{{At: at("2024-06-07T07:00:00Z"), Key: "product-x"}}},
+		},
+		RFM: schemas.RFM{R: 5, F: 4, M: 3, Segment: "loyal"},
+		Runs: []schemas.Run{
+			{Rule: "coupon_reminder", Key: "coupon-1", Occurrence: "coupon-1", Stage: 2, StartedAt: at("2024-06-01T00:00:00Z"), Version: 3,
+				Due: []time.Time{at("2024-06-04T00:00:00Z"), at("2024-06-09T00:00:00Z")}, CausedBy: "evt-7"},
+			{Rule: "pre_departure", Key: "order-1", Stage: 1, Due: []time.Time{{}, at("2024-07-01T09:00:00Z")}},
+		},
+		Marks: []schemas.Mark{
+			{Rule: "vip_threshold", Key: "EUR", At: at("2024-01-01T00:00:00Z"), Expires: at("2025-01-01T00:00:00Z")},
+			{Rule: "welcome", At: at("2023-01-02T03:04:05Z")},
+		},
+		Recent: []schemas.SeenEvent{{ID: "evt-8", At: at("2024-06-07T08:09:00Z")}, {ID: "evt-9", At: at("2024-06-07T08:09:10.5Z")}},
 	}
 	for i := range 8 {
 		c.Cart.Items = append(c.Cart.Items, schemas.Item{
@@ -111,7 +138,9 @@ func TestCustomerRoundTrip(t *testing.T) {
 	}
 	dirty.ID = small.ID
 	if len(dirty.Profile.OptIns) != 0 || len(dirty.Spend) != 0 || len(dirty.Cart.Items) != 1 ||
-		dirty.Cart.Items[0] != small.Cart.Items[0] || dirty.Events != 1 || !dirty.FirstSeen.IsZero() {
+		dirty.Cart.Items[0] != small.Cart.Items[0] || dirty.Events != 1 || !dirty.FirstSeen.IsZero() ||
+		len(dirty.Tx) != 0 || len(dirty.Seen) != 0 || len(dirty.Aggregates) != 0 || dirty.RFM != (schemas.RFM{}) ||
+		len(dirty.Runs) != 0 || len(dirty.Marks) != 0 || len(dirty.Recent) != 0 || !dirty.LastPurchaseAt.IsZero() {
 		t.Fatalf("decode into a used record left old data: %+v", dirty)
 	}
 
@@ -177,10 +206,39 @@ func TestCustomerRejects(t *testing.T) {
 }
 
 // TestCustomerFormatV1 decodes a record written by the first release: every
-// later release must still read it.
+// later release must still read it. It has none of the rules engine's fields.
 func TestCustomerFormatV1(t *testing.T) {
-	path := filepath.Join("testdata", "customer_v1.hex")
-	if *update {
+	want := fullCustomer()
+	want.Tx, want.LastPurchaseAt, want.Seen, want.Aggregates = nil, time.Time{}, nil, nil
+	want.RFM, want.Runs, want.Marks, want.Recent = schemas.RFM{}, nil, nil, nil
+	got := &schemas.Customer{ID: want.ID}
+	if err := decodeCustomer(readHex(t, "customer_v1.hex", false), got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("v1 record:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestCustomerFormatV1Rules decodes a record written by the release that
+// added the rules engine's fields (same version byte, new field numbers).
+func TestCustomerFormatV1Rules(t *testing.T) {
+	want := fullCustomer()
+	got := &schemas.Customer{ID: want.ID}
+	if err := decodeCustomer(readHex(t, newestCustomerHex, *update), got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("v1 record with rules fields:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// readHex reads a hex record from testdata; write rewrites it from the
+// current codec first.
+func readHex(t *testing.T, name string, write bool) []byte {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if write {
 		if err := os.WriteFile(path, []byte(hex.EncodeToString(appendCustomer(nil, fullCustomer()))+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -193,14 +251,7 @@ func TestCustomerFormatV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fullCustomer()
-	got := &schemas.Customer{ID: want.ID}
-	if err := decodeCustomer(b, got); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("v1 record:\n got %+v\nwant %+v", got, want)
-	}
+	return b
 }
 
 func TestTimerRoundTrip(t *testing.T) {
