@@ -4,13 +4,15 @@
 #   make test   unit tests, short fuzzing, end-to-end on kfake, then end-to-end
 #               and system tests on a real Apache Kafka broker (fetched from
 #               Maven Central by test/kafka/broker.sh)
+#   make bench  micro-benchmarks (state, schemas, rules), then the Kafka
+#               benchmarks (test/bench) on a real broker; BENCH=regexp picks
 
 GO        ?= go
 DEMO_ARGS ?= --duration 60s
 FUZZTIME  ?= 5s
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /test/)
 
-.PHONY: all build demo test test-unit test-fuzz test-e2e test-e2e-kfake test-kafka test-system kafka-run vet clean
+.PHONY: all build demo test bench bench-kafka test-unit test-fuzz test-e2e test-e2e-kfake test-kafka test-system kafka-run vet clean
 
 all: build
 
@@ -61,10 +63,24 @@ kafka-run:
 	trap 'test/kafka/broker.sh stop' EXIT; \
 	echo "real Kafka broker at $$addr"; \
 	log=test/kafka/.cache/test-kafka.log; rc=0; \
-	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -count=1 -v -timeout 25m $(PKGS) >$$log 2>&1 || rc=$$?; \
+	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -p 1 -count=1 -v -timeout 25m $(PKGS) >$$log 2>&1 || rc=$$?; \
 	grep -E '^(--- |ok |FAIL)|^ +--- |(crash|restart|poison|rebalance): ' $$log || true; \
 	if [ $$rc -ne 0 ]; then echo "--- tail of $$log:"; tail -n 60 $$log; fi; \
 	exit $$rc
+
+# Benchmarks: the hot-path micro-benchmarks, then those that need Kafka, on
+# a real broker. Figures are printed; nothing asserts a wall time.
+BENCH ?= .
+bench:
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -count=1 ./state/ ./schemas/ ./rules/...
+	@$(MAKE) --no-print-directory bench-kafka
+
+bench-kafka:
+	@set -e; \
+	addr=$$(test/kafka/broker.sh start); \
+	trap 'test/kafka/broker.sh stop' EXIT; \
+	echo "real Kafka broker at $$addr"; \
+	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=1x -benchmem -count=1 -timeout 60m ./test/bench/...
 
 clean:
 	rm -rf bin

@@ -122,6 +122,19 @@ func (c *Child) Stop() {
 	}
 }
 
+// Running reports whether the child was started and has not exited.
+func (c *Child) Running() bool {
+	if c.done == nil {
+		return false
+	}
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Exited reports a child that died by itself.
 func (c *Child) Exited() error {
 	select {

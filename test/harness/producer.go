@@ -54,32 +54,60 @@ func (p *Producer) Topic(src schemas.Source) string {
 }
 
 // Send produces events synchronously, each to the partition given by
-// partitionOf (Kafka's default partitioner for real customers).
+// partitionOf (Kafka's default partitioner for real customers). It fails
+// the test on error: call it from the test's goroutine only.
 func (p *Producer) Send(partitions int32, evs ...schemas.Event) {
 	p.t.Helper()
+	if err := p.Write(partitions, evs...); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// Write is Send for other goroutines: it returns the error.
+func (p *Producer) Write(partitions int32, evs ...schemas.Event) error {
 	var recs []*kgo.Record
 	for i := range evs {
 		ev := &evs[i]
 		val, err := p.encs[ev.Source].Encode(nil, ev)
 		if err != nil {
-			p.t.Fatalf("encode %+v: %v", ev, err)
+			return fmt.Errorf("encode %+v: %w", ev, err)
 		}
 		recs = append(recs, &kgo.Record{
 			Topic: p.Topic(ev.Source), Partition: PartitionOf(string(ev.Customer), partitions),
 			Key: []byte(ev.Customer), Value: val, Timestamp: ev.Time,
 		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return p.WriteRecords(recs...)
+}
+
+// Encode encodes ev as the producer would send it.
+func (p *Producer) Encode(ev *schemas.Event) ([]byte, error) {
+	return p.encs[ev.Source].Encode(nil, ev)
+}
+
+// WriteRecords produces raw records synchronously (their topic and
+// partition set), e.g. corrupt ones.
+func (p *Producer) WriteRecords(recs ...*kgo.Record) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := p.Cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		p.t.Fatalf("produce: %v", err)
+		return fmt.Errorf("produce: %w", err)
+	}
+	return nil
+}
+
+// Tick advances event time on every partition of every input topic to at,
+// with events of a per-partition ticker customer (which no rule reacts to).
+// It fails the test on error: call it from the test's goroutine only.
+func (p *Producer) Tick(partitions int32, at time.Time) {
+	p.t.Helper()
+	if err := p.WriteTick(partitions, at); err != nil {
+		p.t.Fatal(err)
 	}
 }
 
-// Tick advances event time on every partition of every input topic to at, with events of a per-partition ticker
-// customer (which no rule reacts to).
-func (p *Producer) Tick(partitions int32, at time.Time) {
-	p.t.Helper()
+// WriteTick is Tick for other goroutines: it returns the error.
+func (p *Producer) WriteTick(partitions int32, at time.Time) error {
 	var recs []*kgo.Record
 	for part := int32(0); part < partitions; part++ {
 		for _, src := range []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile} {
@@ -94,16 +122,12 @@ func (p *Producer) Tick(partitions int32, at time.Time) {
 			}
 			val, err := p.encs[src].Encode(nil, &ev)
 			if err != nil {
-				p.t.Fatalf("encode tick: %v", err)
+				return fmt.Errorf("encode tick: %w", err)
 			}
 			recs = append(recs, &kgo.Record{Topic: p.Topic(src), Partition: part, Key: []byte(cust), Value: val, Timestamp: at})
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := p.Cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		p.t.Fatalf("produce ticks: %v", err)
-	}
+	return p.WriteRecords(recs...)
 }
 
 // PartitionOf is Kafka's default partitioner: murmur2 of the key, positive,

@@ -5,6 +5,9 @@
 #   test/kafka/broker.sh start    fetch jars if needed, start, wait until up;
 #                                 last stdout line is the bootstrap address
 #   test/kafka/broker.sh stop     stop the broker and delete its data
+#   test/kafka/broker.sh restart [term|kill]
+#                                 stop the broker (SIGTERM or SIGKILL) and
+#                                 start it again with its data, same address
 #   test/kafka/broker.sh status   exit 0 if the broker is running
 #   test/kafka/broker.sh env      print TRIGGERD_KAFKA_BROKERS=ADDR
 #
@@ -31,6 +34,7 @@ out=$run/broker.out # the JVM's own stdout/stderr
 timeout=${KAFKA_START_TIMEOUT:-90}
 heap=${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}
 java=${JAVA_HOME:+$JAVA_HOME/bin/}java
+jvm_common=(-Djava.awt.headless=true "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$jars/*")
 
 die() { echo "kafka: $*" >&2; exit 1; }
 
@@ -171,8 +175,6 @@ launch() {
 	rm -rf "$data" "$log" "$out" "$bootfile" "$pidfile" "$run/format" "$run/format.out"
 	mkdir -p "$data"
 	write_props
-	local jvm_common=(-Djava.awt.headless=true
-		"-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$jars/*")
 	if ! "$java" -Xmx256m "-Dkafka.logs.dir=$run/format" "${jvm_common[@]}" \
 		kafka.tools.StorageTool format -t "$(cluster_id)" -c "$props" ${KAFKA_FORMAT_FEATURES:-} \
 		>"$run/format.out" 2>&1; then
@@ -180,6 +182,13 @@ launch() {
 		echo "kafka: formatting the broker storage failed" >&2
 		return 1
 	fi
+	run_broker
+}
+
+# run_broker starts the JVM on the existing config and data and waits until
+# it has started and listens. Returns as launch does.
+run_broker() {
+	rm -f "$log" "$out"
 	# shellcheck disable=SC2086 # heap holds several JVM options
 	nohup "$java" $heap -server "-Dkafka.logs.dir=$run" "${jvm_common[@]}" kafka.Kafka "$props" \
 		>"$out" 2>&1 </dev/null &
@@ -247,24 +256,49 @@ cmd_start() {
 	exit 1
 }
 
-cmd_stop() {
-	local pid i
-	if pid=$(broker_pid); then
+# terminate ends the broker process: SIGTERM (a clean shutdown, up to 30 s)
+# or, with "kill", SIGKILL at once, like a crashed machine.
+terminate() {
+	local pid i how=${1:-term}
+	pid=$(broker_pid) || return 0
+	if [[ $how == term ]]; then
 		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < 150; i++)); do # 30 s for a clean shutdown
+		for ((i = 0; i < 150; i++)); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.2
 		done
 		if kill -0 "$pid" 2>/dev/null; then
 			echo "kafka: broker $pid ignored SIGTERM for 30s, killing it" >&2
-			kill -KILL "$pid" 2>/dev/null || true
-			for ((i = 0; i < 50; i++)); do
-				kill -0 "$pid" 2>/dev/null || break
-				sleep 0.1
-			done
 		fi
 	fi
+	kill -KILL "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+}
+
+cmd_stop() {
+	terminate term
 	rm -rf "$data" "$pidfile" "$bootfile"
+}
+
+# cmd_restart stops the running broker (SIGTERM, or SIGKILL with "kill")
+# and starts it again on the same address with the same data, as after a
+# broker restart in production. Prints the seconds it was away.
+cmd_restart() {
+	broker_pid >/dev/null || die "broker not running (start it with $0 start)"
+	local how=${1:-term} addr
+	addr=$(<"$bootfile")
+	port=${addr##*:}
+	t0=${EPOCHREALTIME:-$(date +%s).000000}
+	t0=${t0/[.,]/}
+	terminate "$how"
+	sleep "${KAFKA_RESTART_PAUSE:-2}"
+	run_broker || die "the broker did not come back after a restart"
+	local ms
+	ms=$(elapsed_ms)
+	printf 'kafka: broker restarted (%s) at %s, away %d.%01ds\n' "$how" "$addr" $((ms / 1000)) $((ms % 1000 / 100)) >&2
 }
 
 cmd_status() {
@@ -284,10 +318,11 @@ cmd_env() {
 case ${1:-} in
 start) cmd_start ;;
 stop) cmd_stop ;;
+restart) cmd_restart "${2:-term}" ;;
 status) cmd_status ;;
 env) cmd_env ;;
 *)
-	echo "usage: $0 start|stop|status|env" >&2
+	echo "usage: $0 start|stop|restart [term|kill]|status|env" >&2
 	exit 2
 	;;
 esac

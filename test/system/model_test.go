@@ -24,6 +24,10 @@ type modelConfig struct {
 	lateness       time.Duration
 }
 
+// cartModel is the cart abandonment rule as the system tests run it:
+// SCENARIOS.md's 1 h and 24 h, version 1, no allowed lateness.
+var cartModel = modelConfig{version: 1, stage1: time.Hour, stage2: 24 * time.Hour, lateness: 0}
+
 type modelEvent struct {
 	source schemas.Source
 	seq    int // production order within the source

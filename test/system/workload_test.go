@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/triggerd/triggerd/cmd/triggerd/workload"
 	"github.com/triggerd/triggerd/schemas"
 	"github.com/triggerd/triggerd/test/harness"
@@ -36,19 +38,45 @@ type workloadSpec struct {
 // end is the event time of the last event.
 func (w workloadSpec) end() time.Time { return w.start.Add(time.Duration(w.events-1) * w.spacing) }
 
+// poison is a corrupt or invalid record written after a workload event,
+// with the dead-letter reason the checker expects for it.
+type poison struct {
+	source    schemas.Source
+	key       string
+	value     []byte
+	timestamp time.Time
+	reason    string
+}
+
 // produce writes the workload and returns the model's view of it: every
-// customer's events.
-func (w workloadSpec) produce(t *testing.T, p *harness.Producer, parts int32) map[schemas.CustomerID][]modelEvent {
+// customer's events. extra, if set, returns poison records to write after
+// an event, to the same partition. It runs on its own goroutine, so it
+// returns errors rather than failing the test.
+func (w workloadSpec) produce(p *harness.Producer, parts int32, extra func(*schemas.Event) []poison) (map[schemas.CustomerID][]modelEvent, error) {
 	wc := workload.DefaultConfig()
 	wc.Seed, wc.Customers = w.seed, w.customers
 	gen := workload.New(wc)
 	model := map[schemas.CustomerID][]modelEvent{}
 	batch := make([]schemas.Event, 0, 1000)
+	var bad []*kgo.Record
+	flush := func() error {
+		if err := p.Write(parts, batch...); err != nil {
+			return err
+		}
+		batch = batch[:0]
+		if len(bad) > 0 {
+			if err := p.WriteRecords(bad...); err != nil {
+				return err
+			}
+			bad = bad[:0]
+		}
+		return nil
+	}
 	began := time.Now()
 	for i := range w.events {
 		if w.rate > 0 && i%1000 == 0 {
 			// Pace the workload so the processor works through it
-			// over many cycles while it is being killed.
+			// over many cycles while it is being disturbed.
 			time.Sleep(time.Until(began.Add(time.Duration(i) * time.Second / time.Duration(w.rate))))
 		}
 		at := w.start.Add(time.Duration(i) * w.spacing)
@@ -58,15 +86,27 @@ func (w workloadSpec) produce(t *testing.T, p *harness.Producer, parts int32) ma
 		model[ev.Customer] = append(model[ev.Customer], modelEvent{
 			source: ev.Source, seq: i, id: ev.ID, typ: ev.Type, at: ev.Time, prod: ev.ProductID, qty: ev.Quantity,
 		})
+		if extra != nil {
+			for _, x := range extra(&ev) {
+				bad = append(bad, &kgo.Record{
+					Topic: p.Topic(x.source), Partition: harness.PartitionOf(x.key, parts),
+					Key: []byte(x.key), Value: x.value, Timestamp: x.timestamp,
+				})
+			}
+		}
 		if len(batch) == cap(batch) || i == w.events-1 {
-			p.Send(parts, batch...)
-			batch = batch[:0]
+			if err := flush(); err != nil {
+				return nil, err
+			}
 		}
 		if (i+1)%w.heartbeatEvery == 0 {
-			p.Send(parts, batch...)
-			batch = batch[:0]
-			p.Tick(parts, at)
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			if err := p.WriteTick(parts, at); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return model
+	return model, nil
 }

@@ -1,0 +1,59 @@
+package system
+
+import (
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// TestBrokerRestart runs the workload while the Kafka broker is stopped and
+// started again (once cleanly, once with SIGKILL), with its data, on the same
+// address. A processor that exits because the broker was gone is restarted,
+// as its supervisor would; every expected trigger must arrive exactly once.
+func TestBrokerRestart(t *testing.T) {
+	s := newScenario(t, "broker-restart")
+	// Slower, so the workload spans both restarts (a JVM start takes seconds).
+	s.spec.rate = 4000
+	ch := s.instance("i1")
+	done := s.start()
+	ch.Start()
+	waitReady(t, ch)
+
+	var pr produced
+	restarts, exits := 0, 0
+	how := []string{"term", "kill"}
+	deadline := time.Now().Add(10 * time.Minute)
+	for running := true; running; {
+		if time.Now().After(deadline) {
+			t.Fatalf("workload not written within 10 minutes (logs under %s)", s.dir)
+		}
+		select {
+		case pr = <-done:
+			running = false
+		case <-time.After(3 * time.Second):
+		}
+		if !ch.Running() {
+			t.Logf("the processor exited (%v); restarting it", ch.Exited())
+			exits++
+			ch.Start()
+		}
+		if running && restarts < len(how) {
+			out, err := exec.Command("../kafka/broker.sh", "restart", how[restarts]).CombinedOutput()
+			if err != nil {
+				t.Fatalf("restarting the broker: %v\n%s", err, out)
+			}
+			t.Logf("%s", out)
+			restarts++
+		}
+	}
+	if pr.err != nil {
+		t.Fatalf("writing the workload: %v", pr.err)
+	}
+	if restarts < 2 {
+		t.Errorf("the broker restarted only %d times while the workload ran", restarts)
+	}
+	o := s.finish("i1", pr.model, cartModel)
+	t.Logf("broker-restart: events=%d customers=%d triggers=%d expected=%d lost=%d duplicated=%d unexpected=%d broker_restarts=%d processor_exits=%d",
+		s.spec.events, s.spec.customers, o.got, o.want, o.lost, o.duplicated, o.unexpected, restarts, exits)
+	s.check(o)
+}
