@@ -10,11 +10,24 @@ type TimerRef struct {
 
 // Actions is what one evaluation asks the processor to do, in order:
 // cancel, then schedule, then emit. The processor owns an Actions value per
-// partition and reuses it: Reset keeps the slices' capacity.
+// partition and reuses it: Reset keeps the slices' capacity, and the
+// evaluation scratch space (the CEL activation) lives here too, so a Set
+// shared by every partition needs no lock and evaluation allocates little.
 type Actions struct {
 	Cancel   []TimerRef
 	Schedule []schemas.Timer
 	Emit     []schemas.Trigger
+
+	// Duplicate is set when the event's ID was already seen within the
+	// dedupe window: nothing was applied and nothing else is asked for.
+	Duplicate bool
+	// Errors are expression errors met during the evaluation (a missing
+	// map key, a bad date); the expression counted as false. The
+	// processor logs them; a rule author finds them with
+	// "triggerd rules test".
+	Errors []error
+
+	st *evalState
 }
 
 // Reset empties a for the next evaluation.
@@ -22,9 +35,19 @@ func (a *Actions) Reset() {
 	a.Cancel = a.Cancel[:0]
 	a.Schedule = a.Schedule[:0]
 	a.Emit = a.Emit[:0]
+	a.Duplicate = false
+	a.Errors = a.Errors[:0]
 }
 
 // Empty reports whether a asks for nothing.
 func (a *Actions) Empty() bool {
 	return len(a.Cancel) == 0 && len(a.Schedule) == 0 && len(a.Emit) == 0
+}
+
+func (a *Actions) state() *evalState {
+	if a.st == nil {
+		a.st = &evalState{}
+	}
+	a.st.a = a
+	return a.st
 }

@@ -1,73 +1,102 @@
 package rules
 
 import (
+	_ "embed" // the example rules file
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/triggerd/triggerd/schemas"
 )
 
-// Config holds the rule settings. Parameters are settings, never constants
-// in code: a marketer changes "1h" to "45m" here and nothing else.
+//go:embed example/rules.yaml
+var exampleRules []byte
+
+// ExampleName is the name the embedded example rules are known by (in
+// errors and in the configuration's default).
+const ExampleName = "example/rules.yaml"
+
+// Example returns the example rules file shipped in the binary: every
+// behaviour of the behaviour catalogue with its example parameters. The
+// caller may keep the slice; it is a copy.
+func Example() []byte { return append([]byte(nil), exampleRules...) }
+
+// ExampleSet compiles the example rules.
+func ExampleSet() (*Set, error) { return Parse(ExampleName, exampleRules) }
+
+// CartOnlyYAML returns a rules file holding only the cart abandonment rule
+// (version 1, stage 1 after stage1, stage 2 stage2 after stage 1 was due,
+// email then push, no event catalogue, no dedupe): the behaviour the system
+// tests' reference model knows.
+func CartOnlyYAML(stage1, stage2 time.Duration) []byte {
+	return fmt.Appendf(nil, `# Cart abandonment only (the system tests' reference model).
+rules:
+  - id: cart_abandoned
+    version: 1
+    family: transactional
+    expiry: 12h
+    attach: cart
+    sequence:
+      start:
+        on: [add_to_cart, remove_from_cart]
+        when: customer.cart.last_event == event.id && customer.cart.size > 0
+        restart: true
+      exit:
+        on: [purchase, remove_from_cart]
+        when: event.type == "purchase" || customer.cart.size == 0
+      stages:
+        - {delay: %s, channel: email}
+        - {delay: %s, channel: push}
+    payload:
+      cart_items: customer.cart.size
+      cart_value: money(customer.cart.value, customer.cart.currency)
+`, stage1, stage2)
+}
+
+// CartOnly compiles CartOnlyYAML.
+func CartOnly(stage1, stage2 time.Duration) (*Set, error) {
+	return Parse("cart-only.yaml", CartOnlyYAML(stage1, stage2))
+}
+
+// Config is the settings of the cart-only rule set, kept so that callers
+// written before the rules language (test harnesses) still build.
+//
+// Deprecated: write a rules file, or use CartOnly.
 type Config struct {
 	CartAbandonment CartAbandonment `yaml:"cart_abandonment"`
 }
 
-// CartAbandonment configures the two-stage cart abandonment rule: stage 1
-// fires Stage1Delay after the last cart change if nothing was bought, stage 2
-// Stage2Delay after stage 1 was due.
+// CartAbandonment configures the two-stage cart abandonment rule.
+//
+// Deprecated: see Config.
 type CartAbandonment struct {
-	Enabled       bool            `yaml:"enabled"`
-	Version       int32           `yaml:"version"`
-	Stage1Delay   time.Duration   `yaml:"stage1_delay"`
-	Stage2Delay   time.Duration   `yaml:"stage2_delay"`
-	Stage1Channel schemas.Channel `yaml:"stage1_channel"`
-	Stage2Channel schemas.Channel `yaml:"stage2_channel"`
-	Priority      int32           `yaml:"priority"`
-	// Expiry is how long after its due time a trigger is still worth
-	// sending; senders drop it after that.
-	Expiry time.Duration `yaml:"expiry"`
+	Stage1Delay time.Duration `yaml:"stage1_delay"`
+	Stage2Delay time.Duration `yaml:"stage2_delay"`
 }
 
-// DefaultConfig returns the settings of SCENARIOS.md: 1 h then 24 h, email
-// then push.
+// DefaultConfig returns the cart rule of SCENARIOS.md: 1 h, then 24 h.
+//
+// Deprecated: see Config.
 func DefaultConfig() Config {
-	return Config{CartAbandonment: CartAbandonment{
-		Enabled:       true,
-		Version:       1,
-		Stage1Delay:   time.Hour,
-		Stage2Delay:   24 * time.Hour,
-		Stage1Channel: schemas.ChannelEmail,
-		Stage2Channel: schemas.ChannelPush,
-		Priority:      50,
-		Expiry:        12 * time.Hour,
-	}}
+	return Config{CartAbandonment: CartAbandonment{Stage1Delay: time.Hour, Stage2Delay: 24 * time.Hour}}
 }
 
 // Validate reports every problem in c at once.
 func (c Config) Validate() error {
 	var errs []error
-	ca := c.CartAbandonment
-	if ca.Enabled {
-		if ca.Version < 1 {
-			errs = append(errs, fmt.Errorf("rules: cart_abandonment.version must be >= 1, got %d", ca.Version))
-		}
-		if ca.Stage1Delay <= 0 {
-			errs = append(errs, fmt.Errorf("rules: cart_abandonment.stage1_delay must be > 0, got %s", ca.Stage1Delay))
-		}
-		if ca.Stage2Delay <= 0 {
-			errs = append(errs, fmt.Errorf("rules: cart_abandonment.stage2_delay must be > 0, got %s", ca.Stage2Delay))
-		}
-		if ca.Stage1Channel == "" {
-			errs = append(errs, errors.New("rules: cart_abandonment.stage1_channel is empty"))
-		}
-		if ca.Stage2Channel == "" {
-			errs = append(errs, errors.New("rules: cart_abandonment.stage2_channel is empty"))
-		}
-		if ca.Expiry <= 0 {
-			errs = append(errs, fmt.Errorf("rules: cart_abandonment.expiry must be > 0, got %s", ca.Expiry))
-		}
+	if c.CartAbandonment.Stage1Delay <= 0 {
+		errs = append(errs, fmt.Errorf("rules: cart_abandonment.stage1_delay must be > 0, got %s", c.CartAbandonment.Stage1Delay))
+	}
+	if c.CartAbandonment.Stage2Delay <= 0 {
+		errs = append(errs, fmt.Errorf("rules: cart_abandonment.stage2_delay must be > 0, got %s", c.CartAbandonment.Stage2Delay))
 	}
 	return errors.Join(errs...)
+}
+
+// New builds the cart-only rule set from c.
+//
+// Deprecated: use Parse, Load or CartOnly.
+func New(c Config) (*Set, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return CartOnly(c.CartAbandonment.Stage1Delay, c.CartAbandonment.Stage2Delay)
 }

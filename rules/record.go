@@ -1,10 +1,51 @@
 package rules
 
-import "github.com/triggerd/triggerd/schemas"
+import (
+	"time"
+
+	"github.com/triggerd/triggerd/schemas"
+)
+
+// maxSeenTypes bounds the last-seen-per-type list of a customer: event types
+// are open, so a customer could send thousands of them.
+const maxSeenTypes = 16
+
+// isDuplicate reports whether ev's ID was seen within the dedupe window,
+// and otherwise remembers it (pruning by window and count).
+func (s *Set) isDuplicate(c *schemas.Customer, ev *schemas.Event) bool {
+	d := &s.dedupe
+	if d.max <= 0 || ev.ID == "" {
+		return false
+	}
+	for i := range c.Recent {
+		if c.Recent[i].ID == ev.ID && ev.Time.Sub(c.Recent[i].At) < d.window && c.Recent[i].At.Sub(ev.Time) < d.window {
+			return true
+		}
+	}
+	// Prune entries older than the window and cap the count; entries are
+	// in arrival order, which is event-time order up to lateness.
+	drop := 0
+	for drop < len(c.Recent) && ev.Time.Sub(c.Recent[drop].At) >= d.window {
+		drop++
+	}
+	drop = max(drop, len(c.Recent)+1-d.max)
+	if drop > 0 {
+		n := copy(c.Recent, c.Recent[drop:])
+		c.Recent = c.Recent[:n]
+	}
+	c.Recent = grow(c.Recent)
+	r := &c.Recent[len(c.Recent)-1]
+	if r.ID != ev.ID {
+		r.ID = ev.ID
+	}
+	r.At = ev.Time
+	return false
+}
 
 // applyEvent updates the customer record c for ev. It is the state the
-// rules see: it runs before any rule is evaluated.
-func applyEvent(c *schemas.Customer, ev *schemas.Event) (cartChanged bool) {
+// rules see: it runs before any rule is evaluated. zone is the customer's
+// time zone (for the signup date of a signup event).
+func applyEvent(c *schemas.Customer, ev *schemas.Event, zone *time.Location) {
 	if c.FirstSeen.IsZero() || ev.Time.Before(c.FirstSeen) {
 		c.FirstSeen = ev.Time
 	}
@@ -12,23 +53,35 @@ func applyEvent(c *schemas.Customer, ev *schemas.Event) (cartChanged bool) {
 		c.LastSeen = ev.Time
 	}
 	c.Events++
+	markSeen(c, ev.Type, ev.Time)
+	if !ev.ContractEnd.IsZero() {
+		// A contract end may come on a transaction (a lease bought).
+		c.Profile.ContractEnd = ev.ContractEnd
+	}
+	if ev.Type == schemas.Signup && c.Profile.SignupDate.IsZero() {
+		l := ev.Time.In(zone)
+		c.Profile.SignupDate = schemas.Date{Year: l.Year(), Month: l.Month(), Day: l.Day()}
+	}
 
 	switch ev.Source {
 	case schemas.SourceProfile:
 		applyProfile(c, ev)
-		return false
+		return
 	case schemas.SourceTransaction:
 		if ev.Type == schemas.Purchase {
 			c.Purchases++
 			addSpend(c, ev.Amount)
+			addTx(c, ev.Amount)
+			if ev.Time.After(c.LastPurchaseAt) {
+				c.LastPurchaseAt = ev.Time
+			}
 			if len(c.Cart.Items) > 0 {
 				c.Cart.Items = c.Cart.Items[:0]
 				c.Cart.UpdatedAt = ev.Time
 				c.Cart.LastEvent = ev.ID
-				return true
 			}
 		}
-		return false
+		return
 	}
 
 	switch ev.Type {
@@ -40,14 +93,40 @@ func applyEvent(c *schemas.Customer, ev *schemas.Event) (cartChanged bool) {
 		addToCart(&c.Cart, ev.ProductID, q, ev.Price)
 	case schemas.RemoveFromCart:
 		if !removeFromCart(&c.Cart, ev.ProductID, ev.Quantity) {
-			return false // not in the cart: nothing changed
+			return // not in the cart: nothing changed
 		}
 	default:
-		return false
+		return
 	}
 	c.Cart.UpdatedAt = ev.Time
 	c.Cart.LastEvent = ev.ID
-	return true
+}
+
+// markSeen records when typ was last seen, evicting the type seen longest
+// ago when the list is full.
+func markSeen(c *schemas.Customer, typ schemas.EventType, at time.Time) {
+	oldest := -1
+	for i := range c.Seen {
+		if c.Seen[i].Type == typ {
+			if at.After(c.Seen[i].At) {
+				c.Seen[i].At = at
+			}
+			return
+		}
+		if oldest < 0 || c.Seen[i].At.Before(c.Seen[oldest].At) {
+			oldest = i
+		}
+	}
+	if len(c.Seen) >= maxSeenTypes {
+		c.Seen[oldest] = schemas.TypeSeen{Type: typ, At: at}
+		return
+	}
+	c.Seen = grow(c.Seen)
+	st := &c.Seen[len(c.Seen)-1]
+	if st.Type != typ {
+		st.Type = typ
+	}
+	st.At = at
 }
 
 func addToCart(cart *schemas.Cart, product string, qty int32, price schemas.Money) {
@@ -91,6 +170,21 @@ func addSpend(c *schemas.Customer, m schemas.Money) {
 		}
 	}
 	c.Spend = append(c.Spend, m)
+}
+
+// addTx counts a purchase in its currency (for running averages).
+func addTx(c *schemas.Customer, m schemas.Money) {
+	if m.Currency == "" {
+		return
+	}
+	for i := range c.Tx {
+		if c.Tx[i].Currency == m.Currency {
+			c.Tx[i].Count++
+			c.Tx[i].Sum += m.Minor
+			return
+		}
+	}
+	c.Tx = append(c.Tx, schemas.TxStat{Currency: m.Currency, Count: 1, Sum: m.Minor})
 }
 
 // applyProfile merges the profile fields that ev carries: an unset field
