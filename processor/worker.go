@@ -434,15 +434,15 @@ func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 			// good record.
 			return &retryableError{fmt.Errorf("decoding %s offset %d: %w", in.topic, r.Offset, err)}
 		}
-		w.deadLetter(in, r, de.Reason, err.Error())
+		w.deadLetter(in, r, de.Reason, err.Error(), now)
 		return nil
 	}
 	if string(r.Key) != string(ev.Customer) {
-		w.deadLetter(in, r, "key_mismatch", "record key "+strconv.Quote(string(r.Key))+" is not the customer ID "+strconv.Quote(string(ev.Customer)))
+		w.deadLetter(in, r, "key_mismatch", "record key "+strconv.Quote(string(r.Key))+" is not the customer ID "+strconv.Quote(string(ev.Customer)), now)
 		return nil
 	}
 	if ev.Time.Before(now.Add(-w.p.cfg.MaxEventAge)) || ev.Time.After(now.Add(w.p.cfg.MaxEventAhead)) {
-		w.deadLetter(in, r, "absurd_timestamp", "event time "+ev.Time.Format(time.RFC3339)+" is outside the accepted range")
+		w.deadLetter(in, r, "absurd_timestamp", "event time "+ev.Time.Format(time.RFC3339)+" is outside the accepted range", now)
 		return nil
 	}
 	c, err := w.part.Customer(ev.Customer)
@@ -488,20 +488,26 @@ func (w *worker) apply(now time.Time) error {
 
 // deadLetter sends r to the dead-letter topic with the reason and its origin
 // in headers. The partition keeps flowing.
-func (w *worker) deadLetter(in *input, r *kgo.Record, reason, detail string) {
+//
+// The dead letter is stamped with the time it was written, not the
+// source record's time (that goes in a header): a record from a backfill,
+// stamped weeks ago, would otherwise fall under the dead-letter topic's
+// time retention at once and be deleted before anyone looked at it.
+func (w *worker) deadLetter(in *input, r *kgo.Record, reason, detail string, now time.Time) {
 	if len(detail) > 512 {
 		detail = detail[:512]
 	}
-	hs := make([]kgo.RecordHeader, 0, 5+len(r.Headers))
+	hs := make([]kgo.RecordHeader, 0, 6+len(r.Headers))
 	hs = append(hs,
 		kgo.RecordHeader{Key: "dlq_reason", Value: []byte(reason)},
 		kgo.RecordHeader{Key: "dlq_error", Value: []byte(detail)},
 		kgo.RecordHeader{Key: "dlq_source_topic", Value: []byte(in.topic)},
 		kgo.RecordHeader{Key: "dlq_source_partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
 		kgo.RecordHeader{Key: "dlq_source_offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
+		kgo.RecordHeader{Key: "dlq_source_timestamp", Value: []byte(r.Timestamp.UTC().Format(time.RFC3339Nano))},
 	)
 	hs = append(hs, r.Headers...)
-	w.p.produce(&kgo.Record{Topic: w.p.cfg.Topics.DeadLetter, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: r.Timestamp}, w.p.promise)
+	w.p.produce(&kgo.Record{Topic: w.p.cfg.Topics.DeadLetter, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: now}, w.p.promise)
 	w.p.m.deadLettered.WithLabelValues(in.topic, reason).Inc()
 	w.p.stats.deadLetters.Add(1)
 	if w.log.Core().Enabled(zap.DebugLevel) {
