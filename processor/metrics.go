@@ -7,19 +7,20 @@ import (
 // metrics are the processor's Prometheus series. Names follow
 // triggerd_<subsystem>_<name>_<unit>.
 type metrics struct {
-	events       *prometheus.CounterVec // topic, partition
-	deadLettered *prometheus.CounterVec // topic, reason
-	triggers     *prometheus.CounterVec // rule, channel
-	timersFired  prometheus.Counter
-	timersPend   *prometheus.GaugeVec // partition
-	fireLag      prometheus.Histogram
-	cycleSeconds prometheus.Histogram
-	commits      *prometheus.CounterVec // result: committed, aborted
-	restored     *prometheus.CounterVec // partition
-	restoring    prometheus.Gauge
-	restoreLeft  *prometheus.GaugeVec   // partition
-	watermarkLag *prometheus.GaugeVec   // partition
-	inputLost    *prometheus.CounterVec // topic, partition
+	events          *prometheus.CounterVec // topic, partition
+	deadLettered    *prometheus.CounterVec // topic, reason
+	triggers        *prometheus.CounterVec // rule, channel
+	timersFired     prometheus.Counter
+	timersPend      *prometheus.GaugeVec // partition
+	fireLag         prometheus.Histogram
+	cycleSeconds    prometheus.Histogram
+	commits         *prometheus.CounterVec // result: committed, aborted
+	restored        *prometheus.CounterVec // partition
+	restoring       prometheus.Gauge
+	restoreLeft     *prometheus.GaugeVec // partition
+	sessionRestarts prometheus.Counter
+	watermarkLag    *prometheus.GaugeVec   // partition
+	inputLost       *prometheus.CounterVec // topic, partition
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -60,6 +61,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		restoreLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "triggerd_restore_remaining_offsets", Help: "Changelog offsets a restoring partition has still to replay (0 when done), by partition.",
 		}, []string{"partition"}),
+		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triggerd_kafka_session_restarts_total",
+			Help: "Kafka sessions replaced after a transaction could not begin or end (a broker restart, a fenced producer).",
+		}),
 		restoring: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "triggerd_restore_in_progress", Help: "Partitions being restored from the changelog.",
 		}),
@@ -69,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
-			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.watermarkLag)
+			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.watermarkLag)
 	}
 	return m
 }

@@ -74,6 +74,9 @@ type Processor struct {
 	stats      Stats
 	ready      atomic.Bool
 	lastCycle  atomic.Int64 // unix nanos of the last completed cycle
+	// commitCount counts committed transactions, so that Run can tell a
+	// session that worked for a while from one that never did.
+	commitCount atomic.Int64
 }
 
 // Stats are running totals for the demo and tests. Counters only include
@@ -170,15 +173,72 @@ func (p *Processor) Stats() StatsSnapshot {
 // Run connects, checks the topics, joins the group and processes until ctx
 // is cancelled (then it finishes the cycle in flight, commits and leaves the
 // group) or a fatal error occurs.
+//
+// A failed Kafka session (a transaction that could not begin or end, as
+// when the broker goes away) is not fatal: franz-go's advice for such errors
+// is to close the client, so Run closes the session and starts a new one,
+// which fences the old open transaction, rejoins the group and restores
+// every partition from the changelog, as a restarted process would. It
+// gives up after maxSessionFailures new sessions in a row that committed
+// nothing.
 func (p *Processor) Run(ctx context.Context) error {
-	err := p.run(ctx)
-	if err != nil && ctx.Err() != nil {
-		// Stopped while starting (checking topics, fencing, restoring):
-		// nothing was committed past what is persisted.
-		p.log.Info("processor stopped while starting", zap.Error(err))
-		return nil
+	for failures := 0; ; {
+		committedBefore := p.commitCount.Load()
+		err := p.run(ctx)
+		if err != nil && ctx.Err() != nil {
+			// Stopped while starting (checking topics, fencing,
+			// restoring): nothing was committed past what is
+			// persisted.
+			p.log.Info("processor stopped while starting", zap.Error(err))
+			return nil
+		}
+		var se *sessionError
+		if !errors.As(err, &se) {
+			return err
+		}
+		if p.commitCount.Load() > committedBefore {
+			failures = 0
+		}
+		failures++
+		if failures > maxSessionFailures {
+			return fmt.Errorf("processor: giving up after %d Kafka sessions in a row failed: %w", failures, err)
+		}
+		backoff := time.Duration(1<<(failures-1)) * time.Second
+		p.log.Warn("kafka session failed; starting a new one after a pause", zap.Error(err),
+			zap.Int("failures_in_a_row", failures), zap.Duration("backoff", backoff))
+		p.m.sessionRestarts.Inc()
+		p.resetSession()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
 	}
-	return err
+}
+
+// maxSessionFailures bounds the new sessions Run starts in a row without a
+// commit in between: 1+2+4+8+16 s of pauses, enough for a broker restart or a
+// leader election, not for a broker that is gone or a producer fenced by
+// another instance with the same instance ID.
+const maxSessionFailures = 5
+
+// sessionError is a failure of the Kafka session itself; see Run.
+type sessionError struct{ err error }
+
+func (e *sessionError) Error() string { return e.err.Error() }
+func (e *sessionError) Unwrap() error { return e.err }
+
+// resetSession forgets the workers and the assignment of a failed session.
+// Their batches were aborted when the session's last transaction failed,
+// and Pebble holds only committed state, so the next session restores each
+// partition it is assigned from the changelog.
+func (p *Processor) resetSession() {
+	p.ready.Store(false)
+	clear(p.workers)
+	a := &p.assignment
+	a.Lock()
+	a.parts, a.err = nil, nil
+	a.Unlock()
 }
 
 func (p *Processor) run(ctx context.Context) error {
@@ -363,7 +423,7 @@ func (p *Processor) runCycle(ctx context.Context) error {
 	}
 	started := time.Now()
 	if err := p.sess.Begin(); err != nil {
-		return fmt.Errorf("processor: begin transaction: %w", err)
+		return &sessionError{fmt.Errorf("processor: begin transaction: %w", err)}
 	}
 	var wg sync.WaitGroup
 	for _, w := range active {
@@ -396,6 +456,7 @@ func (p *Processor) runCycle(ctx context.Context) error {
 	committed, endErr := p.sess.End(endCtx, kgo.TransactionEndTry(commit))
 	endCancel()
 	if committed {
+		p.commitCount.Add(1)
 		p.m.commits.WithLabelValues("committed").Inc()
 		p.failpoint("after-end")
 		for i, w := range active {
@@ -434,7 +495,7 @@ func (p *Processor) runCycle(ctx context.Context) error {
 		return cycleErr
 	}
 	if endErr != nil {
-		return fmt.Errorf("processor: ending transaction: %w", endErr)
+		return &sessionError{fmt.Errorf("processor: ending transaction: %w", endErr)}
 	}
 	p.ready.Store(true)
 	return nil

@@ -40,11 +40,11 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 	from := offs.Changelog + 1
 	ends, err := p.adm.ListEndOffsets(ctx, p.cfg.Topics.Changelog)
 	if err != nil {
-		return fmt.Errorf("processor: changelog end offsets: %w", err)
+		return &sessionError{fmt.Errorf("processor: changelog end offsets: %w", err)}
 	}
 	end, ok := ends.Lookup(p.cfg.Topics.Changelog, part)
 	if !ok || end.Err != nil {
-		return fmt.Errorf("processor: changelog %s partition %d: no end offset: %v", p.cfg.Topics.Changelog, part, end.Err)
+		return &sessionError{fmt.Errorf("processor: changelog %s partition %d: no end offset: %v", p.cfg.Topics.Changelog, part, end.Err)}
 	}
 	if from >= end.Offset {
 		if from > end.Offset {
@@ -97,7 +97,7 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 		var ferr error
 		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {
-			return fmt.Errorf("processor: restoring partition %d: %w", part, ferr)
+			return &sessionError{fmt.Errorf("processor: restoring partition %d: %w", part, ferr)}
 		}
 		for _, r := range fetches.Records() {
 			last = r.Offset
