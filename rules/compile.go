@@ -234,7 +234,13 @@ func (c *compiler) exprIn(env *cel.Env, n *yaml.Node, what string, want *cel.Typ
 					line++
 				}
 			}
-			c.errAt(line, col, what+": "+e.Message)
+			msg := e.Message
+			for _, ns := range []string{"event", "customer", "before", "seq", "agg"} {
+				if msg == "undeclared reference to '"+ns+"'" {
+					msg += " (triggerd rules vars lists the variables; agg.NAME needs an aggregate NAME)"
+				}
+			}
+			c.errAt(line, col, what+": "+msg)
 		}
 		return nil
 	}

@@ -225,7 +225,7 @@ type evalState struct {
 
 	run *schemas.Run // the sequence run being evaluated, if any
 
-	cur                string // the event's currency
+	cur                 string // the event's currency
 	spend, txCnt, txSum int64  // after the event, in cur
 
 	// aggKey caches the key of a by-aggregate for the current event.

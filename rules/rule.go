@@ -90,8 +90,8 @@ type stage struct {
 }
 
 type silence struct {
-	any bool
-	on  []schemas.EventType
+	any  bool
+	on   []schemas.EventType
 	for_ time.Duration
 }
 

@@ -51,16 +51,15 @@ func (s *Set) seqStart(st *evalState, r *rule, a *Actions) {
 	prev, last := ev.Time, ev.Time
 	for j := range sq.stages {
 		sg := &sq.stages[j]
+		// when first: a skipped stage's at need not be computable
+		// (a coupon without an expiry).
+		ok := sg.when == nil || st.cond(sg.when, r.id, "stage when")
 		due := prev.Add(sg.delay)
-		ok := true
-		if sg.at != nil {
+		if ok && sg.at != nil {
 			due, ok = st.evalTime(sg.at, r.id, "stage at")
 		}
-		if ok {
+		if ok || sg.at == nil {
 			prev = due
-		}
-		if ok && sg.when != nil {
-			ok = st.cond(sg.when, r.id, "stage when")
 		}
 		if !ok || due.Before(last) {
 			run.Due = append(run.Due, time.Time{})
