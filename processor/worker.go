@@ -84,6 +84,7 @@ type worker struct {
 
 	// Per cycle.
 	timersFired  int
+	evalErrors   int // expression errors logged this cycle
 	emitted      []emitted
 	chlogLast    atomic.Int64 // offset of the last changelog record produced; written by promises
 	chlogPromise func(*kgo.Record, error)
@@ -273,6 +274,7 @@ func (w *worker) cycle(now time.Time) {
 // Last, it produces the changelog records of everything it changed.
 func (w *worker) runCycle(now time.Time) error {
 	w.timersFired = 0
+	w.evalErrors = 0
 	w.emitted = w.emitted[:0]
 	w.chlogLast.Store(-1)
 	nowMs := now.UnixMilli()
@@ -403,7 +405,8 @@ func (w *worker) fireUpTo(now, wm time.Time) error {
 				return err
 			}
 			w.actions.Reset()
-			w.p.rules.OnTimer(c, t, &w.actions)
+			w.p.Rules().OnTimer(c, t, &w.actions)
+			w.logEvalErrors(t.Customer)
 			if w.p.trace != "" && strings.HasPrefix(string(t.Customer), w.p.trace) {
 				w.log.Info("trace timer", zap.String("customer", string(t.Customer)), zap.Time("due", t.Due), zap.Time("wm", wm),
 					zap.Int32("stage", t.Stage), zap.String("occurrence", t.Occurrence), zap.Int("emit", len(w.actions.Emit)))
@@ -445,18 +448,45 @@ func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 		w.deadLetter(in, r, "absurd_timestamp", "event time "+ev.Time.Format(time.RFC3339)+" is outside the accepted range", now)
 		return nil
 	}
+	rs := w.p.Rules()
+	if !rs.Accepts(ev.Type) {
+		w.deadLetter(in, r, "unknown_type", "event type "+strconv.Quote(string(ev.Type))+" is not in the rules file's events catalogue", now)
+		return nil
+	}
 	c, err := w.part.Customer(ev.Customer)
 	if err != nil {
 		return err
 	}
 	w.actions.Reset()
-	w.p.rules.OnEvent(c, ev, &w.actions)
+	rs.OnEvent(c, ev, &w.actions)
+	if w.actions.Duplicate {
+		// Seen within the dedupe window: the record changed nothing
+		// (the rules did not touch the customer).
+		if w.log.Core().Enabled(zap.DebugLevel) {
+			w.log.Debug("duplicate event", zap.String("customer_id", string(ev.Customer)), zap.String("event_id", ev.ID))
+		}
+		return nil
+	}
+	w.logEvalErrors(ev.Customer)
 	if w.p.trace != "" && strings.HasPrefix(string(ev.Customer), w.p.trace) {
 		w.log.Info("trace event", zap.String("customer", string(ev.Customer)), zap.String("event", ev.ID),
 			zap.String("type", string(ev.Type)), zap.Time("at", ev.Time), zap.Int64("offset", r.Offset),
 			zap.Int("cancel", len(w.actions.Cancel)), zap.Int("schedule", len(w.actions.Schedule)), zap.Int("cart", len(c.Cart.Items)))
 	}
 	return w.apply(now)
+}
+
+// logEvalErrors logs the expression errors of the last evaluation, at most
+// a few per cycle: a rule that fails for every customer must not flood the
+// log (the rule author finds the cause with "triggerd rules test").
+func (w *worker) logEvalErrors(c schemas.CustomerID) {
+	for _, err := range w.actions.Errors {
+		if w.evalErrors >= 5 {
+			return
+		}
+		w.evalErrors++
+		w.log.Warn("rule expression failed; it counted as false", zap.String("customer_id", string(c)), zap.Error(err))
+	}
 }
 
 // apply carries out the rules' actions: cancel, schedule, emit.

@@ -110,6 +110,20 @@ var vars = []varDecl{
 	{"seq.started_at", timestampT, "time of the start event"},
 }
 
+// Var describes one variable of the rules language.
+type Var struct {
+	Name, Type, Doc string
+}
+
+// Vars lists the variables rule expressions can use (agg.NAME aside).
+func Vars() []Var {
+	out := make([]Var, len(vars))
+	for i, v := range vars {
+		out[i] = Var{Name: v.name, Type: strings.ReplaceAll(v.typ.String(), "google.protobuf.Timestamp", "timestamp"), Doc: v.doc}
+	}
+	return out
+}
+
 // zones caches time zones by name: LoadLocation parses tzdata on every call.
 type zones struct {
 	def     *time.Location

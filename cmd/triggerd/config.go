@@ -25,7 +25,7 @@ import (
 type Config struct {
 	Kafka processor.Config `yaml:"kafka"`
 	State StateConfig      `yaml:"state"`
-	Rules rules.Config     `yaml:"rules"`
+	Rules RulesConfig      `yaml:"rules"`
 	Ops   OpsConfig        `yaml:"ops"`
 	Log   LogConfig        `yaml:"log"`
 }
@@ -42,6 +42,36 @@ type OpsConfig struct {
 	Addr string `yaml:"addr"` // "" disables it
 }
 
+// RulesConfig locates the rules file.
+type RulesConfig struct {
+	// File is the rules file (YAML); "" uses the example rules built into
+	// the binary.
+	File string `yaml:"file"`
+	// Poll is how often the file's modification time is checked for a
+	// reload (0: reload on SIGHUP only). A bad new file is logged with
+	// every error and the running rules stay in force.
+	Poll time.Duration `yaml:"poll"`
+}
+
+// load compiles the configured rules.
+func (r RulesConfig) load() (*rules.Set, error) {
+	if r.File == "" {
+		return rules.ExampleSet()
+	}
+	return rules.Load(r.File)
+}
+
+func (r RulesConfig) validate() error {
+	var errs []error
+	if r.Poll < 0 {
+		errs = append(errs, fmt.Errorf("config: rules.poll must be >= 0, got %s", r.Poll))
+	}
+	if _, err := r.load(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // LogConfig sets the log level: debug, info, warn, error.
 type LogConfig struct {
 	Level string `yaml:"level"`
@@ -52,7 +82,7 @@ func defaultConfig() Config {
 	return Config{
 		Kafka: processor.DefaultConfig(),
 		State: StateConfig{Dir: "./data", CacheBytes: sc.CacheBytes},
-		Rules: rules.DefaultConfig(),
+		Rules: RulesConfig{Poll: 5 * time.Second},
 		Ops:   OpsConfig{Addr: "127.0.0.1:9464"},
 		Log:   LogConfig{Level: "info"},
 	}
@@ -95,7 +125,7 @@ func loadConfig(path string, environ []string) (Config, error) {
 
 func (c *Config) validate() error {
 	var errs []error
-	errs = append(errs, c.Kafka.Validate(), c.stateConfig().Validate(), c.Rules.Validate())
+	errs = append(errs, c.Kafka.Validate(), c.stateConfig().Validate(), c.Rules.validate())
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestExampleConfigLoads(t *testing.T) {
@@ -13,8 +12,12 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example config: %v", err)
 	}
-	if got := cfg.Rules.CartAbandonment.Stage1Delay; got != time.Hour {
-		t.Errorf("stage1_delay = %s, want 1h", got)
+	rs, err := cfg.Rules.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.Rules()) < 17 {
+		t.Errorf("example config loads %d rules, want the example's", len(rs.Rules()))
 	}
 }
 
@@ -31,11 +34,16 @@ func TestConfigReportsEveryProblem(t *testing.T) {
     mechanism: KERBEROS
   tick: 0s
 rules:
-  cart_abandonment:
-    stage1_delay: -1h
+  file: RULESFILE
+  poll: -1s
 log:
   level: loud
 `
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rulesFile, []byte("rules:\n  - id: x\n    version: 1\n    family: anomaly\n    channel: risk\n    on: [purchase]\n    when: event.amout > 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad = strings.Replace(bad, "RULESFILE", rulesFile, 1)
 	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +57,8 @@ log:
 		"registry.url: required",
 		`sasl.mechanism: "KERBEROS"`,
 		"tick: must be > 0",
-		"cart_abandonment.stage1_delay must be > 0",
+		"rules.poll must be >= 0",
+		"rules.yaml:7:16: when: undeclared reference to 'event.amout'",
 		`log.level "loud"`,
 		"TRIGGERD_KAFKA_POLL_RECORDS",
 		"TRIGGERD_NO_SUCH names no setting",
@@ -66,7 +75,7 @@ func TestEnvOverrides(t *testing.T) {
 		"TRIGGERD_KAFKA_SASL_MECHANISM=SCRAM-SHA-512",
 		"TRIGGERD_KAFKA_SASL_USER=u",
 		"TRIGGERD_KAFKA_SASL_PASSWORD=p",
-		"TRIGGERD_RULES_CART_ABANDONMENT_STAGE1_DELAY=45m",
+		"TRIGGERD_RULES_FILE=../../rules/example/rules.yaml",
 		"TRIGGERD_KAFKA_IDLE_ADVANCE=false",
 	})
 	if err != nil {
@@ -78,8 +87,8 @@ func TestEnvOverrides(t *testing.T) {
 	if cfg.Kafka.SASL.Password != "p" || cfg.Kafka.SASL.Mechanism != "SCRAM-SHA-512" {
 		t.Errorf("sasl = %+v", cfg.Kafka.SASL)
 	}
-	if cfg.Rules.CartAbandonment.Stage1Delay != 45*time.Minute {
-		t.Errorf("stage1_delay = %s, want 45m", cfg.Rules.CartAbandonment.Stage1Delay)
+	if cfg.Rules.File != "../../rules/example/rules.yaml" {
+		t.Errorf("rules.file = %q", cfg.Rules.File)
 	}
 	if cfg.Kafka.IdleAdvance {
 		t.Error("idle_advance not overridden")

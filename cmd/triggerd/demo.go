@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	_ "embed" // the demo rules
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"text/template"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -91,9 +95,11 @@ func runDemo(ctx context.Context, w io.Writer, s demoSettings) error {
 	k.Lateness = 500 * time.Millisecond
 	cfg.State.Dir = dir
 	cfg.Ops.Addr = ""
-	cfg.Rules.CartAbandonment.Stage1Delay = s.stage1
-	cfg.Rules.CartAbandonment.Stage2Delay = s.stage2
-	cfg.Rules.CartAbandonment.Expiry = time.Hour
+	rulesPath, clock, err := writeDemoRules(dir, s.stage1, s.stage2, time.Now())
+	if err != nil {
+		return err
+	}
+	cfg.Rules.File = rulesPath
 	if err := cfg.validate(); err != nil {
 		return err
 	}
@@ -103,8 +109,8 @@ func runDemo(ctx context.Context, w io.Writer, s demoSettings) error {
 	}
 
 	fmt.Fprintf(out, "triggerd demo: embedded Kafka at %s, %d partitions, %d customers, %d events/s; "+
-		"cart abandonment after %s (email) and %s more (push)\n",
-		strings.Join(k.Brokers, ","), s.partitions, s.customers, s.rate, s.stage1, s.stage2)
+		"the example rules with delays in seconds (cart abandonment after %s and %s more; calendar rules at %s Europe/Berlin)\n",
+		strings.Join(k.Brokers, ","), s.partitions, s.customers, s.rate, s.stage1, s.stage2, clock)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -210,6 +216,8 @@ func generate(ctx context.Context, k processor.Config, reg *sr.Client, s demoSet
 		targets[t.src] = target{t.topic, enc}
 	}
 	wc := workload.DefaultConfig()
+	wc.AllKinds = true
+	wc.CouponTTL = 30 * time.Second
 	wc.Customers = s.customers
 	wc.Seed = uint64(time.Now().UnixNano())
 	gen := workload.New(wc)
@@ -282,10 +290,39 @@ func printTriggers(ctx context.Context, out io.Writer, k processor.Config, reg *
 	}
 }
 
+//go:embed demo_rules.yaml
+var demoRulesTemplate string
+
+// writeDemoRules writes the demo's rules file into dir: the example rules
+// with delays in seconds, the cart delays given, and calendar rules at the
+// first whole minute at least 15 s after now (Europe/Berlin), so that they
+// fire during the demo. It returns the file and that time of day.
+func writeDemoRules(dir string, stage1, stage2 time.Duration, now time.Time) (string, string, error) {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		return "", "", err
+	}
+	at := now.In(loc).Add(15 * time.Second).Truncate(time.Minute).Add(time.Minute)
+	clock := at.Format("15:04")
+	tmpl, err := template.New("rules").Parse(demoRulesTemplate)
+	if err != nil {
+		return "", "", err
+	}
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, map[string]string{"Clock": clock, "Stage1": stage1.String(), "Stage2": stage2.String()}); err != nil {
+		return "", "", err
+	}
+	path := filepath.Join(dir, "demo-rules.yaml")
+	return path, clock, os.WriteFile(path, b.Bytes(), 0o600)
+}
+
 // formatTrigger renders a trigger on one readable line.
 func formatTrigger(t *schemas.Trigger) string {
-	return fmt.Sprintf("%s  %-16s stage=%d %-5s customer=%s items=%d value=%s id=%s",
-		t.FiredAt.Local().Format("15:04:05"), t.Kind, t.Stage, t.Channel, t.Customer, len(t.Items), t.Value, t.ID[:12])
+	line := fmt.Sprintf("%s  %-20s stage=%d %-5s customer=%s", t.FiredAt.Local().Format("15:04:05"), t.Kind, t.Stage, t.Channel, t.Customer)
+	if len(t.Items) > 0 || t.Value != (schemas.Money{}) {
+		line += fmt.Sprintf(" items=%d value=%s", len(t.Items), t.Value)
+	}
+	return line + " id=" + t.ID[:12]
 }
 
 // lineWriter serializes writes from several goroutines.

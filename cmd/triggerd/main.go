@@ -2,6 +2,7 @@
 //
 //	triggerd run --config FILE   process against a Kafka cluster
 //	triggerd demo [--duration D] an in-process Kafka, traffic and the processor
+//	triggerd rules check|test|vars|example   tooling for rule authors
 //	triggerd version
 package main
 
@@ -21,6 +22,9 @@ const usage = `triggerd: a Kafka-native streaming trigger processor
 Usage:
   triggerd run --config FILE      process events from a Kafka cluster
   triggerd demo [--duration 30s]  run everything in-process: Kafka (kfake), traffic, processor
+  triggerd rules check FILE       validate a rules file: every error with its line and column
+  triggerd rules test FILE SCRIPT...  run rule scripts (events, a virtual clock, expected triggers)
+  triggerd rules vars             the variables rule expressions can use
   triggerd version
 
 Configuration: a YAML file (see deploy/config.example.yaml); every setting can
@@ -43,6 +47,8 @@ func main() {
 		err = runCmd(ctx, os.Args[2:])
 	case "demo":
 		err = demoCmd(ctx, os.Args[2:])
+	case "rules":
+		os.Exit(rulesCmd(os.Args[2:], os.Stdout, os.Stderr))
 	case "version":
 		fmt.Println("triggerd", version)
 	case "-h", "--help", "help":

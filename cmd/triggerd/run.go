@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,7 +73,7 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 			log.Error("closing state", zap.Error(err))
 		}
 	}()
-	rs, err := rules.New(cfg.Rules)
+	rs, err := cfg.Rules.load()
 	if err != nil {
 		return err
 	}
@@ -90,6 +91,8 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 	if hook != nil {
 		hook(proc)
 	}
+	logRules(log, "rules loaded", rs)
+	go watchRules(ctx, cfg.Rules, log, proc.SetRules)
 	if cfg.Ops.Addr != "" {
 		srv := proc.NewOpsServer(cfg.Ops.Addr, reg)
 		go func() {
@@ -105,6 +108,71 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 		log.Info("ops endpoint listening", zap.String("addr", cfg.Ops.Addr))
 	}
 	return proc.Run(ctx)
+}
+
+// watchRules reloads the rules file on SIGHUP and, when cfg.Poll > 0, when
+// its modification time changes. A file that does not compile is logged
+// with every error and the running rules stay in force. The example rules
+// built into the binary (no file configured) never change.
+func watchRules(ctx context.Context, cfg RulesConfig, log *zap.Logger, set func(*rules.Set)) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var poll <-chan time.Time
+	if cfg.Poll > 0 && cfg.File != "" {
+		t := time.NewTicker(cfg.Poll)
+		defer t.Stop()
+		poll = t.C
+	}
+	mtime := func() time.Time {
+		if cfg.File == "" {
+			return time.Time{}
+		}
+		fi, err := os.Stat(cfg.File)
+		if err != nil {
+			return time.Time{}
+		}
+		return fi.ModTime()
+	}
+	last := mtime()
+	reload := func(why string) {
+		rs, err := cfg.load()
+		if err != nil {
+			var le *rules.LoadError
+			if errors.As(err, &le) {
+				for _, pe := range le.Errs {
+					log.Error("rules file rejected; the running rules stay in force", zap.String("reason", why), zap.String("error", pe.Error()))
+				}
+			} else {
+				log.Error("rules file rejected; the running rules stay in force", zap.String("reason", why), zap.Error(err))
+			}
+			return
+		}
+		set(rs)
+		logRules(log, "rules reloaded ("+why+")", rs)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			last = mtime()
+			reload("SIGHUP")
+		case <-poll:
+			if m := mtime(); !m.Equal(last) {
+				last = m
+				reload("file changed")
+			}
+		}
+	}
+}
+
+func logRules(log *zap.Logger, msg string, rs *rules.Set) {
+	ids := make([]string, 0, len(rs.Rules()))
+	for _, r := range rs.Rules() {
+		ids = append(ids, fmt.Sprintf("%s@v%d", r.ID, r.Version))
+	}
+	log.Info(msg, zap.String("file", rs.Name()), zap.Int("rules", len(ids)), zap.Strings("rule_versions", ids))
 }
 
 func usesAvro(c *processor.Config) bool {

@@ -19,6 +19,16 @@ type Config struct {
 	BuyProbability float64
 	Products       int
 	Currency       string
+	// AllKinds adds the traffic every rule kind of the example rules
+	// needs: signups, coupons issued and redeemed, purchases with a
+	// service date, refunds, card bursts from another country, outlier
+	// amounts, profile confirmations, and profiles with a birthday,
+	// registration date and contract end of today (in the customer's
+	// zone). Off, the generator produces exactly the traffic it always
+	// did for a seed (the system tests' reference model relies on it).
+	AllKinds bool
+	// CouponTTL is how long after issue a coupon expires (AllKinds).
+	CouponTTL time.Duration
 }
 
 // DefaultConfig is a mid-sized shop.
@@ -39,6 +49,8 @@ type session struct {
 	product int
 	carted  int
 	n       int
+	coupon  string // last coupon issued and not redeemed (AllKinds)
+	order   string // last order (AllKinds)
 }
 
 // Generator produces events. It is not safe for concurrent use.
@@ -106,6 +118,10 @@ func (g *Generator) Next(t time.Time, ev *schemas.Event) {
 	ev.Device = [...]string{"web", "ios", "android"}[c%3]
 	ev.Country = [...]string{"DE", "FR", "NL", "ES", "IT"}[c%5]
 
+	if g.cfg.AllKinds && g.extra(c, s, t, ev) {
+		return
+	}
+
 	if s.n == 0 && g.rng.Float64() < 0.05 {
 		// An occasional profile update, so profiles flow too.
 		s.n++
@@ -116,6 +132,24 @@ func (g *Generator) Next(t time.Time, ev *schemas.Event) {
 		ev.Profile.Birthday = schemas.Date{Year: 1960 + c%40, Month: time.Month(1 + c%12), Day: 1 + c%28}
 		ev.Profile.OptIns = map[schemas.Channel]bool{schemas.ChannelEmail: true, schemas.ChannelPush: c%2 == 0}
 		ev.SessionID, ev.Device = "", ""
+		if g.cfg.AllKinds {
+			// Dates of today in the customer's zone, so that the
+			// calendar rules have something to celebrate.
+			loc, err := time.LoadLocation(ev.Profile.TimeZone)
+			if err != nil {
+				loc = time.UTC
+			}
+			l := t.In(loc)
+			today := schemas.Date{Year: l.Year(), Month: l.Month(), Day: l.Day()}
+			switch c % 3 {
+			case 0:
+				ev.Profile.Birthday = schemas.Date{Year: 1960 + c%40, Month: today.Month, Day: today.Day}
+			case 1:
+				ev.Profile.SignupDate = schemas.Date{Year: today.Year - 1 - c%5, Month: today.Month, Day: today.Day}
+			case 2:
+				ev.Profile.ContractEnd = today
+			}
+		}
 		return
 	}
 
@@ -155,6 +189,43 @@ func (g *Generator) Next(t time.Time, ev *schemas.Event) {
 	}
 }
 
+// extra fills ev with one of the AllKinds events, or reports false.
+func (g *Generator) extra(c int, s *session, t time.Time, ev *schemas.Event) bool {
+	r := g.rng.Float64()
+	switch {
+	case r < 0.01:
+		ev.Type = schemas.Signup
+	case r < 0.02:
+		ev.Source = schemas.SourceTransaction
+		ev.Type = schemas.CouponIssued
+		s.coupon = "cp-" + strconv.Itoa(c) + "-" + strconv.FormatUint(g.seq, 10)
+		ev.CouponID = s.coupon
+		ttl := g.cfg.CouponTTL
+		if ttl <= 0 {
+			ttl = 14 * 24 * time.Hour
+		}
+		ev.CouponExpiry = t.Add(ttl).UTC()
+	case r < 0.025 && s.coupon != "":
+		ev.Source = schemas.SourceTransaction
+		ev.Type = schemas.CouponRedeemed
+		ev.CouponID, s.coupon = s.coupon, ""
+	case r < 0.03:
+		ev.Source = schemas.SourceProfile
+		ev.Type = "profile_confirmed"
+	case r < 0.033 && s.order != "":
+		ev.Source = schemas.SourceTransaction
+		ev.Type = schemas.Refund
+		ev.OrderID, s.order = s.order, ""
+		ev.Amount = g.Price(s.product)
+	default:
+		return false
+	}
+	if ev.Source != schemas.SourceClickstream {
+		ev.SessionID, ev.Device = "", ""
+	}
+	return true
+}
+
 func (g *Generator) addToCart(s *session, ev *schemas.Event) {
 	if s.phase != carting || g.rng.Float64() < 0.5 {
 		s.product = g.rng.IntN(g.cfg.Products)
@@ -178,4 +249,16 @@ func (g *Generator) purchase(c int, s *session, ev *schemas.Event) {
 	ev.CardFingerprint = "fp-" + strconv.Itoa(c)
 	ev.SessionID, ev.Device = "", ""
 	s.phase, s.carted = idle, 0
+	if g.cfg.AllKinds {
+		s.order = ev.OrderID
+		switch r := g.rng.Float64(); {
+		case r < 0.10: // a trip: a service date three months ahead
+			d := ev.Time.AddDate(0, 3, 0)
+			ev.ServiceDate = schemas.Date{Year: d.Year(), Month: d.Month(), Day: d.Day()}
+		case r < 0.13: // an outlier amount
+			ev.Amount.Minor *= 25
+		case r < 0.18: // bought from abroad
+			ev.Country = "US"
+		}
+	}
 }
