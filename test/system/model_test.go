@@ -44,10 +44,25 @@ type modelTimer struct {
 	occurrence string
 }
 
+// modelCustomer is the part of a customer's final state the model knows:
+// the events it saw, its purchases and its cart (product -> quantity).
+type modelCustomer struct {
+	events, purchases int64
+	cart              map[string]int32
+}
+
 // expectTriggers returns the IDs of every trigger the workload must
 // produce, with "customer/stage" for messages.
 func expectTriggers(cfg modelConfig, events map[schemas.CustomerID][]modelEvent) map[string]string {
+	want, _ := expect(cfg, events)
+	return want
+}
+
+// expect returns the triggers (as expectTriggers) and every customer's
+// final state.
+func expect(cfg modelConfig, events map[schemas.CustomerID][]modelEvent) (map[string]string, map[schemas.CustomerID]modelCustomer) {
 	want := map[string]string{}
+	final := map[schemas.CustomerID]modelCustomer{}
 	for cust, evs := range events {
 		sort.SliceStable(evs, func(i, j int) bool {
 			a, b := evs[i], evs[j]
@@ -116,8 +131,15 @@ func expectTriggers(cfg modelConfig, events map[schemas.CustomerID][]modelEvent)
 			}
 		}
 		fire(time.Time{}, true) // the final tick
+		mc := modelCustomer{events: int64(len(evs)), cart: cart}
+		for _, e := range evs {
+			if e.typ == schemas.Purchase {
+				mc.purchases++
+			}
+		}
+		final[cust] = mc
 	}
-	return want
+	return want, final
 }
 
 // triggerID is the trigger contract's ID: SHA-256 over the length-prefixed

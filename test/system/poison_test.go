@@ -85,8 +85,8 @@ func TestPoison(t *testing.T) {
 			unexpected += len(rs)
 		}
 	}
-	t.Logf("poison: events=%d poison=%d dead_lettered=%d missing=%d wrong_reason=%d duplicated=%d unexpected=%d triggers=%d expected=%d lost=%d duplicated=%d kills=%d",
-		s.spec.events, len(want), len(got), missing, wrong, duplicated, unexpected, o.got, o.want, o.lost, o.duplicated, kills)
+	t.Logf("poison: events=%d poison=%d dead_lettered=%d dlq_missing=%d dlq_wrong_reason=%d dlq_duplicated=%d dlq_unexpected=%d %s kills=%d",
+		s.spec.events, len(want), len(got), missing, wrong, duplicated, unexpected, o, kills)
 	if missing+wrong+duplicated+unexpected > 0 {
 		t.Errorf("dead letters: %d missing, %d with the wrong reason, %d duplicated, %d unexpected; e.g. %v", missing, wrong, duplicated, unexpected, examples)
 	}

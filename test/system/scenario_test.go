@@ -101,6 +101,14 @@ type outcome struct {
 	got, want                    int
 	lost, duplicated, unexpected int
 	examples                     []string
+	customers, stateMismatch     int // customers checked (twice: changelog and Pebble), and those that differ
+	stateExamples                []string
+}
+
+// String is the part of a scenario's summary line every scenario shares.
+func (o outcome) String() string {
+	return fmt.Sprintf("triggers=%d expected=%d lost=%d duplicated=%d unexpected=%d customers=%d state_mismatch=%d",
+		o.got, o.want, o.lost, o.duplicated, o.unexpected, o.customers, o.stateMismatch)
 }
 
 // finish runs the last clean instance (main) until every input record is
@@ -122,7 +130,7 @@ func (s *scenario) finish(main string, model map[schemas.CustomerID][]modelEvent
 		}
 	}
 
-	want := expectTriggers(mc, model)
+	want, final := expect(mc, model)
 	got := harness.NewTriggerReader(t, s.c, s.cfg.Topics.Triggers, schemas.FormatJSON, nil).Read(len(want), 3*time.Second, 3*time.Minute)
 	seen := map[string]int{}
 	for _, tr := range got {
@@ -147,14 +155,20 @@ func (s *scenario) finish(main string, model map[schemas.CustomerID][]modelEvent
 	if len(want) < 1000 {
 		t.Errorf("the workload expects only %d triggers: too few to prove anything", len(want))
 	}
+	o.customers = len(final)
+	o.stateMismatch, o.stateExamples = s.checkState(main, final)
 	return o
 }
 
-// check fails the test on any lost, duplicated or unexpected trigger.
+// check fails the test on any lost, duplicated or unexpected trigger and
+// on any customer state that differs from the model.
 func (s *scenario) check(o outcome) {
 	if o.lost+o.duplicated+o.unexpected > 0 {
 		s.t.Errorf("%s: lost %d, duplicated %d, unexpected %d triggers; e.g. %v (logs under %s)",
 			s.name, o.lost, o.duplicated, o.unexpected, o.examples, s.dir)
+	}
+	if o.stateMismatch > 0 {
+		s.t.Errorf("%s: %d customer states differ from the model; e.g. %v", s.name, o.stateMismatch, o.stateExamples)
 	}
 }
 
