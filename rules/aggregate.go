@@ -30,6 +30,7 @@ type aggregate struct {
 	max    int
 	kind   aggKind
 	expr   cel.Program // sum: int value; distinct, by: string key
+	label  string      // "aggregate NAME", for error messages
 }
 
 // find returns the customer's entries of aggregate a, or nil.
@@ -45,19 +46,19 @@ func findAgg(c *schemas.Customer, name string) *schemas.Aggregate {
 // update adds the event to aggregate i if it matches, prunes and caps.
 func (s *evalState) updateAgg(i int) {
 	a := s.set.aggs[i]
-	if a.where != nil && !s.cond(a.where, "", "aggregate "+a.name) {
+	if a.where != nil && !s.cond(a.where, "", a.label) {
 		return
 	}
 	e := schemas.AggEntry{At: s.ev.Time}
 	switch a.kind {
 	case aggSum:
-		v, ok := s.evalInt(a.expr, "", "aggregate "+a.name)
+		v, ok := s.evalInt(a.expr, "", a.label)
 		if !ok {
 			return
 		}
 		e.Value = v
 	case aggDistinct, aggBy:
-		k, ok := s.evalString(a.expr, "", "aggregate "+a.name)
+		k, ok := s.evalString(a.expr, "", a.label)
 		if !ok {
 			return
 		}
@@ -106,7 +107,7 @@ func (s *evalState) aggValue(i int) int64 {
 		if s.aggKeyOK[i] {
 			key = s.aggKey[i]
 		} else {
-			k, ok := s.evalString(a.expr, "", "aggregate "+a.name)
+			k, ok := s.evalString(a.expr, "", a.label)
 			if !ok {
 				return 0
 			}

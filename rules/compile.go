@@ -312,7 +312,7 @@ func (c *compiler) segments(n *yaml.Node) *segments {
 
 func (c *compiler) aggregate(name string, n *yaml.Node) *aggregate {
 	f := c.fields(n, "aggregate "+name, "on", "where", "window", "max", "count", "sum", "distinct", "by")
-	a := &aggregate{name: name}
+	a := &aggregate{name: name, label: "aggregate " + name}
 	if f["on"] == nil {
 		c.errorf(n, "aggregate %s: on (the event types it counts) is required", name)
 	}

@@ -237,7 +237,14 @@ type evalState struct {
 	pre        snapshot
 	beforeMode bool // customer.* counters answer from pre (threshold "before" values)
 
-	run *schemas.Run // the sequence run being evaluated, if any
+	run  *schemas.Run // the sequence run being evaluated, if any
+	run0 schemas.Run  // scratch for a run being started
+
+	// cartProducts caches customer.cart.products for one cart state.
+	cartProducts    ref.Val
+	cartProductsFor *schemas.Customer
+	cartProductsEv  string
+	cartProductsN   int
 
 	cur                 string // the event's currency
 	spend, txCnt, txSum int64  // after the event, in cur
@@ -245,6 +252,23 @@ type evalState struct {
 	// aggKey caches the key of a by-aggregate for the current event.
 	aggKey   []string
 	aggKeyOK []bool
+
+	// Boxed values of the last resolution of each variable: CEL needs a
+	// ref.Val (an interface, so a heap copy), and most values repeat
+	// from one evaluation to the next (a currency, a country, the same
+	// event read by several rules).
+	strs [72]struct {
+		s string
+		v ref.Val
+	}
+	ints [72]struct {
+		i int64
+		v ref.Val
+	}
+	times [72]struct {
+		t time.Time
+		v ref.Val
+	}
 
 	a         *Actions
 	thrBefore []int64       // threshold values before the event, by position in typeRules
@@ -344,50 +368,50 @@ func (s *evalState) ResolveName(name string) (any, bool) {
 	c, ev := s.c, s.ev
 	switch name {
 	case "now":
-		return ts(s.now), true
+		return s.bt(2, s.now), true
 
 	case "event.id":
-		return types.String(ev.ID), true
+		return s.bs(3, ev.ID), true
 	case "event.type":
-		return types.String(ev.Type), true
+		return s.bs(4, string(ev.Type)), true
 	case "event.source":
 		if ev.Source == schemas.SourceUnknown && ev.Type != "" {
-			return types.String("rules"), true
+			return s.bs(5, "rules"), true
 		}
 		if ev.Type == "" {
-			return types.String(""), true
+			return s.bs(6, ""), true
 		}
-		return types.String(ev.Source.String()), true
+		return s.bs(7, ev.Source.String()), true
 	case "event.time":
-		return ts(ev.Time), true
+		return s.bt(8, ev.Time), true
 	case "event.session_id":
-		return types.String(ev.SessionID), true
+		return s.bs(9, ev.SessionID), true
 	case "event.product_id":
-		return types.String(ev.ProductID), true
+		return s.bs(10, ev.ProductID), true
 	case "event.quantity":
-		return types.Int(ev.Quantity), true
+		return s.bi(11, int64(ev.Quantity)), true
 	case "event.price":
-		return types.Int(ev.Price.Minor), true
+		return s.bi(12, ev.Price.Minor), true
 	case "event.device":
-		return types.String(ev.Device), true
+		return s.bs(13, ev.Device), true
 	case "event.country":
-		return types.String(ev.Country), true
+		return s.bs(14, ev.Country), true
 	case "event.order_id":
-		return types.String(ev.OrderID), true
+		return s.bs(15, ev.OrderID), true
 	case "event.amount":
-		return types.Int(ev.Amount.Minor), true
+		return s.bi(16, ev.Amount.Minor), true
 	case "event.currency":
-		return types.String(s.cur), true
+		return s.bs(17, s.cur), true
 	case "event.items":
-		return types.Int(len(ev.Items)), true
+		return s.bi(18, int64(len(ev.Items))), true
 	case "event.payment_method":
-		return types.String(ev.PaymentMethod), true
+		return s.bs(19, ev.PaymentMethod), true
 	case "event.card_fingerprint":
-		return types.String(ev.CardFingerprint), true
+		return s.bs(20, ev.CardFingerprint), true
 	case "event.coupon_id":
-		return types.String(ev.CouponID), true
+		return s.bs(21, ev.CouponID), true
 	case "event.coupon_expiry":
-		return ts(ev.CouponExpiry), true
+		return s.bt(22, ev.CouponExpiry), true
 	case "event.service_date":
 		return dateVal(ev.ServiceDate), true
 	case "event.contract_end":
@@ -399,44 +423,44 @@ func (s *evalState) ResolveName(name string) (any, bool) {
 		return types.NewStringStringMap(types.DefaultTypeAdapter, ev.Properties), true
 
 	case "customer.id":
-		return types.String(c.ID), true
+		return s.bs(23, string(c.ID)), true
 	case "customer.first_seen":
-		return ts(c.FirstSeen), true
+		return s.bt(24, c.FirstSeen), true
 	case "customer.last_seen":
 		if s.beforeMode {
-			return ts(s.pre.lastSeen), true
+			return s.bt(25, s.pre.lastSeen), true
 		}
-		return ts(c.LastSeen), true
+		return s.bt(26, c.LastSeen), true
 	case "customer.events":
 		if s.beforeMode {
-			return types.Int(s.pre.events), true
+			return s.bi(27, s.pre.events), true
 		}
-		return types.Int(c.Events), true
+		return s.bi(28, c.Events), true
 	case "customer.purchases":
 		if s.beforeMode {
-			return types.Int(s.pre.purchases), true
+			return s.bi(29, s.pre.purchases), true
 		}
-		return types.Int(c.Purchases), true
+		return s.bi(30, c.Purchases), true
 	case "customer.spend":
 		if s.beforeMode {
-			return types.Int(s.pre.spend), true
+			return s.bi(31, s.pre.spend), true
 		}
-		return types.Int(s.spend), true
+		return s.bi(32, s.spend), true
 	case "customer.tx_count":
 		if s.beforeMode {
-			return types.Int(s.pre.txCount), true
+			return s.bi(33, s.pre.txCount), true
 		}
-		return types.Int(s.txCnt), true
+		return s.bi(34, s.txCnt), true
 	case "customer.tx_sum":
 		if s.beforeMode {
-			return types.Int(s.pre.txSum), true
+			return s.bi(35, s.pre.txSum), true
 		}
-		return types.Int(s.txSum), true
+		return s.bi(36, s.txSum), true
 	case "customer.tx_avg":
 		if s.beforeMode {
-			return types.Int(avg(s.pre.txSum, s.pre.txCount)), true
+			return s.bi(37, avg(s.pre.txSum, s.pre.txCount)), true
 		}
-		return types.Int(avg(s.txSum, s.txCnt)), true
+		return s.bi(38, avg(s.txSum, s.txCnt)), true
 	case "customer.spend_by_currency":
 		m := make(map[string]int64, len(c.Spend))
 		for _, sp := range c.Spend {
@@ -444,7 +468,7 @@ func (s *evalState) ResolveName(name string) (any, bool) {
 		}
 		return types.DefaultTypeAdapter.NativeToValue(m), true
 	case "customer.last_purchase_at":
-		return ts(c.LastPurchaseAt), true
+		return s.bt(39, c.LastPurchaseAt), true
 	case "customer.last_seen_by_type":
 		m := make(map[string]time.Time, len(c.Seen))
 		for _, st := range c.Seen {
@@ -453,29 +477,33 @@ func (s *evalState) ResolveName(name string) (any, bool) {
 		return types.DefaultTypeAdapter.NativeToValue(m), true
 	case "customer.cart.size":
 		if s.beforeMode {
-			return types.Int(s.pre.cartSize), true
+			return s.bi(40, int64(s.pre.cartSize)), true
 		}
-		return types.Int(len(c.Cart.Items)), true
+		return s.bi(41, int64(len(c.Cart.Items))), true
 	case "customer.cart.quantity":
 		var q int64
 		for _, it := range c.Cart.Items {
 			q += int64(it.Quantity)
 		}
-		return types.Int(q), true
+		return s.bi(42, q), true
 	case "customer.cart.value":
-		return types.Int(c.Cart.Value().Minor), true
+		return s.bi(43, c.Cart.Value().Minor), true
 	case "customer.cart.currency":
-		return types.String(c.Cart.Value().Currency), true
+		return s.bs(44, c.Cart.Value().Currency), true
 	case "customer.cart.products":
-		ps := make([]string, len(c.Cart.Items))
-		for i, it := range c.Cart.Items {
-			ps[i] = it.ProductID
+		if s.cartProducts == nil || s.cartProductsFor != c || s.cartProductsEv != c.Cart.LastEvent || s.cartProductsN != len(c.Cart.Items) {
+			ps := make([]string, len(c.Cart.Items))
+			for i, it := range c.Cart.Items {
+				ps[i] = it.ProductID
+			}
+			s.cartProducts = types.NewStringList(types.DefaultTypeAdapter, ps)
+			s.cartProductsFor, s.cartProductsEv, s.cartProductsN = c, c.Cart.LastEvent, len(c.Cart.Items)
 		}
-		return types.NewStringList(types.DefaultTypeAdapter, ps), true
+		return s.cartProducts, true
 	case "customer.cart.last_event":
-		return types.String(c.Cart.LastEvent), true
+		return s.bs(45, c.Cart.LastEvent), true
 	case "customer.cart.updated_at":
-		return ts(c.Cart.UpdatedAt), true
+		return s.bt(46, c.Cart.UpdatedAt), true
 	case "customer.birthday":
 		return dateVal(c.Profile.Birthday), true
 	case "customer.signup_date":
@@ -483,11 +511,11 @@ func (s *evalState) ResolveName(name string) (any, bool) {
 	case "customer.contract_end":
 		return dateVal(c.Profile.ContractEnd), true
 	case "customer.time_zone":
-		return types.String(c.Profile.TimeZone), true
+		return s.bs(47, c.Profile.TimeZone), true
 	case "customer.country":
-		return types.String(c.Profile.Country), true
+		return s.bs(48, c.Profile.Country), true
 	case "customer.profile_updated_at":
-		return ts(c.ProfileUpdatedAt), true
+		return s.bt(49, c.ProfileUpdatedAt), true
 	case "customer.opt_ins":
 		m := make(map[string]bool, len(c.Profile.OptIns))
 		for ch, ok := range c.Profile.OptIns {
@@ -495,56 +523,80 @@ func (s *evalState) ResolveName(name string) (any, bool) {
 		}
 		return types.DefaultTypeAdapter.NativeToValue(m), true
 	case "customer.r":
-		return types.Int(c.RFM.R), true
+		return s.bi(50, int64(c.RFM.R)), true
 	case "customer.f":
-		return types.Int(c.RFM.F), true
+		return s.bi(51, int64(c.RFM.F)), true
 	case "customer.m":
-		return types.Int(c.RFM.M), true
+		return s.bi(52, int64(c.RFM.M)), true
 	case "customer.segment":
 		if s.beforeMode {
-			return types.String(s.pre.segment), true
+			return s.bs(53, s.pre.segment), true
 		}
-		return types.String(c.RFM.Segment), true
+		return s.bs(54, c.RFM.Segment), true
 
 	case "before.events":
-		return types.Int(s.pre.events), true
+		return s.bi(55, s.pre.events), true
 	case "before.purchases":
-		return types.Int(s.pre.purchases), true
+		return s.bi(56, s.pre.purchases), true
 	case "before.spend":
-		return types.Int(s.pre.spend), true
+		return s.bi(57, s.pre.spend), true
 	case "before.tx_count":
-		return types.Int(s.pre.txCount), true
+		return s.bi(58, s.pre.txCount), true
 	case "before.tx_sum":
-		return types.Int(s.pre.txSum), true
+		return s.bi(59, s.pre.txSum), true
 	case "before.tx_avg":
-		return types.Int(avg(s.pre.txSum, s.pre.txCount)), true
+		return s.bi(60, avg(s.pre.txSum, s.pre.txCount)), true
 	case "before.last_seen":
-		return ts(s.pre.lastSeen), true
+		return s.bt(61, s.pre.lastSeen), true
 	case "before.segment":
-		return types.String(s.pre.segment), true
+		return s.bs(62, s.pre.segment), true
 	case "before.cart.size":
-		return types.Int(s.pre.cartSize), true
+		return s.bi(63, int64(s.pre.cartSize)), true
 
 	case "seq.key":
 		if s.run == nil {
-			return types.String(""), true
+			return s.bs(64, ""), true
 		}
-		return types.String(s.run.Key), true
+		return s.bs(65, s.run.Key), true
 	case "seq.occurrence":
 		if s.run == nil {
-			return types.String(""), true
+			return s.bs(66, ""), true
 		}
-		return types.String(s.run.Occurrence), true
+		return s.bs(67, s.run.Occurrence), true
 	case "seq.stage":
 		if s.run == nil {
-			return types.Int(0), true
+			return s.bi(68, 0), true
 		}
-		return types.Int(s.run.Stage), true
+		return s.bi(69, int64(s.run.Stage)), true
 	case "seq.started_at":
 		if s.run == nil {
-			return ts(time.Time{}), true
+			return s.bt(70, time.Time{}), true
 		}
-		return ts(s.run.StartedAt), true
+		return s.bt(71, s.run.StartedAt), true
 	}
 	return nil, false
+}
+
+func (s *evalState) bs(i int, v string) ref.Val {
+	c := &s.strs[i]
+	if c.v == nil || c.s != v {
+		c.s, c.v = v, types.String(v)
+	}
+	return c.v
+}
+
+func (s *evalState) bi(i int, v int64) ref.Val {
+	c := &s.ints[i]
+	if c.v == nil || c.i != v {
+		c.i, c.v = v, types.Int(v)
+	}
+	return c.v
+}
+
+func (s *evalState) bt(i int, t time.Time) ref.Val {
+	c := &s.times[i]
+	if c.v == nil || c.t != t {
+		c.t, c.v = t, types.Timestamp{Time: t}
+	}
+	return c.v
 }

@@ -35,19 +35,25 @@ func (s *Set) seqStart(st *evalState, r *rule, a *Actions) {
 	if r.once != nil && marked(c, r.id, key, ev.Time) {
 		return
 	}
-	run := schemas.Run{Rule: r.id, Key: key, Occurrence: key, StartedAt: ev.Time, Version: r.version, CausedBy: ev.ID}
+	// The run is built in st.run0 (not on the heap: st.run points to it
+	// while expressions read seq.*), reusing the Due capacity of the run
+	// it replaces or of a vacated slot.
+	run := &st.run0
+	*run = schemas.Run{Rule: r.id, Key: key, Occurrence: key, StartedAt: ev.Time, Version: r.version, CausedBy: ev.ID}
 	if key == "" {
 		run.Occurrence = ev.ID
 	}
 	if i >= 0 {
 		run.Due = c.Runs[i].Due[:0]
+	} else if len(c.Runs) < cap(c.Runs) {
+		run.Due = c.Runs[:len(c.Runs)+1][len(c.Runs)].Due[:0]
 	}
 	// Every stage's due time is fixed at the start: a delay counts from
 	// the previous stage's due time (stage 1 from the start event), an
 	// "at" is a timestamp computed from the start event. A stage is
 	// skipped when its when is false, when it is due before the start, or
 	// before an earlier stage that is not skipped.
-	st.run = &run
+	st.run = run
 	prev, last := ev.Time, ev.Time
 	for j := range sq.stages {
 		sg := &sq.stages[j]
@@ -94,9 +100,9 @@ func (s *Set) seqStart(st *evalState, r *rule, a *Actions) {
 	}
 	run.Stage = int32(next + 1)
 	if i >= 0 {
-		c.Runs[i] = run
+		c.Runs[i] = *run
 	} else {
-		c.Runs = append(c.Runs, run)
+		c.Runs = append(c.Runs, *run)
 	}
 	a.Schedule = append(a.Schedule, schemas.Timer{Customer: c.ID, ID: tid, Due: run.Due[next], Rule: r.id,
 		Stage: run.Stage, Occurrence: run.Occurrence, CausedBy: []string{ev.ID}})
