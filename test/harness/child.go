@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/rules"
 )
 
 // FreeAddr returns a loopback address with a port free at the time of the
@@ -150,9 +151,14 @@ func (c *Child) Exited() error {
 
 // WriteConfig writes a config file for "triggerd run" from cfg (brokers,
 // group, instance ID, topics and the event-time settings the tests use), with
-// state under dir and the ops endpoint on ops.
+// state under dir, the ops endpoint on ops, and a rules file holding only
+// cart abandonment (1 h, then 24 h): the behaviour the tests' models know.
 func WriteConfig(t testing.TB, cfg processor.Config, dir, ops string) string {
 	t.Helper()
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesFile, rules.CartOnlyYAML(time.Hour, 24*time.Hour), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	y := fmt.Sprintf(`kafka:
   brokers: [%s]
   group: %s
@@ -176,10 +182,12 @@ state:
   dir: %s
 ops:
   addr: %s
+rules:
+  file: %s
 log:
   level: info
 `, strings.Join(cfg.Brokers, ", "), cfg.Group, cfg.InstanceID, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
-		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, filepath.Join(dir, "state"), ops)
+		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, filepath.Join(dir, "state"), ops, rulesFile)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
