@@ -117,7 +117,7 @@ func prepareTopics(ctx context.Context, adm *kadm.Client, cfg *Config, log *zap.
 	all := append(append([]string(nil), inputs...), cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog)
 	details, err := adm.ListTopics(ctx, all...)
 	if err != nil {
-		return 0, fmt.Errorf("processor: listing topics: %w", err)
+		return 0, &sessionError{fmt.Errorf("processor: listing topics: %w", err)}
 	}
 	var errs []error
 	counts := map[string]int32{}

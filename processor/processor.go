@@ -292,7 +292,7 @@ func (p *Processor) run(ctx context.Context) error {
 	initCancel()
 	if err != nil {
 		sess.Close()
-		return fmt.Errorf("processor: initializing the transactional producer: %w", err)
+		return &sessionError{fmt.Errorf("processor: initializing the transactional producer: %w", err)}
 	}
 	defer func() {
 		p.ready.Store(false)
@@ -316,6 +316,8 @@ func (p *Processor) run(ctx context.Context) error {
 			case <-ctx.Done():
 			case <-time.After(retryBackoff):
 			}
+		case errors.As(err, new(*sessionError)):
+			return err // Run starts a new session
 		default:
 			p.log.Error("processor stopping on a fatal error", zap.Error(err))
 			return err
