@@ -1,4 +1,4 @@
-package rules_test
+package script_test
 
 import (
 	"testing"
@@ -9,12 +9,12 @@ import (
 	"github.com/triggerd/triggerd/rules/script"
 )
 
-// TestScripts runs every script in testdata against the example rules (a
+// TestScripts runs every script in rules/testdata against the example rules (a
 // script may replace them with a "rules" directive). One script per
 // behaviour of the behaviour catalogue, each with what must not fire.
 // Regenerate with -rewrite, then read every line of the diff.
 func TestScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+	datadriven.Walk(t, "../testdata", func(t *testing.T, path string) {
 		set, err := rules.ExampleSet()
 		if err != nil {
 			t.Fatal(err)

@@ -17,10 +17,11 @@ const module = "github.com/triggerd/triggerd"
 var allowed = map[string][]string{
 	"schemas":               nil,
 	"rules":                 {"schemas"},
+	"rules/script":          {"rules", "schemas"},
 	"state":                 {"schemas"},
 	"processor":             {"rules", "state", "schemas"},
 	"cmd/triggerd/workload": {"schemas"},
-	"cmd/triggerd":          {"processor", "rules", "state", "schemas", "cmd/triggerd/workload"},
+	"cmd/triggerd":          {"processor", "rules", "rules/script", "state", "schemas", "cmd/triggerd/workload"},
 	"test/harness":          {"processor", "rules", "state", "schemas"},
 	"test/e2e":              {"processor", "rules", "state", "schemas", "test/harness"},
 	"test/system":           {"processor", "state", "schemas", "cmd/triggerd/workload", "test/harness"},
