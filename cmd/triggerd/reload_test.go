@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/triggerd/triggerd/rules"
+)
+
+// TestWatchRulesReloads checks the hot reload: a changed file is compiled
+// and handed over; a bad one is logged with every error, and nothing is
+// handed over (the running rules stay).
+func TestWatchRulesReloads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, rules.CartOnlyYAML(time.Hour, 24*time.Hour), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	var mu sync.Mutex
+	var got []*rules.Set
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchRules(ctx, RulesConfig{File: path, Poll: 10 * time.Millisecond}, zap.New(core), func(s *rules.Set) {
+			mu.Lock()
+			got = append(got, s)
+			mu.Unlock()
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	touch := func(data []byte, at time.Time) {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	time.Sleep(30 * time.Millisecond) // the watcher has taken the first mtime
+	touch(rules.CartOnlyYAML(45*time.Minute, 24*time.Hour), time.Now().Add(time.Minute))
+	waitFor("the reload", func() bool { return count() == 1 })
+
+	bad := []byte("rules:\n  - id: x\n    version: 0\n    family: anomaly\n    channel: risk\n    on: [purchase]\n    when: event.amout > 1\n")
+	touch(bad, time.Now().Add(2*time.Minute))
+	waitFor("the rejection", func() bool { return logs.FilterMessageSnippet("rejected").Len() >= 2 })
+	if count() != 1 {
+		t.Fatalf("a bad file was handed over")
+	}
+	var msgs []string
+	for _, e := range logs.FilterMessageSnippet("rejected").All() {
+		msgs = append(msgs, e.ContextMap()["error"].(string))
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{"rules.yaml:3:5: rule x: version must be >= 1", "rules.yaml:7:16: when: undeclared reference to 'event.amout'"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("log lacks %q:\n%s", want, all)
+		}
+	}
+}
