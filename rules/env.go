@@ -243,6 +243,7 @@ type evalState struct {
 	// cartProducts caches customer.cart.products for one cart state.
 	cartProducts    ref.Val
 	cartProductsFor *schemas.Customer
+	cartProductsID  schemas.CustomerID
 	cartProductsEv  string
 	cartProductsN   int
 
@@ -491,13 +492,15 @@ func (s *evalState) ResolveName(name string) (any, bool) {
 	case "customer.cart.currency":
 		return s.bs(44, c.Cart.Value().Currency), true
 	case "customer.cart.products":
-		if s.cartProducts == nil || s.cartProductsFor != c || s.cartProductsEv != c.Cart.LastEvent || s.cartProductsN != len(c.Cart.Items) {
+		// Records are reused across customers, hence the ID too.
+		if s.cartProducts == nil || s.cartProductsFor != c || s.cartProductsID != c.ID ||
+			s.cartProductsEv != c.Cart.LastEvent || s.cartProductsN != len(c.Cart.Items) {
 			ps := make([]string, len(c.Cart.Items))
 			for i, it := range c.Cart.Items {
 				ps[i] = it.ProductID
 			}
 			s.cartProducts = types.NewStringList(types.DefaultTypeAdapter, ps)
-			s.cartProductsFor, s.cartProductsEv, s.cartProductsN = c, c.Cart.LastEvent, len(c.Cart.Items)
+			s.cartProductsFor, s.cartProductsID, s.cartProductsEv, s.cartProductsN = c, c.ID, c.Cart.LastEvent, len(c.Cart.Items)
 		}
 		return s.cartProducts, true
 	case "customer.cart.last_event":
