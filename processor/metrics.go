@@ -19,6 +19,9 @@ type metrics struct {
 	restoring       prometheus.Gauge
 	restoreLeft     *prometheus.GaugeVec // partition
 	sessionRestarts prometheus.Counter
+	duplicates      *prometheus.CounterVec // topic
+	evalErrors      prometheus.Counter
+	rulesReloads    *prometheus.CounterVec // result: applied, rejected
 	watermarkLag    *prometheus.GaugeVec   // partition
 	inputLost       *prometheus.CounterVec // topic, partition
 }
@@ -61,6 +64,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		restoreLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "triggerd_restore_remaining_offsets", Help: "Changelog offsets a restoring partition has still to replay (0 when done), by partition.",
 		}, []string{"partition"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_input_duplicates_total", Help: "Input events skipped as duplicates (an event ID seen within the dedupe window), by topic.",
+		}, []string{"topic"}),
+		evalErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triggerd_rules_eval_errors_total", Help: "Rule expressions that failed at run time and counted as false (the log has examples).",
+		}),
+		rulesReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_rules_reloads_total", Help: "Rules file reloads, by result: applied, or rejected (the running rules stayed).",
+		}, []string{"result"}),
 		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "triggerd_kafka_session_restarts_total",
 			Help: "Kafka sessions replaced after a transaction could not begin or end (a broker restart, a fenced producer).",
@@ -74,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
-			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.watermarkLag)
+			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.duplicates, m.evalErrors, m.rulesReloads, m.watermarkLag)
 	}
 	return m
 }

@@ -45,7 +45,7 @@ type Processor struct {
 	log   *zap.Logger
 	clock func() time.Time
 	store *state.Store
-	rules *rules.Set
+	rules atomic.Pointer[rules.Set] // replaced by SetRules while running
 	m     *metrics
 	kprom *kprom.Metrics
 
@@ -63,7 +63,7 @@ type Processor struct {
 	// by the loop after each poll.
 	assignment struct {
 		sync.Mutex
-		parts map[int32]bool
+		parts map[int32]map[string]bool // partition number -> the input topics assigned with it
 		err   error
 	}
 
@@ -121,10 +121,11 @@ func New(cfg Config, o Options) (*Processor, error) {
 		o.Failpoint = func(string) {}
 	}
 	p := &Processor{
-		cfg: cfg, log: o.Logger, clock: o.Clock, store: o.Store, rules: o.Rules, failpoint: o.Failpoint,
+		cfg: cfg, log: o.Logger, clock: o.Clock, store: o.Store, failpoint: o.Failpoint,
 		m: newMetrics(o.Registerer), registry: o.Registry, workers: map[int32]*worker{},
 	}
 	p.trace = o.Trace
+	p.rules.Store(o.Rules)
 	p.kprom = kprom.NewMetrics("triggerd", kprom.Registerer(registererOrNew(o.Registerer)))
 	p.stats.byKind = map[string]int64{}
 	p.sources = []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile}
@@ -260,9 +261,13 @@ func (p *Processor) run(ctx context.Context) error {
 		kgo.ConsumeTopics(p.cfg.Inputs()...),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Range assigns partition p of every input topic to the same
-		// member, which co-partitioned state requires.
-		kgo.Balancers(kgo.RangeBalancer()),
+		// Partition p of every input topic must go to the same member,
+		// which owns p's state. The co-partitioned balancer does that
+		// cooperatively; range (eager) does it too and is offered second
+		// so that a rolling upgrade from a release that offered only
+		// range keeps a protocol every member supports until the last
+		// member is upgraded.
+		kgo.Balancers(copartitionedBalancer{}, kgo.RangeBalancer()),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(p.cfg.SessionTimeout),
 		kgo.TransactionalID(p.cfg.Group+"-"+p.cfg.InstanceID),
@@ -624,7 +629,7 @@ func (p *Processor) onAssigned(_ context.Context, _ *kgo.Client, assigned map[st
 	a.Lock()
 	defer a.Unlock()
 	if a.parts == nil {
-		a.parts = map[int32]bool{}
+		a.parts = map[int32]map[string]bool{}
 	}
 	for t, ps := range assigned {
 		for _, part := range ps {
@@ -633,7 +638,10 @@ func (p *Processor) onAssigned(_ context.Context, _ *kgo.Client, assigned map[st
 					"the partition count changed at run time, which moves customers between partitions; stop, "+
 					"and repartition the state deliberately", t, part, p.nparts)
 			}
-			a.parts[part] = true
+			if a.parts[part] == nil {
+				a.parts[part] = map[string]bool{}
+			}
+			a.parts[part][t] = true
 		}
 	}
 }
@@ -642,9 +650,12 @@ func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, revoked map[stri
 	a := &p.assignment
 	a.Lock()
 	defer a.Unlock()
-	for _, ps := range revoked {
+	for t, ps := range revoked {
 		for _, part := range ps {
-			delete(a.parts, part)
+			delete(a.parts[part], t)
+			if len(a.parts[part]) == 0 {
+				delete(a.parts, part)
+			}
 		}
 	}
 }
@@ -662,7 +673,15 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 		return err
 	}
 	want := make([]int32, 0, len(a.parts))
-	for part := range a.parts {
+	for part, topics := range a.parts {
+		if len(topics) != len(p.cfg.Inputs()) {
+			a.Unlock()
+			// The state of partition p serves every input's partition
+			// p: half an assignment would process some of a customer's
+			// events in one place and the rest in another.
+			return fmt.Errorf("processor: partition %d is assigned for %d of the %d input topics: a member of the group "+
+				"does not assign by partition number (another program or release in the same group?)", part, len(topics), len(p.cfg.Inputs()))
+		}
 		want = append(want, part)
 	}
 	a.Unlock()

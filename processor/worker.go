@@ -50,6 +50,8 @@ type input struct {
 	lso      int64
 	logStart int64
 	lost     prometheus.Counter
+	// duplicates counts events skipped by the rules' dedupe.
+	duplicates prometheus.Counter
 }
 
 // queued is a record waiting in an input's queue. stored says it is in the
@@ -96,12 +98,13 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 	pl := strconv.Itoa(int(id))
 	for i, t := range p.cfg.Inputs() {
 		w.inputs = append(w.inputs, input{
-			topic:  t,
-			source: p.sources[i],
-			dec:    p.decoders[i],
-			events: p.m.events.WithLabelValues(t, pl),
-			lost:   p.m.inputLost.WithLabelValues(t, pl),
-			maxTs:  noTime,
+			topic:      t,
+			source:     p.sources[i],
+			dec:        p.decoders[i],
+			events:     p.m.events.WithLabelValues(t, pl),
+			lost:       p.m.inputLost.WithLabelValues(t, pl),
+			duplicates: p.m.duplicates.WithLabelValues(t),
+			maxTs:      noTime,
 		})
 	}
 	w.wmLag = p.m.watermarkLag.WithLabelValues(pl)
@@ -462,6 +465,7 @@ func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 	if w.actions.Duplicate {
 		// Seen within the dedupe window: the record changed nothing
 		// (the rules did not touch the customer).
+		in.duplicates.Inc()
 		if w.log.Core().Enabled(zap.DebugLevel) {
 			w.log.Debug("duplicate event", zap.String("customer_id", string(ev.Customer)), zap.String("event_id", ev.ID))
 		}
@@ -480,6 +484,7 @@ func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 // a few per cycle: a rule that fails for every customer must not flood the
 // log (the rule author finds the cause with "triggerd rules test").
 func (w *worker) logEvalErrors(c schemas.CustomerID) {
+	w.p.m.evalErrors.Add(float64(len(w.actions.Errors)))
 	for _, err := range w.actions.Errors {
 		if w.evalErrors >= 5 {
 			return

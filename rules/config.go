@@ -2,7 +2,6 @@ package rules
 
 import (
 	_ "embed" // the example rules file
-	"errors"
 	"fmt"
 	"time"
 )
@@ -54,49 +53,4 @@ rules:
 // CartOnly compiles CartOnlyYAML.
 func CartOnly(stage1, stage2 time.Duration) (*Set, error) {
 	return Parse("cart-only.yaml", CartOnlyYAML(stage1, stage2))
-}
-
-// Config is the settings of the cart-only rule set, kept so that callers
-// written before the rules language (test harnesses) still build.
-//
-// Deprecated: write a rules file, or use CartOnly.
-type Config struct {
-	CartAbandonment CartAbandonment `yaml:"cart_abandonment"`
-}
-
-// CartAbandonment configures the two-stage cart abandonment rule.
-//
-// Deprecated: see Config.
-type CartAbandonment struct {
-	Stage1Delay time.Duration `yaml:"stage1_delay"`
-	Stage2Delay time.Duration `yaml:"stage2_delay"`
-}
-
-// DefaultConfig returns the cart rule of SCENARIOS.md: 1 h, then 24 h.
-//
-// Deprecated: see Config.
-func DefaultConfig() Config {
-	return Config{CartAbandonment: CartAbandonment{Stage1Delay: time.Hour, Stage2Delay: 24 * time.Hour}}
-}
-
-// Validate reports every problem in c at once.
-func (c Config) Validate() error {
-	var errs []error
-	if c.CartAbandonment.Stage1Delay <= 0 {
-		errs = append(errs, fmt.Errorf("rules: cart_abandonment.stage1_delay must be > 0, got %s", c.CartAbandonment.Stage1Delay))
-	}
-	if c.CartAbandonment.Stage2Delay <= 0 {
-		errs = append(errs, fmt.Errorf("rules: cart_abandonment.stage2_delay must be > 0, got %s", c.CartAbandonment.Stage2Delay))
-	}
-	return errors.Join(errs...)
-}
-
-// New builds the cart-only rule set from c.
-//
-// Deprecated: use Parse, Load or CartOnly.
-func New(c Config) (*Set, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return CartOnly(c.CartAbandonment.Stage1Delay, c.CartAbandonment.Stage2Delay)
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ func TestWatchRulesReloads(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	var mu sync.Mutex
 	var got []*rules.Set
+	var rejected atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -34,7 +36,7 @@ func TestWatchRulesReloads(t *testing.T) {
 			mu.Lock()
 			got = append(got, s)
 			mu.Unlock()
-		})
+		}, func() { rejected.Add(1) })
 	}()
 	defer func() { cancel(); <-done }()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
@@ -66,6 +68,9 @@ func TestWatchRulesReloads(t *testing.T) {
 	waitFor("the rejection", func() bool { return logs.FilterMessageSnippet("rejected").Len() >= 2 })
 	if count() != 1 {
 		t.Fatalf("a bad file was handed over")
+	}
+	if n := rejected.Load(); n != 1 {
+		t.Errorf("rejections reported: %d, want 1", n)
 	}
 	var msgs []string
 	for _, e := range logs.FilterMessageSnippet("rejected").All() {

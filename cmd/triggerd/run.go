@@ -92,7 +92,7 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 		hook(proc)
 	}
 	logRules(log, "rules loaded", rs)
-	go watchRules(ctx, cfg.Rules, log, proc.SetRules)
+	go watchRules(ctx, cfg.Rules, log, proc.SetRules, proc.RulesRejected)
 	if cfg.Ops.Addr != "" {
 		srv := proc.NewOpsServer(cfg.Ops.Addr, reg)
 		go func() {
@@ -112,9 +112,10 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 
 // watchRules reloads the rules file on SIGHUP and, when cfg.Poll > 0, when
 // its modification time changes. A file that does not compile is logged
-// with every error and the running rules stay in force. The example rules
-// built into the binary (no file configured) never change.
-func watchRules(ctx context.Context, cfg RulesConfig, log *zap.Logger, set func(*rules.Set)) {
+// with every error, reported to rejected, and the running rules stay in
+// force. The example rules built into the binary (no file configured)
+// never change.
+func watchRules(ctx context.Context, cfg RulesConfig, log *zap.Logger, set func(*rules.Set), rejected func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -146,6 +147,7 @@ func watchRules(ctx context.Context, cfg RulesConfig, log *zap.Logger, set func(
 			} else {
 				log.Error("rules file rejected; the running rules stay in force", zap.String("reason", why), zap.Error(err))
 			}
+			rejected()
 			return
 		}
 		set(rs)

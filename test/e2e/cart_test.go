@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/triggerd/triggerd/processor"
-	"github.com/triggerd/triggerd/rules"
 	"github.com/triggerd/triggerd/schemas"
 	"github.com/triggerd/triggerd/test/harness"
 )
@@ -52,8 +51,7 @@ func testCartAbandonment(t *testing.T, f schemas.Format) {
 		cfg.Registry.URL = fake.URL()
 	}
 	cfg.Encodings = processor.Encodings{Clickstream: f, Transactions: f, Profiles: f, Triggers: f}
-	rc := rules.DefaultConfig() // 1h, then 24h
-	proc := harness.RunProcessor(t, cfg, rc, reg)
+	proc := harness.RunProcessor(t, cfg, harness.CartRules(t), reg)
 	p := harness.NewProducer(t, c, cfg, reg)
 	reader := harness.NewTriggerReader(t, c, cfg.Topics.Triggers, f, reg)
 
@@ -149,7 +147,7 @@ func TestCrossTopicOrder(t *testing.T) {
 	c := harness.NewCluster(t)
 	const parts = 2
 	cfg := c.Topics(t, parts)
-	proc := harness.RunProcessor(t, cfg, rules.DefaultConfig(), nil)
+	proc := harness.RunProcessor(t, cfg, harness.CartRules(t), nil)
 	p := harness.NewProducer(t, c, cfg, nil)
 	reader := harness.NewTriggerReader(t, c, cfg.Topics.Triggers, schemas.FormatJSON, nil)
 

@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/triggerd/triggerd/processor"
-	"github.com/triggerd/triggerd/rules"
 	"github.com/triggerd/triggerd/state"
 	"github.com/triggerd/triggerd/test/harness"
 )
@@ -30,7 +29,7 @@ func TestDeadLetter(t *testing.T) {
 	// Live mode: the idle inputs (transactions, profiles) advance with the
 	// wall clock, so the clickstream records need not wait for them.
 	cfg.IdleAdvance = true
-	proc := harness.RunProcessor(t, cfg, rules.DefaultConfig(), nil)
+	proc := harness.RunProcessor(t, cfg, harness.CartRules(t), nil)
 	p := harness.NewProducer(t, c, cfg, nil)
 
 	t0 := time.Now().UTC().Add(-time.Hour)
@@ -120,7 +119,7 @@ func TestCopartitionCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	rs, _ := rules.New(rules.DefaultConfig())
+	rs := harness.CartRules(t)
 	proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Store: store, Rules: rs})
 	if err != nil {
 		t.Fatal(err)

@@ -15,17 +15,25 @@ import (
 	"github.com/triggerd/triggerd/state"
 )
 
-// RunProcessor runs an in-process processor until the test ends.
-func RunProcessor(t testing.TB, cfg processor.Config, rc rules.Config, reg *sr.Client) *processor.Processor {
+// CartRules is the cart abandonment rule alone, as SCENARIOS.md sets it
+// (1 h, then 24 h): the behaviour the end-to-end and system tests check.
+func CartRules(t testing.TB) *rules.Set {
+	t.Helper()
+	rs, err := rules.CartOnly(time.Hour, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// RunProcessor runs an in-process processor with the rules rs until the
+// test ends.
+func RunProcessor(t testing.TB, cfg processor.Config, rs *rules.Set, reg *sr.Client) *processor.Processor {
 	t.Helper()
 	sc := state.DefaultConfig()
 	sc.Dir = "state"
 	sc.FS = vfs.NewMem()
 	store, err := state.Open(sc, zaptest.NewLogger(t).Named("state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := rules.New(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
