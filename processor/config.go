@@ -17,6 +17,12 @@ type Config struct {
 	SASL    SASLConfig `yaml:"sasl"`
 
 	Group string `yaml:"group"`
+	// Guarantee is the delivery guarantee: "exactly_once" (the default:
+	// triggers, dead letters, changelog and input offsets commit in one
+	// Kafka transaction) or "at_least_once" (no transactions: lower
+	// latency; after a crash some triggers may be written again, with the
+	// same trigger IDs; nothing is lost and the state stays exact).
+	Guarantee Guarantee `yaml:"guarantee"`
 	// InstanceID enables static membership (group.instance.id), so a
 	// rolling restart does not move partitions. It also names the
 	// transactional ID. Default: the host name.
@@ -60,6 +66,15 @@ type Config struct {
 	// "earliest".
 	StartFrom string `yaml:"start_from"`
 }
+
+// Guarantee is a delivery guarantee; see Config.Guarantee.
+type Guarantee string
+
+// The delivery guarantees.
+const (
+	ExactlyOnce Guarantee = "exactly_once"
+	AtLeastOnce Guarantee = "at_least_once"
+)
 
 // Topics names the topics. Inputs must be co-partitioned.
 type Topics struct {
@@ -111,6 +126,7 @@ func DefaultConfig() Config {
 	return Config{
 		Brokers:    []string{"127.0.0.1:9092"},
 		Group:      "triggerd",
+		Guarantee:  ExactlyOnce,
 		InstanceID: host,
 		Topics: Topics{
 			Clickstream:  "clickstream",
@@ -160,6 +176,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Group == "" {
 		add("group: empty")
+	}
+	if c.Guarantee != ExactlyOnce && c.Guarantee != AtLeastOnce {
+		add("guarantee: %q is not %q or %q", c.Guarantee, ExactlyOnce, AtLeastOnce)
 	}
 	if c.InstanceID == "" {
 		add("instance_id: empty (and the host name is unknown)")
