@@ -10,6 +10,15 @@
 #                                 start it again with its data, same address
 #   test/kafka/broker.sh status   exit 0 if the broker is running
 #   test/kafka/broker.sh env      print TRIGGERD_KAFKA_BROKERS=ADDR
+#   test/kafka/broker.sh scram    print the SASL/SCRAM listener's settings
+#                                 (KAFKA_SCRAM_BROKERS=ADDR, mechanism, user,
+#                                 password), one NAME=VALUE a line
+#
+# Besides the PLAINTEXT listener (the bootstrap address above, no
+# authentication), the broker has a SASL_PLAINTEXT listener two ports up that
+# accepts SCRAM-SHA-512 for the user "triggerd", created when the storage is
+# formatted. Its settings are also in the run directory's file "scram", which
+# the SCRAM end-to-end test reads.
 #
 # The Kafka jars come from Maven Central through pom.xml (no distribution
 # tarball) and are cached under test/kafka/.cache/kafka-<version>/jars; the
@@ -29,6 +38,10 @@ data=$run/data
 props=$run/server.properties
 pidfile=$run/broker.pid
 bootfile=$run/bootstrap
+scramfile=$run/scram # the SCRAM listener's settings (cmd_scram)
+scram_mechanism=SCRAM-SHA-512
+scram_user=triggerd
+scram_password=triggerd-test-secret # a loopback test broker: not a secret
 log=$run/server.log # written by log4j2, see log4j2.properties
 out=$run/broker.out # the JVM's own stdout/stderr
 timeout=${KAFKA_START_TIMEOUT:-90}
@@ -95,18 +108,20 @@ port_free() {
 	! grep -qs -- "$hex" /proc/net/tcp /proc/net/tcp6 && ! listening "$1"
 }
 
-# pick_ports sets port and cport to a free pair below the Linux ephemeral
-# range, so outgoing connections do not take them in the meantime.
+# pick_ports sets port, cport and sport (client, controller, SASL/SCRAM) to
+# three free consecutive ports below the Linux ephemeral range, so outgoing
+# connections do not take them in the meantime.
 pick_ports() {
 	local i
 	for ((i = 0; i < 100; i++)); do
 		port=$((20000 + RANDOM % 12000))
 		cport=$((port + 1))
-		if port_free "$port" && port_free "$cport"; then
+		sport=$((port + 2))
+		if port_free "$port" && port_free "$cport" && port_free "$sport"; then
 			return
 		fi
 	done
-	die "no free loopback port pair found in 20000-32000"
+	die "no free loopback port triple found in 20000-32002"
 }
 
 # cluster_id makes a Kafka Uuid (16 random bytes, URL-safe base64 without
@@ -127,11 +142,17 @@ write_props() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sport
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
+
+# SASL/SCRAM for clients on the SASL_PLAINTEXT listener; the user is created
+# in the metadata log when the storage is formatted (launch). No authorizer:
+# an authenticated user may do anything, as on the PLAINTEXT listener.
+sasl.enabled.mechanisms=$scram_mechanism
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$data
 
 # One node: every internal topic has one replica. Few partitions for the
@@ -172,11 +193,12 @@ elapsed_ms() {
 # retry), 1 on any other failure; on failure the broker is gone.
 launch() {
 	pick_ports
-	rm -rf "$data" "$log" "$out" "$bootfile" "$pidfile" "$run/format" "$run/format.out"
+	rm -rf "$data" "$log" "$out" "$bootfile" "$scramfile" "$pidfile" "$run/format" "$run/format.out"
 	mkdir -p "$data"
 	write_props
 	if ! "$java" -Xmx256m "-Dkafka.logs.dir=$run/format" "${jvm_common[@]}" \
 		kafka.tools.StorageTool format -t "$(cluster_id)" -c "$props" ${KAFKA_FORMAT_FEATURES:-} \
+		--add-scram "$scram_mechanism=[name=$scram_user,password=$scram_password]" \
 		>"$run/format.out" 2>&1; then
 		tail -n 40 "$run/format/server.log" "$run/format.out" >&2
 		echo "kafka: formatting the broker storage failed" >&2
@@ -198,7 +220,7 @@ run_broker() {
 		if ! kill -0 "$pid" 2>/dev/null; then
 			wait "$pid" 2>/dev/null || true
 			if grep -qs 'Address already in use' "$log" "$out"; then
-				echo "kafka: port $port or $cport was taken meanwhile, retrying" >&2
+				echo "kafka: port $port, $cport or ${sport:-?} was taken meanwhile, retrying" >&2
 				return 2
 			fi
 			fail "the broker exited during start-up"
@@ -245,6 +267,7 @@ cmd_start() {
 			local ms addr=127.0.0.1:$port
 			ms=$(elapsed_ms)
 			echo "$addr" >"$bootfile"
+			write_scram
 			printf 'kafka: broker %s up at %s in %d.%01ds\n' "$kafka_version" "$addr" \
 				$((ms / 1000)) $((ms % 1000 / 100)) >&2
 			echo "$addr"
@@ -280,7 +303,25 @@ terminate() {
 
 cmd_stop() {
 	terminate term
-	rm -rf "$data" "$pidfile" "$bootfile"
+	rm -rf "$data" "$pidfile" "$bootfile" "$scramfile"
+}
+
+# write_scram records the SCRAM listener's settings for the tests, with the
+# PLAINTEXT bootstrap address so a reader can tell they belong to this broker.
+write_scram() {
+	cat >"$scramfile" <<EOF
+KAFKA_SCRAM_BROKERS=127.0.0.1:$sport
+KAFKA_SCRAM_MECHANISM=$scram_mechanism
+KAFKA_SCRAM_USER=$scram_user
+KAFKA_SCRAM_PASSWORD=$scram_password
+KAFKA_PLAINTEXT_BROKERS=127.0.0.1:$port
+EOF
+}
+
+cmd_scram() {
+	broker_pid >/dev/null || die "broker not running (start it with $0 start)"
+	[[ -f $scramfile ]] || die "no SCRAM settings in $scramfile (a broker started by an older broker.sh?)"
+	cat "$scramfile"
 }
 
 # cmd_restart stops the running broker (SIGTERM, or SIGKILL with "kill")
@@ -321,8 +362,9 @@ stop) cmd_stop ;;
 restart) cmd_restart "${2:-term}" ;;
 status) cmd_status ;;
 env) cmd_env ;;
+scram) cmd_scram ;;
 *)
-	echo "usage: $0 start|stop|restart [term|kill]|status|env" >&2
+	echo "usage: $0 start|stop|restart [term|kill]|status|env|scram" >&2
 	exit 2
 	;;
 esac
