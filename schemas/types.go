@@ -205,6 +205,11 @@ type Timer struct {
 	Stage      int32
 	Occurrence string   // what this run of the rule is about, e.g. the event ID that started it
 	CausedBy   []string // event IDs carried to the trigger
+	// Deferred, when set, is a trigger the contact policy held back
+	// (quiet hours): the timer releases it at Due, when it is checked
+	// again. Its DueAt is the time it was first due, so the policy can
+	// tell how late the release is (stale).
+	Deferred *Trigger
 }
 
 // Cart is the customer's current shopping cart.
@@ -254,6 +259,42 @@ type Customer struct {
 	Runs           []Run
 	Marks          []Mark
 	Recent         []SeenEvent // recent event IDs for deduplication, oldest first
+
+	// Maintained by the contact policy (only when the rules file has one).
+	Contacts   []Contact // marketing triggers emitted, oldest first, pruned by the longest cap window
+	Unanswered int32     // marketing triggers emitted since the last engagement
+}
+
+// Contact is one marketing trigger that was emitted: the contact history
+// that caps count. Only emitted triggers are recorded, in the same state
+// change as the output, so a cap never counts a message that was not sent.
+type Contact struct {
+	At      time.Time // the trigger's due time (event time)
+	Channel Channel
+	Rule    RuleID
+}
+
+// SuppressAction says what the contact policy did with a trigger.
+type SuppressAction string
+
+const (
+	// ActionSuppressed: the trigger was not sent and will not be.
+	ActionSuppressed SuppressAction = "suppressed"
+	// ActionDeferred: the trigger waits in a durable timer until
+	// DeferredTo, when it is checked again.
+	ActionDeferred SuppressAction = "deferred"
+)
+
+// Suppression is the record of a trigger the contact policy stopped or
+// held back: the trigger that would have been sent, what stopped it and
+// why. Nothing is dropped without one.
+type Suppression struct {
+	Trigger    Trigger
+	Action     SuppressAction
+	Reason     string    // cap, quiet_hours, no_consent, no_response, stale, rule_removed
+	Policy     string    // the policy that decided: a cap's name, quiet_hours, consent, stop_after, max_delay
+	DecidedAt  time.Time // event time of the decision
+	DeferredTo time.Time // ActionDeferred: when the trigger is released; else zero
 }
 
 // The fields below are maintained by the rules engine (package rules) so

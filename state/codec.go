@@ -41,6 +41,14 @@ const (
 	custRun            = 14 // nested run, repeated
 	custMark           = 15 // nested mark, repeated
 	custRecent         = 16 // tuple (unix seconds, nanos, event ID...), repeated
+	// Maintained by the contact policy (added with the contact policy).
+	custContact    = 17 // nested contact, repeated
+	custUnanswered = 18 // varint
+
+	// schemas.Contact
+	contactAt      = 1 // time
+	contactChannel = 2 // string
+	contactRule    = 3 // string
 
 	// schemas.TxStat
 	txCurrency = 1 // string
@@ -99,6 +107,24 @@ const (
 	timerStage      = 5 // varint
 	timerOccurrence = 6 // string
 	timerCausedBy   = 7 // string, repeated
+	timerDeferred   = 8 // nested trigger (added with the contact policy)
+
+	// schemas.Trigger, inside a timer (a deferred trigger). FiredAt is
+	// not stored: it is set when the trigger is written.
+	trigID        = 1  // string
+	trigRule      = 2  // string
+	trigVersion   = 3  // varint
+	trigKind      = 4  // string
+	trigStage     = 5  // varint
+	trigChannel   = 6  // string
+	trigPriority  = 7  // varint
+	trigCustomer  = 8  // string
+	trigDueAt     = 9  // time
+	trigExpiresAt = 10 // time
+	trigCausedBy  = 11 // string, repeated
+	trigAttribute = 12 // tuple (key length, key, value...), repeated, sorted by key
+	trigItem      = 13 // nested item (as in the cart), repeated
+	trigValue     = 14 // money
 
 	// Offsets
 	offChangelog = 1 // varint
@@ -279,7 +305,52 @@ func appendEngineFields(b []byte, c *schemas.Customer) []byte {
 	for i := range c.Recent {
 		b = appendStampedString(b, custRecent, c.Recent[i].At, 0, false, c.Recent[i].ID)
 	}
+	for i := range c.Contacts {
+		ct := &c.Contacts[i]
+		var at int
+		b, at = beginNested(b, custContact)
+		b = appendTimeField(b, contactAt, ct.At)
+		if ct.Channel != "" {
+			b = appendStringField(b, contactChannel, string(ct.Channel))
+		}
+		if ct.Rule != "" {
+			b = appendStringField(b, contactRule, string(ct.Rule))
+		}
+		b = endNested(b, at)
+	}
+	if c.Unanswered != 0 {
+		b = appendIntField(b, custUnanswered, int64(c.Unanswered))
+	}
 	return b
+}
+
+func decodeContact(b []byte, ct *schemas.Contact) error {
+	old := *ct
+	*ct = schemas.Contact{}
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case contactAt:
+			if r.expect(w, wireBytes) {
+				ct.At = r.time()
+			}
+		case contactChannel:
+			if r.expect(w, wireBytes) {
+				ct.Channel = schemas.Channel(str(r.bytes(), string(old.Channel)))
+			}
+		case contactRule:
+			if r.expect(w, wireBytes) {
+				ct.Rule = schemas.RuleID(str(r.bytes(), string(old.Rule)))
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
 }
 
 // appendStampedString writes the tuple (unix seconds, nanos, [value,]
@@ -320,7 +391,9 @@ func resetCustomer(c *schemas.Customer) {
 	optIns := c.Profile.OptIns
 	clear(optIns)
 	tx, seen, aggs, runs, marks, recent := c.Tx[:0], c.Seen[:0], c.Aggregates[:0], c.Runs[:0], c.Marks[:0], c.Recent[:0]
+	contacts := c.Contacts[:0]
 	*c = schemas.Customer{ID: c.ID}
+	c.Contacts = contacts
 	c.Cart.Items = items
 	c.Spend = spend
 	c.Profile.OptIns = optIns
@@ -454,6 +527,17 @@ func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
 				c.Recent = grow(c.Recent)
 				s := &c.Recent[len(c.Recent)-1]
 				s.At, _, s.ID = r.stampedString(false, s.ID)
+			}
+		case custContact:
+			if r.expect(w, wireBytes) {
+				c.Contacts = grow(c.Contacts)
+				if v := r.bytes(); r.err == nil {
+					r.failIf(decodeContact(v, &c.Contacts[len(c.Contacts)-1]))
+				}
+			}
+		case custUnanswered:
+			if r.expect(w, wireVarint) {
+				c.Unanswered = int32(r.varint())
 			}
 		default:
 			r.skip(w)
@@ -838,7 +922,161 @@ func appendTimer(b []byte, t *schemas.Timer, dueMS int64) []byte {
 	for _, s := range t.CausedBy {
 		b = appendStringField(b, timerCausedBy, s)
 	}
+	if t.Deferred != nil {
+		var at int
+		b, at = beginNested(b, timerDeferred)
+		b = appendTrigger(b, t.Deferred)
+		b = endNested(b, at)
+	}
 	return b
+}
+
+// appendTrigger appends the fields of a deferred trigger (no version byte:
+// it is nested in a timer record). Attributes are written sorted by key, so
+// equal triggers encode to equal bytes.
+func appendTrigger(b []byte, tr *schemas.Trigger) []byte {
+	b = appendStringField(b, trigID, tr.ID)
+	b = appendStringField(b, trigRule, string(tr.Rule))
+	if tr.RuleVersion != 0 {
+		b = appendIntField(b, trigVersion, int64(tr.RuleVersion))
+	}
+	if tr.Kind != "" {
+		b = appendStringField(b, trigKind, tr.Kind)
+	}
+	if tr.Stage != 0 {
+		b = appendIntField(b, trigStage, int64(tr.Stage))
+	}
+	if tr.Channel != "" {
+		b = appendStringField(b, trigChannel, string(tr.Channel))
+	}
+	if tr.Priority != 0 {
+		b = appendIntField(b, trigPriority, int64(tr.Priority))
+	}
+	b = appendStringField(b, trigCustomer, string(tr.Customer))
+	b = appendTimeField(b, trigDueAt, tr.DueAt)
+	b = appendTimeField(b, trigExpiresAt, tr.ExpiresAt)
+	for _, s := range tr.CausedBy {
+		b = appendStringField(b, trigCausedBy, s)
+	}
+	keys := make([]string, 0, len(tr.Attributes))
+	for k := range tr.Attributes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		var at int
+		b, at = beginNested(b, trigAttribute)
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = append(b, tr.Attributes[k]...)
+		b = endNested(b, at)
+	}
+	for i := range tr.Items {
+		it := &tr.Items[i]
+		var at int
+		b, at = beginNested(b, trigItem)
+		if it.ProductID != "" {
+			b = appendStringField(b, itemProductID, it.ProductID)
+		}
+		if it.Quantity != 0 {
+			b = appendIntField(b, itemQuantity, int64(it.Quantity))
+		}
+		if it.UnitPrice != (schemas.Money{}) {
+			b = appendMoneyField(b, itemUnitPrice, it.UnitPrice)
+		}
+		b = endNested(b, at)
+	}
+	if tr.Value != (schemas.Money{}) {
+		b = appendMoneyField(b, trigValue, tr.Value)
+	}
+	return b
+}
+
+func decodeTrigger(b []byte, tr *schemas.Trigger) error {
+	*tr = schemas.Trigger{}
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case trigID:
+			if r.expect(w, wireBytes) {
+				tr.ID = string(r.bytes())
+			}
+		case trigRule:
+			if r.expect(w, wireBytes) {
+				tr.Rule = schemas.RuleID(r.bytes())
+			}
+		case trigVersion:
+			if r.expect(w, wireVarint) {
+				tr.RuleVersion = int32(r.varint())
+			}
+		case trigKind:
+			if r.expect(w, wireBytes) {
+				tr.Kind = string(r.bytes())
+			}
+		case trigStage:
+			if r.expect(w, wireVarint) {
+				tr.Stage = int32(r.varint())
+			}
+		case trigChannel:
+			if r.expect(w, wireBytes) {
+				tr.Channel = channel(r.bytes())
+			}
+		case trigPriority:
+			if r.expect(w, wireVarint) {
+				tr.Priority = int32(r.varint())
+			}
+		case trigCustomer:
+			if r.expect(w, wireBytes) {
+				tr.Customer = schemas.CustomerID(r.bytes())
+			}
+		case trigDueAt:
+			if r.expect(w, wireBytes) {
+				tr.DueAt = r.time()
+			}
+		case trigExpiresAt:
+			if r.expect(w, wireBytes) {
+				tr.ExpiresAt = r.time()
+			}
+		case trigCausedBy:
+			if r.expect(w, wireBytes) {
+				tr.CausedBy = append(tr.CausedBy, string(r.bytes()))
+			}
+		case trigAttribute:
+			if r.expect(w, wireBytes) {
+				t := reader{b: r.bytes()}
+				if r.err != nil {
+					break
+				}
+				n := t.uvarint()
+				if t.err != nil || n > uint64(len(t.b)) {
+					r.fail(errTruncated)
+					break
+				}
+				if tr.Attributes == nil {
+					tr.Attributes = map[string]string{}
+				}
+				tr.Attributes[string(t.b[:n])] = string(t.b[n:])
+			}
+		case trigItem:
+			if r.expect(w, wireBytes) {
+				if v := r.bytes(); r.err == nil {
+					tr.Items = append(tr.Items, schemas.Item{})
+					r.failIf(decodeItem(v, &tr.Items[len(tr.Items)-1]))
+				}
+			}
+		case trigValue:
+			if r.expect(w, wireBytes) {
+				r.money(&tr.Value, "")
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
 }
 
 // decodeTimer decodes b into t (overwriting it; CausedBy is freshly
@@ -889,6 +1127,13 @@ func decodeTimer(b []byte, t *schemas.Timer) (int64, error) {
 		case timerCausedBy:
 			if r.expect(w, wireBytes) {
 				t.CausedBy = append(t.CausedBy, string(r.bytes()))
+			}
+		case timerDeferred:
+			if r.expect(w, wireBytes) {
+				if v := r.bytes(); r.err == nil {
+					t.Deferred = new(schemas.Trigger)
+					r.failIf(decodeTrigger(v, t.Deferred))
+				}
 			}
 		default:
 			r.skip(w)
