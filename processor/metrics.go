@@ -7,23 +7,24 @@ import (
 // metrics are the processor's Prometheus series. Names follow
 // triggerd_<subsystem>_<name>_<unit>.
 type metrics struct {
-	events          *prometheus.CounterVec // topic, partition
-	deadLettered    *prometheus.CounterVec // topic, reason
-	triggers        *prometheus.CounterVec // rule, channel
-	timersFired     prometheus.Counter
-	timersPend      *prometheus.GaugeVec // partition
-	fireLag         prometheus.Histogram
-	cycleSeconds    prometheus.Histogram
-	commits         *prometheus.CounterVec // result: committed, aborted
-	restored        *prometheus.CounterVec // partition
-	restoring       prometheus.Gauge
-	restoreLeft     *prometheus.GaugeVec // partition
-	sessionRestarts prometheus.Counter
-	duplicates      *prometheus.CounterVec // topic
-	evalErrors      prometheus.Counter
-	rulesReloads    *prometheus.CounterVec // result: applied, rejected
-	watermarkLag    *prometheus.GaugeVec   // partition
-	inputLost       *prometheus.CounterVec // topic, partition
+	events           *prometheus.CounterVec // topic, partition
+	deadLettered     *prometheus.CounterVec // topic, reason
+	triggers         *prometheus.CounterVec // rule, channel
+	timersFired      prometheus.Counter
+	timersPend       *prometheus.GaugeVec // partition
+	fireLag          prometheus.Histogram
+	cycleSeconds     prometheus.Histogram
+	commits          *prometheus.CounterVec // result: committed, aborted
+	restored         *prometheus.CounterVec // partition
+	restoring        prometheus.Gauge
+	restoreLeft      *prometheus.GaugeVec // partition
+	sessionRestarts  prometheus.Counter
+	changelogRepairs prometheus.Counter
+	duplicates       *prometheus.CounterVec // topic
+	evalErrors       prometheus.Counter
+	rulesReloads     *prometheus.CounterVec // result: applied, rejected
+	watermarkLag     *prometheus.GaugeVec   // partition
+	inputLost        *prometheus.CounterVec // topic, partition
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -73,6 +74,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rulesReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triggerd_rules_reloads_total", Help: "Rules file reloads, by result: applied, or rejected (the running rules stayed).",
 		}, []string{"result"}),
+		changelogRepairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triggerd_changelog_repairs_total",
+			Help: "Changelog batches a crash cut short (at-least-once mode) that a restore ignored and overwrote.",
+		}),
 		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "triggerd_kafka_session_restarts_total",
 			Help: "Kafka sessions replaced after a transaction could not begin or end (a broker restart, a fenced producer).",
@@ -86,7 +91,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
-			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.duplicates, m.evalErrors, m.rulesReloads, m.watermarkLag)
+			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.rulesReloads, m.watermarkLag)
 	}
 	return m
 }

@@ -54,7 +54,8 @@ type Processor struct {
 	registry *sr.Client
 	trigEnc  *schemas.TriggerEncoder
 
-	sess    *kgo.GroupTransactSession
+	sess    *kgo.GroupTransactSession // exactly-once mode; nil in at-least-once mode
+	cl      *kgo.Client               // the session's client, or the plain one in at-least-once mode
 	adm     *kadm.Client
 	nparts  int32
 	workers map[int32]*worker
@@ -270,8 +271,6 @@ func (p *Processor) run(ctx context.Context) error {
 		kgo.Balancers(copartitionedBalancer{}, kgo.RangeBalancer()),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(p.cfg.SessionTimeout),
-		kgo.TransactionalID(p.cfg.Group+"-"+p.cfg.InstanceID),
-		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
 		kgo.RecordPartitioner(newPartitioner(p.cfg.Topics.Changelog)),
 		kgo.ProducerLinger(0),
 		kgo.OnPartitionsAssigned(p.onAssigned),
@@ -281,30 +280,25 @@ func (p *Processor) run(ctx context.Context) error {
 	if p.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(p.cfg.InstanceID))
 	}
-	sess, err := kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return fmt.Errorf("processor: kafka client: %w", err)
+	if p.cfg.Guarantee == AtLeastOnce {
+		err = p.startAtLeastOnce(opts)
+	} else {
+		err = p.startTransactional(ctx, opts)
 	}
-	p.sess = sess
-	p.adm = kadm.NewClient(sess.Client())
-	// Initialize the transactional producer now, not at the first
-	// produce: InitProducerID fences a crashed predecessor with the same
-	// transactional ID and aborts its open transaction, which would
-	// otherwise hold the changelog's last stable offset (and so the
-	// restore) until the transaction timeout.
-	initCtx, initCancel := context.WithTimeout(ctx, p.cfg.TransactionTimeout)
-	_, _, err = sess.Client().ProducerID(initCtx)
-	initCancel()
 	if err != nil {
-		sess.Close()
-		return &sessionError{fmt.Errorf("processor: initializing the transactional producer: %w", err)}
+		return err
 	}
 	defer func() {
 		p.ready.Store(false)
-		sess.Close()
+		if p.sess != nil {
+			p.sess.Close()
+		} else {
+			p.cl.Close()
+		}
+		p.sess, p.cl = nil, nil
 	}()
 	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Strings("inputs", p.cfg.Inputs()),
-		zap.Int32("partitions", p.nparts), zap.String("instance_id", p.cfg.InstanceID))
+		zap.Int32("partitions", p.nparts), zap.String("instance_id", p.cfg.InstanceID), zap.String("guarantee", string(p.cfg.Guarantee)))
 	for ctx.Err() == nil {
 		err := p.runCycle(ctx)
 		var retry *retryableError
@@ -332,6 +326,33 @@ func (p *Processor) run(ctx context.Context) error {
 	return nil
 }
 
+// startTransactional creates the exactly-once session: a consumer group and
+// a transactional producer in one client.
+func (p *Processor) startTransactional(ctx context.Context, opts []kgo.Opt) error {
+	sess, err := kgo.NewGroupTransactSession(append(opts,
+		kgo.TransactionalID(p.cfg.Group+"-"+p.cfg.InstanceID),
+		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
+	)...)
+	if err != nil {
+		return fmt.Errorf("processor: kafka client: %w", err)
+	}
+	// Initialize the transactional producer now, not at the first
+	// produce: InitProducerID fences a crashed predecessor with the same
+	// transactional ID and aborts its open transaction, which would
+	// otherwise hold the changelog's last stable offset (and so the
+	// restore) until the transaction timeout.
+	initCtx, initCancel := context.WithTimeout(ctx, p.cfg.TransactionTimeout)
+	_, _, err = sess.Client().ProducerID(initCtx)
+	initCancel()
+	if err != nil {
+		sess.Close()
+		return &sessionError{fmt.Errorf("processor: initializing the transactional producer: %w", err)}
+	}
+	p.sess, p.cl = sess, sess.Client()
+	p.adm = kadm.NewClient(p.cl)
+	return nil
+}
+
 // prepare checks and creates topics and registers the trigger schema.
 func (p *Processor) prepare(ctx context.Context, base []kgo.Opt) error {
 	cl, err := kgo.NewClient(base...)
@@ -355,11 +376,16 @@ func (p *Processor) prepare(ctx context.Context, base []kgo.Opt) error {
 // runCycle is one poll → process → transaction → state cycle.
 func (p *Processor) runCycle(ctx context.Context) error {
 	pollCtx, cancel := context.WithTimeout(ctx, p.cfg.Tick)
-	fetches := p.sess.PollRecords(pollCtx, p.cfg.PollRecords)
+	var fetches kgo.Fetches
+	if p.sess != nil {
+		fetches = p.sess.PollRecords(pollCtx, p.cfg.PollRecords)
+	} else {
+		fetches = p.cl.PollRecords(pollCtx, p.cfg.PollRecords)
+	}
 	cancel()
 	// Rebalances wait until AllowRebalance: the assignment cannot change
 	// under a cycle, so a revoke never lands mid-transaction.
-	defer p.sess.AllowRebalance()
+	defer p.cl.AllowRebalance()
 	if fetches.IsClientClosed() {
 		return nil
 	}
@@ -383,6 +409,9 @@ func (p *Processor) runCycle(ctx context.Context) error {
 			return
 		}
 		w := p.workers[fp.Partition]
+		if w != nil && w.skipPoll {
+			return
+		}
 		if w == nil {
 			// Cannot happen while rebalances are blocked; if it
 			// does, the records are not lost: the transaction
@@ -414,6 +443,9 @@ func (p *Processor) runCycle(ctx context.Context) error {
 	if fatal != nil {
 		return fatal
 	}
+	for _, w := range p.workers {
+		w.skipPoll = false
+	}
 	now := p.clock()
 	p.refreshIdle(ctx, now)
 
@@ -429,8 +461,10 @@ func (p *Processor) runCycle(ctx context.Context) error {
 		return nil
 	}
 	started := time.Now()
-	if err := p.sess.Begin(); err != nil {
-		return &sessionError{fmt.Errorf("processor: begin transaction: %w", err)}
+	if p.sess != nil {
+		if err := p.sess.Begin(); err != nil {
+			return &sessionError{fmt.Errorf("processor: begin transaction: %w", err)}
+		}
 	}
 	var wg sync.WaitGroup
 	for _, w := range active {
@@ -446,6 +480,35 @@ func (p *Processor) runCycle(ctx context.Context) error {
 	if p.trace != "" {
 		p.traceHeads()
 	}
+	var endErr, err error
+	if p.sess != nil {
+		endErr, err = p.endTransaction(ctx, active, cycleErr)
+	} else {
+		endErr, err = p.endAtLeastOnce(ctx, active, cycleErr)
+	}
+	if err != nil {
+		return err
+	}
+	p.m.cycleSeconds.Observe(time.Since(started).Seconds())
+	p.lastCycle.Store(time.Now().UnixNano())
+	if cycleErr != nil {
+		if retryable(active) {
+			return &retryableError{cycleErr}
+		}
+		return cycleErr
+	}
+	if endErr != nil {
+		return &sessionError{endErr}
+	}
+	p.ready.Store(true)
+	return nil
+}
+
+// endTransaction ends the cycle's transaction (exactly-once mode): it
+// commits when every worker and every produce succeeded, then applies the
+// workers' Pebble batches; otherwise it aborts and drops them. It returns the
+// error of End (the session is then unusable) apart from a fatal error.
+func (p *Processor) endTransaction(ctx context.Context, active []*worker, cycleErr error) (endErr, fatal error) {
 	// The cycle in flight finishes even when ctx is done (graceful
 	// shutdown); End gets its own bounded context.
 	endCtx, endCancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
@@ -453,7 +516,7 @@ func (p *Processor) runCycle(ctx context.Context) error {
 	// otherwise be missing from a transaction that commits the offsets of
 	// the input that produced it. End commits whatever was acked; it does
 	// not look at produce errors.
-	flushErr := p.sess.Client().Flush(endCtx)
+	flushErr := p.cl.Flush(endCtx)
 	produceErr := p.produceErr.Swap(nil)
 	if produceErr == nil && flushErr != nil {
 		produceErr = &flushErr
@@ -473,7 +536,7 @@ func (p *Processor) runCycle(ctx context.Context) error {
 			if err := w.commit(); err != nil {
 				// Kafka has the output and the changelog; local
 				// state is behind and is caught up on restart.
-				return fmt.Errorf("processor: partition %d: applying state after commit: %w", w.id, err)
+				return nil, fmt.Errorf("processor: partition %d: applying state after commit: %w", w.id, err)
 			}
 			p.countEmitted(w)
 		}
@@ -483,7 +546,7 @@ func (p *Processor) runCycle(ctx context.Context) error {
 		p.m.commits.WithLabelValues("aborted").Inc()
 		for _, w := range active {
 			if err := w.abort(); err != nil {
-				return fmt.Errorf("processor: partition %d: dropping state after abort: %w", w.id, err)
+				return nil, fmt.Errorf("processor: partition %d: dropping state after abort: %w", w.id, err)
 			}
 		}
 		switch {
@@ -493,26 +556,17 @@ func (p *Processor) runCycle(ctx context.Context) error {
 			p.log.Warn("transaction aborted by the session (a rebalance or a failed offset commit); the records will be processed again")
 		}
 	}
-	p.m.cycleSeconds.Observe(time.Since(started).Seconds())
-	p.lastCycle.Store(time.Now().UnixNano())
-	if cycleErr != nil {
-		if retryable(active) {
-			return &retryableError{cycleErr}
-		}
-		return cycleErr
-	}
 	if endErr != nil {
-		return &sessionError{fmt.Errorf("processor: ending transaction: %w", endErr)}
+		endErr = fmt.Errorf("processor: ending transaction: %w", endErr)
 	}
-	p.ready.Store(true)
-	return nil
+	return endErr, nil
 }
 
 // traceHeads checks, in trace mode, that the consumer's positions (what
 // End will commit) are what the workers queued: a difference means records
 // polled but not in any queue, which a crash would lose.
 func (p *Processor) traceHeads() {
-	heads := p.sess.Client().UncommittedOffsets()
+	heads := p.cl.UncommittedOffsets()
 	for _, w := range p.workers {
 		for i := range w.inputs {
 			in := &w.inputs[i]
@@ -571,7 +625,7 @@ func (p *Processor) updatePending() {
 
 // produce sends r within the current transaction.
 func (p *Processor) produce(r *kgo.Record, promise func(*kgo.Record, error)) {
-	p.sess.Produce(context.Background(), r, promise)
+	p.cl.Produce(context.Background(), r, promise)
 }
 
 // promise is the completion of records whose offset does not matter.
@@ -712,6 +766,14 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if p.sess == nil {
+			// At-least-once: the state, not the group, says where
+			// the inputs resume; this poll's records for the
+			// partition came from the group's offsets.
+			if w.skipPoll, err = p.seekToState(w); err != nil {
+				return err
+			}
+		}
 		p.workers[part] = w
 		p.log.Info("partition assigned", zap.Int32("partition", part), zap.Int64("pending_timers", sp.PendingTimers()))
 	}
@@ -734,7 +796,7 @@ func (p *Processor) refreshIdle(ctx context.Context, now time.Time) {
 		p.log.Warn("listing end offsets for the idle check", zap.Error(err))
 		return
 	}
-	cl := p.sess.Client()
+	cl := p.cl
 	committed, polled := cl.CommittedOffsets(), cl.UncommittedOffsets()
 	for _, w := range p.workers {
 		for i := range w.inputs {

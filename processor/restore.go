@@ -88,6 +88,24 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 	started, lastLog := time.Now(), time.Now()
 	var n, pending int64
 	last := from - 1
+	atLeastOnce := p.cfg.Guarantee == AtLeastOnce
+	var open []*kgo.Record // at-least-once: the records of a batch not closed yet
+	apply := func(r *kgo.Record) error {
+		if err := sp.ApplyChangelog(r.Key, r.Value, r.Offset); err != nil {
+			return err
+		}
+		n++
+		pending++
+		if pending >= restoreFlushEvery {
+			if err := sp.FlushRestore(); err != nil {
+				return err
+			}
+			restored.Add(float64(pending))
+			left.Set(float64(end.Offset - 1 - last))
+			pending = 0
+		}
+		return nil
+	}
 	p.log.Info("restoring partition from changelog", zap.Int32("partition", part), zap.Int64("from", from), zap.Int64("to", end.Offset))
 	for last < end.Offset-1 {
 		fetches := cl.PollFetches(ctx)
@@ -104,18 +122,22 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 			if r.Attrs.IsControl() {
 				continue
 			}
-			if err := sp.ApplyChangelog(r.Key, r.Value, r.Offset); err != nil {
-				return err
-			}
-			n++
-			pending++
-			if pending >= restoreFlushEvery {
-				if err := sp.FlushRestore(); err != nil {
+			if !atLeastOnce {
+				if err := apply(r); err != nil {
 					return err
 				}
-				restored.Add(float64(pending))
-				left.Set(float64(end.Offset - 1 - last))
-				pending = 0
+				continue
+			}
+			// At-least-once: a batch counts once its closing
+			// offsets record is there (see Repair).
+			open = append(open, r)
+			if state.IsBatchEnd(r.Key) {
+				for _, r := range open {
+					if err := apply(r); err != nil {
+						return err
+					}
+				}
+				open = open[:0]
 			}
 		}
 		if time.Since(lastLog) > 5*time.Second {
@@ -127,9 +149,44 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 	if err := sp.FlushRestore(); err != nil {
 		return err
 	}
+	if len(open) > 0 {
+		if err := p.repairCut(ctx, part, sp, open); err != nil {
+			return err
+		}
+	}
 	restored.Add(float64(pending))
 	secs := time.Since(started).Seconds()
 	p.log.Info("restored partition from changelog", zap.Int32("partition", part), zap.Int64("records", n),
 		zap.Float64("seconds", secs), zap.Float64("records_per_second", float64(n)/max(secs, 1e-9)))
+	return nil
+}
+
+// repairCut deals with a changelog that ends in a batch a crash cut short
+// (at-least-once mode): the restore did not apply it, and the input that
+// made it will be processed again. It writes, after the cut records, the
+// committed values of their keys and an offsets record, so that a later
+// restore from further back, which meets the cut records followed by a
+// closing offsets record, ends in the same state as this one.
+func (p *Processor) repairCut(ctx context.Context, part int32, sp *state.Partition, cut []*kgo.Record) error {
+	keys := make([][]byte, len(cut))
+	for i, r := range cut {
+		keys[i] = r.Key
+	}
+	p.log.Warn("the changelog ends in a batch a crash cut short; it is not applied (its input is processed again) and is overwritten",
+		zap.Int32("partition", part), zap.Int("records", len(cut)), zap.Int64("first_offset", cut[0].Offset))
+	var recs []*kgo.Record
+	if err := sp.Repair(keys, func(key, value []byte) error {
+		recs = append(recs, &kgo.Record{Topic: p.cfg.Topics.Changelog, Partition: part,
+			Key: append([]byte(nil), key...), Value: append([]byte(nil), value...)})
+		return nil
+	}); err != nil {
+		return err
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, p.cfg.TransactionTimeout)
+	defer cancel()
+	if err := p.cl.ProduceSync(reqCtx, recs...).FirstErr(); err != nil {
+		return &sessionError{fmt.Errorf("processor: repairing the changelog of partition %d: %w", part, err)}
+	}
+	p.m.changelogRepairs.Inc()
 	return nil
 }

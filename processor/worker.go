@@ -83,6 +83,9 @@ type worker struct {
 	// (the timer was cancelled), never too late.
 	nextDue time.Time
 	hasDue  bool
+	// skipPoll drops this poll's records of a partition just assigned in
+	// at-least-once mode: its inputs were moved to the state's offsets.
+	skipPoll bool
 
 	// Per cycle.
 	timersFired  int
@@ -347,6 +350,13 @@ func (w *worker) runCycle(now time.Time) error {
 			q.stored = true
 		}
 	}
+	if w.p.sess == nil {
+		// At-least-once: every batch's changelog records end with the
+		// offsets record, which is how a restore tells a whole batch
+		// from one a crash cut short (restore.go).
+		in := &w.inputs[0]
+		w.part.SetOffset(progressKey(in.topic), in.maxTs)
+	}
 	return w.part.Changes(func(key, value []byte) error {
 		// The buffers stay valid until Commit or Abort, which come
 		// after End has flushed this record: no copy needed.
@@ -575,11 +585,16 @@ func (w *worker) abort() error {
 		return err
 	}
 	for i := range w.inputs {
-		w.inputs[i].maxTs = noTime
-		if ts, ok := offs.Inputs[progressKey(w.inputs[i].topic)]; ok {
-			w.inputs[i].maxTs = ts
+		in := &w.inputs[i]
+		in.maxTs = noTime
+		if ts, ok := offs.Inputs[progressKey(in.topic)]; ok {
+			in.maxTs = ts
 		}
-		w.inputs[i].caughtUp = false
+		in.next = -1
+		if o, ok := offs.Inputs[in.topic]; ok {
+			in.next = o
+		}
+		in.caughtUp = false
 	}
 	return w.refreshNextDue()
 }

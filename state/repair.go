@@ -84,3 +84,9 @@ func (p *Partition) committedValue(key []byte) ([]byte, error) {
 	defer closer.Close()
 	return append([]byte(nil), v...), nil
 }
+
+// IsBatchEnd reports whether a changelog key is the offsets record, which
+// every batch of at-least-once mode ends with.
+func IsBatchEnd(key []byte) bool {
+	return len(key) == 1+len(metaOffsets) && key[0] == kindMeta && string(key[1:]) == metaOffsets
+}

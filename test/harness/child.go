@@ -159,9 +159,14 @@ func WriteConfig(t testing.TB, cfg processor.Config, dir, ops string) string {
 	if err := os.WriteFile(rulesFile, rules.CartOnlyYAML(time.Hour, 24*time.Hour), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	guarantee := cfg.Guarantee
+	if guarantee == "" {
+		guarantee = processor.ExactlyOnce
+	}
 	y := fmt.Sprintf(`kafka:
   brokers: [%s]
   group: %s
+  guarantee: %s
   instance_id: %s
   topics:
     clickstream: %s
@@ -186,7 +191,7 @@ rules:
   file: %s
 log:
   level: info
-`, strings.Join(cfg.Brokers, ", "), cfg.Group, cfg.InstanceID, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
+`, strings.Join(cfg.Brokers, ", "), cfg.Group, guarantee, cfg.InstanceID, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
 		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, filepath.Join(dir, "state"), ops, rulesFile)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {

@@ -6,29 +6,46 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/triggerd/triggerd/processor"
 )
 
 // defaultFailpoints make the processor kill itself inside the commit window:
 // before End, after the commit and before the state is applied, and between
-// two partitions' applies, each with this probability per cycle.
-const defaultFailpoints = "before-end=0.01,after-end=0.01,mid-apply=0.01"
+// two partitions' applies. Each run of the processor arms one of them, in
+// turn, with this probability per cycle, so that every phase is hit in
+// every test run.
+var defaultFailpoints = []string{"before-end=0.1", "after-end=0.1", "mid-apply=0.1"}
 
 // TestCrash runs the workload (200,000 events over 10,000 customers) through
 // a processor process that is killed with SIGKILL, from outside at random
 // moments and from inside the commit window by failpoints, at least 10 times,
 // and restarted each time. Every expected trigger must arrive exactly once.
-// TEST_FAILPOINTS replaces the failpoints ("none": external kills only).
-func TestCrash(t *testing.T) {
-	s := newScenario(t, "crash")
+// TEST_FAILPOINTS replaces the failpoints with a spec armed in every run
+// ("none": external kills only).
+func TestCrash(t *testing.T) { runCrash(t, "crash", processor.ExactlyOnce) }
+
+// TestCrashAtLeastOnce is TestCrash in at-least-once mode: triggers may be
+// written twice (same IDs) but none is lost, and the state stays exact (a
+// batch a crash cut short in the changelog is not applied; see
+// processor/atleastonce.go).
+func TestCrashAtLeastOnce(t *testing.T) { runCrash(t, "crash-at-least-once", processor.AtLeastOnce) }
+
+func runCrash(t *testing.T, name string, guarantee processor.Guarantee) {
+	s := newScenario(t, name)
 	s.cfg.InstanceID = "crash"
-	failpoints := os.Getenv("TEST_FAILPOINTS")
-	if failpoints == "" {
-		failpoints = defaultFailpoints
-	} else if failpoints == "none" {
-		failpoints = ""
+	s.cfg.Guarantee = guarantee
+	s.allowDuplicates = guarantee == processor.AtLeastOnce
+	runs := defaultFailpoints // what run i arms: runs[i%len(runs)]
+	switch env := os.Getenv("TEST_FAILPOINTS"); env {
+	case "":
+	case "none":
+		runs = []string{""}
+	default:
+		runs = []string{env}
 	}
 	ch := s.instance("crash")
-	ch.Env = []string{"TRIGGERD_TEST_FAILPOINTS=" + failpoints}
+	ch.Env = []string{""} // [0] is the failpoint spec of the run
 	if tr := os.Getenv("TEST_TRACE"); tr != "" {
 		ch.Env = append(ch.Env, "TRIGGERD_TEST_TRACE="+tr)
 	}
@@ -43,10 +60,11 @@ func TestCrash(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Minute)
 	// While the workload is written: start the processor, let it work a
 	// random while once it is ready, kill it (unless a failpoint did).
-	for running := true; running; {
+	for run, running := 0, true; running; run++ {
 		if time.Now().After(deadline) {
 			t.Fatalf("workload not written within 10 minutes (logs under %s)", s.dir)
 		}
+		ch.Env[0] = "TRIGGERD_TEST_FAILPOINTS=" + runs[run%len(runs)]
 		ch.Start()
 		waitReady(t, ch)
 		select {
@@ -66,15 +84,17 @@ func TestCrash(t *testing.T) {
 	if external+fp["total"] < 10 {
 		t.Errorf("too few kills to prove anything: external=%d failpoints=%v; want at least 10", external, fp)
 	}
-	for _, phase := range strings.Split(failpoints, ",") {
-		if name, _, _ := strings.Cut(phase, "="); name != "" && fp[name] == 0 {
-			t.Errorf("failpoint %s was never hit", name)
+	for _, spec := range runs {
+		for _, phase := range strings.Split(spec, ",") {
+			if name, _, _ := strings.Cut(phase, "="); name != "" && fp[name] == 0 {
+				t.Errorf("failpoint %s was never hit", name)
+			}
 		}
 	}
 	// The last run has no failpoints.
 	ch.Env = ch.Env[1:]
 	o := s.finish("crash", pr.model, cartModel)
 	fp = logCount(t, ch, "failpoint: kill at ")
-	t.Logf("crash: events=%d %s kills=%d (external=%d %s)", s.spec.events, o, external+fp["total"], external, phases(fp))
+	t.Logf("%s: events=%d %s kills=%d (external=%d %s)", name, s.spec.events, o, external+fp["total"], external, phases(fp))
 	s.check(o)
 }

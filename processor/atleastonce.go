@@ -1,0 +1,144 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+)
+
+// At-least-once mode: no Kafka transactions. A cycle produces its triggers,
+// dead letters and changelog records, waits until every one is acknowledged,
+// then applies the workers' Pebble batches (state and input offsets
+// together), then commits the consumed offsets to the group. Pebble, not the
+// group, says where each input resumes: on assignment a worker seeks its
+// inputs to the offsets its state holds (restored from the changelog first).
+//
+// What a crash costs:
+//   - before every record was acknowledged: the records that did reach
+//     Kafka are duplicates in waiting (the input is processed again and
+//     writes them again, with the same trigger IDs); the changelog may end
+//     in a cut batch, which the restore ignores and repairs (restore.go);
+//   - after the acknowledgements, before Pebble: the restore replays the
+//     whole batch from the changelog, so nothing is processed twice;
+//   - after Pebble, before the group commit: nothing, since Pebble's
+//     offsets win.
+// So triggers may repeat (same IDs: senders deduplicate), state never
+// counts an event twice, and nothing is lost.
+
+// startAtLeastOnce creates the plain client of at-least-once mode.
+func (p *Processor) startAtLeastOnce(opts []kgo.Opt) error {
+	cl, err := kgo.NewClient(append(opts, kgo.DisableAutoCommit())...)
+	if err != nil {
+		return fmt.Errorf("processor: kafka client: %w", err)
+	}
+	p.sess, p.cl = nil, cl
+	p.adm = kadm.NewClient(cl)
+	return nil
+}
+
+// endAtLeastOnce ends a cycle in at-least-once mode; see the comment at the
+// top of this file. It returns a session error (the group commit or the
+// flush could not reach Kafka) apart from a fatal one (Pebble).
+func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleErr error) (sessErr, fatal error) {
+	endCtx, endCancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
+	defer endCancel()
+	p.failpoint("before-end")
+	flushErr := p.cl.Flush(endCtx)
+	produceErr := p.produceErr.Swap(nil)
+	if produceErr == nil && flushErr != nil {
+		produceErr = &flushErr
+	}
+	if cycleErr != nil || produceErr != nil {
+		p.m.commits.WithLabelValues("aborted").Inc()
+		for _, w := range active {
+			if err := w.abort(); err != nil {
+				return nil, fmt.Errorf("processor: partition %d: dropping state after a failed cycle: %w", w.id, err)
+			}
+			// Without a transaction nothing rewinds the consumer:
+			// go back to what the state has.
+			if _, err := p.seekToState(w); err != nil {
+				return nil, err
+			}
+		}
+		if produceErr != nil {
+			p.log.Warn("cycle dropped: a produce failed; the records will be processed again (triggers already written may repeat)",
+				zap.Error(*produceErr))
+			if flushErr != nil {
+				return fmt.Errorf("processor: flushing the cycle's records: %w", flushErr), nil
+			}
+		}
+		return nil, nil
+	}
+	p.failpoint("after-end")
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for i, w := range active {
+		if i == 1 {
+			p.failpoint("mid-apply")
+		}
+		if err := w.commit(); err != nil {
+			return nil, fmt.Errorf("processor: partition %d: applying state: %w", w.id, err)
+		}
+		p.countEmitted(w)
+		for j := range w.inputs {
+			in := &w.inputs[j]
+			if in.next < 0 {
+				continue
+			}
+			if offsets[in.topic] == nil {
+				offsets[in.topic] = map[int32]kgo.EpochOffset{}
+			}
+			offsets[in.topic][w.id] = kgo.EpochOffset{Epoch: -1, Offset: in.next}
+		}
+	}
+	p.commitCount.Add(1)
+	p.m.commits.WithLabelValues("committed").Inc()
+	p.failpoint("after-apply")
+	p.updatePending()
+	// The group's offsets are for monitoring (lag) and for a rollback to
+	// exactly-once mode; a failure here loses nothing.
+	var commitErr error
+	p.cl.CommitOffsetsSync(endCtx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		commitErr = err
+		if resp == nil {
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, pt := range t.Partitions {
+				if perr := kerr.ErrorForCode(pt.ErrorCode); perr != nil && commitErr == nil {
+					commitErr = fmt.Errorf("%s/%d: %w", t.Topic, pt.Partition, perr)
+				}
+			}
+		}
+	})
+	if commitErr != nil {
+		p.log.Warn("committing consumed offsets to the group failed; the state's offsets stay authoritative", zap.Error(commitErr))
+	}
+	return nil, nil
+}
+
+// seekToState moves the consumer of each of w's inputs to the next offset
+// w's committed state expects, and forgets what it had buffered for them.
+// An input the state has no offset for keeps the group's position. It
+// reports whether it moved any.
+func (p *Processor) seekToState(w *worker) (bool, error) {
+	offs, err := w.part.Offsets()
+	if err != nil {
+		return false, err
+	}
+	set := map[string]map[int32]kgo.EpochOffset{}
+	for i := range w.inputs {
+		in := &w.inputs[i]
+		if o, ok := offs.Inputs[in.topic]; ok {
+			set[in.topic] = map[int32]kgo.EpochOffset{w.id: {Epoch: -1, Offset: o}}
+		}
+	}
+	if len(set) > 0 {
+		p.cl.SetOffsets(set)
+	}
+	return len(set) > 0, nil
+}
