@@ -9,7 +9,7 @@ type TimerRef struct {
 }
 
 // Actions is what one evaluation asks the processor to do, in order:
-// cancel, then schedule, then emit. The processor owns an Actions value per
+// cancel, then schedule, then emit and write the suppressions. The processor owns an Actions value per
 // partition and reuses it: Reset keeps the slices' capacity, and the
 // evaluation scratch space (the CEL activation) lives here too, so a Set
 // shared by every partition needs no lock and evaluation allocates little.
@@ -17,6 +17,10 @@ type Actions struct {
 	Cancel   []TimerRef
 	Schedule []schemas.Timer
 	Emit     []schemas.Trigger
+	// Suppress lists what the contact policy stopped or deferred: the
+	// processor writes each to the suppressions topic. A deferred
+	// trigger's timer is in Schedule.
+	Suppress []schemas.Suppression
 
 	// Duplicate is set when the event's ID was already seen within the
 	// dedupe window: nothing was applied and nothing else is asked for.
@@ -35,13 +39,14 @@ func (a *Actions) Reset() {
 	a.Cancel = a.Cancel[:0]
 	a.Schedule = a.Schedule[:0]
 	a.Emit = a.Emit[:0]
+	a.Suppress = a.Suppress[:0]
 	a.Duplicate = false
 	a.Errors = a.Errors[:0]
 }
 
 // Empty reports whether a asks for nothing.
 func (a *Actions) Empty() bool {
-	return len(a.Cancel) == 0 && len(a.Schedule) == 0 && len(a.Emit) == 0
+	return len(a.Cancel) == 0 && len(a.Schedule) == 0 && len(a.Emit) == 0 && len(a.Suppress) == 0
 }
 
 func (a *Actions) state() *evalState {

@@ -38,6 +38,9 @@ type compiler struct {
 	parser
 	env     *cel.Env
 	catalog map[schemas.EventType]bool
+	// noPolicy compiles the file as if it had no policy section (and
+	// its rules no contact settings).
+	noPolicy bool
 }
 
 var (
@@ -62,7 +65,7 @@ func (c *compiler) compile(data []byte) *Set {
 		return nil
 	}
 	root := doc.Content[0]
-	top := c.fields(root, "the rules file", "events", "defaults", "dedupe", "segments", "aggregates", "rules")
+	top := c.fields(root, "the rules file", "events", "defaults", "dedupe", "segments", "aggregates", "rules", "policy")
 	s := &Set{name: c.file, byID: map[schemas.RuleID]*rule{}, byType: map[schemas.EventType]*typeRules{}}
 
 	if n := top["events"]; n != nil {
@@ -166,6 +169,15 @@ func (c *compiler) compile(data []byte) *Set {
 		}
 		s.byID[r.id] = r
 		s.rules = append(s.rules, r)
+	}
+	if n := top["policy"]; n != nil && !c.noPolicy {
+		s.policy = c.policy(n, s)
+	} else if !c.noPolicy {
+		for _, rn := range c.list(rulesNode, "rules") {
+			if rn.Kind == yaml.MappingNode && keyNode(rn, "contact") != rn {
+				c.errorf(keyNode(rn, "contact"), "contact settings need a policy section in the rules file")
+			}
+		}
 	}
 	s.index()
 	return s
@@ -358,7 +370,7 @@ var families = map[Family]bool{Transactional: true, Behavioral: true, Recurring:
 
 func (c *compiler) rule(n *yaml.Node, s *Set) *rule {
 	f := c.fields(n, "a rule", "id", "description", "version", "family", "kind", "priority", "channel", "expiry",
-		"payload", "attach", "on", "when", "once", "once_per", "sequence", "calendar", "silence", "threshold")
+		"payload", "attach", "on", "when", "once", "once_per", "sequence", "calendar", "silence", "threshold", "contact")
 	r := &rule{}
 	id := c.str(f["id"], "id")
 	if !idPattern.MatchString(id) {
@@ -387,6 +399,7 @@ func (c *compiler) rule(n *yaml.Node, s *Set) *rule {
 		c.errorf(f["expiry"], "expiry must be > 0")
 	}
 	r.payload = c.payload(f["payload"])
+	r.contact = c.ruleContact(f["contact"], r.expiry)
 	if n := f["attach"]; n != nil {
 		r.attach = c.str(n, "attach")
 		if r.attach != "cart" && r.attach != "order" {

@@ -21,6 +21,19 @@ func Example() []byte { return append([]byte(nil), exampleRules...) }
 // ExampleSet compiles the example rules.
 func ExampleSet() (*Set, error) { return Parse(ExampleName, exampleRules) }
 
+// ExampleSetWithoutPolicy compiles the example rules without their contact
+// policy: the rules alone, every trigger they fire goes out. The scripts of
+// the rule behaviours use it, so that each shows its rule and nothing else;
+// the policy's own scripts use ExampleSet.
+func ExampleSetWithoutPolicy() (*Set, error) {
+	c := &compiler{parser: parser{file: ExampleName}, noPolicy: true}
+	s := c.compile(exampleRules)
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // CartOnlyYAML returns a rules file holding only the cart abandonment rule
 // (version 1, stage 1 after stage1, stage 2 stage2 after stage 1 was due,
 // email then push, no event catalogue, no dedupe): the behaviour the system

@@ -237,6 +237,11 @@ type evalState struct {
 	pre        snapshot
 	beforeMode bool // customer.* counters answer from pre (threshold "before" values)
 
+	// Scratch of the contact policy (policy.go): candidate order and
+	// which candidates go out.
+	order []int
+	keep  []bool
+
 	run  *schemas.Run // the sequence run being evaluated, if any
 	run0 schemas.Run  // scratch for a run being started
 

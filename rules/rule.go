@@ -53,6 +53,8 @@ type rule struct {
 	when  cel.Program         // on: condition; nil = always
 	once  *once               // on, sequence start: once / once_per
 
+	contact ruleContact // the contact policy's settings for this rule
+
 	seq *sequence
 	cal *calendar
 	sil *silence

@@ -35,6 +35,11 @@ func (s *Set) seqStart(st *evalState, r *rule, a *Actions) {
 	if r.once != nil && marked(c, r.id, key, ev.Time) {
 		return
 	}
+	if i >= 0 {
+		// A restart replaces the run: its deferred stages are of the
+		// cart (or order) as it was, and go with it.
+		s.cancelDeferred(c, r, &c.Runs[i], a)
+	}
 	// The run is built in st.run0 (not on the heap: st.run points to it
 	// while expressions read seq.*), reusing the Due capacity of the run
 	// it replaces or of a vacated slot.
@@ -125,6 +130,7 @@ func (s *Set) seqExit(st *evalState, r *rule, a *Actions) {
 			continue
 		}
 		a.Cancel = append(a.Cancel, TimerRef{Customer: c.ID, ID: timerID(r.id, run.Key)})
+		s.cancelDeferred(c, r, run, a)
 		removeRun(c, i)
 	}
 }

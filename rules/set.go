@@ -30,6 +30,7 @@ type Set struct {
 		max    int
 	}
 	segments *segments
+	policy   *policy // nil: no contact policy
 	aggs     []*aggregate
 	aggIndex map[string]int
 
@@ -146,7 +147,9 @@ func (s *Set) OnEvent(c *schemas.Customer, ev *schemas.Event, a *Actions) {
 		return
 	}
 	st := a.state()
+	from := len(a.Emit)
 	tr := s.byType[ev.Type]
+	s.engaged(c, ev.Type)
 	takeSnapshot(&st.pre, c, ev)
 	st.bind(s, c, ev, ev.Time)
 
@@ -189,6 +192,7 @@ func (s *Set) OnEvent(c *schemas.Customer, ev *schemas.Event, a *Actions) {
 		st.bind(s, c, syn, ev.Time)
 		s.evaluate(st, s.byType[SegmentChanged], a, true)
 	}
+	s.contact(c, ev.Time, a, from)
 }
 
 // evaluate runs the rules of one event type.
@@ -222,8 +226,36 @@ func (s *Set) evaluate(st *evalState, tr *typeRules, a *Actions, synthetic bool)
 // OnTimer evaluates a due timer t of customer c and appends to a what the
 // rules ask for. The timer has already been removed from the pending set.
 // Exit criteria are checked again here, against the state at fire time. A
-// timer of a rule that no longer exists fires into nothing.
+// timer of a rule that no longer exists fires into nothing. The contact
+// policy decides on the triggers of this timer alone; see OnTimers.
 func (s *Set) OnTimer(c *schemas.Customer, t *schemas.Timer, a *Actions) {
+	from := len(a.Emit)
+	s.onTimer(c, t, a)
+	s.contact(c, t.Due, a, from)
+}
+
+// OnTimers evaluates the due timers ts of customer c, all due at the same
+// instant (the caller groups them: the store fires in due, customer, ID
+// order), and then applies the contact policy to their triggers together,
+// so they compete for the last slot of a cap by priority, as the triggers
+// of one event do. Grouping by instant, not by the processor's batch,
+// keeps the decision the same in a replay as in live traffic.
+func (s *Set) OnTimers(c *schemas.Customer, ts []schemas.Timer, a *Actions) {
+	if len(ts) == 0 {
+		return
+	}
+	from := len(a.Emit)
+	for i := range ts {
+		s.onTimer(c, &ts[i], a)
+	}
+	s.contact(c, ts[0].Due, a, from)
+}
+
+func (s *Set) onTimer(c *schemas.Customer, t *schemas.Timer, a *Actions) {
+	if t.Deferred != nil {
+		s.release(c, t, a)
+		return
+	}
 	r := s.byID[t.Rule]
 	if r == nil {
 		s.maintain(c, t.Due, a)

@@ -17,7 +17,8 @@
 //
 // Directives:
 //
-//	rules [example|cart-only]     replace the rule set (YAML as input, or a
+//	rules [example|example-without-policy|cart-only]
+//	                              replace the rule set (YAML as input, or a
 //	                              built-in); customers and timers are kept,
 //	                              as in a hot reload
 //	clock TIME                    set the clock (RFC 3339), firing timers due on the way
@@ -33,6 +34,13 @@
 //	                              in due order
 //	timers [CUST]                 the pending timers
 //	state CUST                    the customer record
+//
+// The contact policy's decisions print as
+//
+//	suppressed alice welcome v1 stage=2 email due=... reason=cap policy=email_7d
+//	deferred alice welcome v1 stage=2 email due=... reason=quiet_hours policy=quiet_hours until=...
+//
+// and "state" shows the contact history and the unanswered count.
 //
 // The clock starts at 2026-03-01T10:00:00Z. Times print in UTC.
 package script

@@ -98,12 +98,14 @@ func (r *Runner) rules(args []datadriven.CmdArg, input string, out *strings.Buil
 	switch {
 	case len(args) == 1 && args[0].Key == "example":
 		s, err = rules.ExampleSet()
+	case len(args) == 1 && args[0].Key == "example-without-policy":
+		s, err = rules.ExampleSetWithoutPolicy()
 	case len(args) == 1 && args[0].Key == "cart-only":
 		s, err = rules.CartOnly(time.Hour, 24*time.Hour)
 	case len(args) == 0:
 		s, err = rules.Parse("inline", []byte(input))
 	default:
-		return errors.New("rules [example|cart-only], or the YAML as input")
+		return errors.New("rules [example|example-without-policy|cart-only], or the YAML as input")
 	}
 	if err != nil {
 		// A bad file is reported and the running rules stay, as in
@@ -314,11 +316,31 @@ func (r *Runner) carryOut(out *strings.Builder) {
 		out.WriteString(FormatTrigger(&r.a.Emit[i]))
 		out.WriteByte('\n')
 	}
+	for i := range r.a.Suppress {
+		out.WriteString(FormatSuppression(&r.a.Suppress[i]))
+		out.WriteByte('\n')
+	}
+}
+
+// FormatSuppression renders a suppression or deferral on one line: the
+// action, customer, rule, version, stage, channel, due time, reason, policy
+// and (deferred) the release time.
+func FormatSuppression(s *schemas.Suppression) string {
+	tr := &s.Trigger
+	line := fmt.Sprintf("%s %s %s v%d stage=%d %s due=%s reason=%s policy=%s", s.Action, tr.Customer, tr.Rule, tr.RuleVersion,
+		tr.Stage, tr.Channel, fmtTime(tr.DueAt), s.Reason, s.Policy)
+	if !s.DeferredTo.IsZero() {
+		line += " until=" + fmtTime(s.DeferredTo)
+	}
+	return line
 }
 
 // advance fires, in due order, every timer due up to until, then sets the
-// clock to until.
+// clock to until. The timers of one customer due at the same instant are
+// evaluated together (Set.OnTimers), as the processor does, so the contact
+// policy sees them compete.
 func (r *Runner) advance(until time.Time, out *strings.Builder) {
+	var group []schemas.Timer
 	for {
 		var next *schemas.Timer
 		for _, t := range r.timers {
@@ -333,12 +355,21 @@ func (r *Runner) advance(until time.Time, out *strings.Builder) {
 		if next == nil {
 			break
 		}
-		delete(r.timers, rules.TimerRef{Customer: next.Customer, ID: next.ID})
+		group = append(group[:0], *next)
+		for _, t := range r.timers {
+			if t.Customer == next.Customer && t.Due.Equal(next.Due) && t.ID != next.ID {
+				group = append(group, t)
+			}
+		}
+		sort.Slice(group, func(i, j int) bool { return timerLess(&group[i], &group[j]) })
+		for _, t := range group {
+			delete(r.timers, rules.TimerRef{Customer: t.Customer, ID: t.ID})
+		}
 		if next.Due.After(r.now) {
 			r.now = next.Due
 		}
 		r.a.Reset()
-		r.set.OnTimer(r.customer(next.Customer), next, &r.a)
+		r.set.OnTimers(r.customer(next.Customer), group, &r.a)
 		r.carryOut(out)
 	}
 	r.now = until
@@ -443,6 +474,12 @@ func (r *Runner) state(id schemas.CustomerID, out *strings.Builder) {
 	}
 	if len(c.Recent) > 0 {
 		fmt.Fprintf(out, "recent_ids=%d\n", len(c.Recent))
+	}
+	for _, ct := range c.Contacts {
+		fmt.Fprintf(out, "contact %s %s at=%s\n", ct.Channel, ct.Rule, fmtTime(ct.At))
+	}
+	if c.Unanswered > 0 {
+		fmt.Fprintf(out, "unanswered=%d\n", c.Unanswered)
 	}
 }
 
