@@ -84,6 +84,9 @@ type Topics struct {
 	Triggers     string `yaml:"triggers"`
 	DeadLetter   string `yaml:"dead_letter"`
 	Changelog    string `yaml:"changelog"`
+	// Suppressions receives what the contact policy suppressed or
+	// deferred; empty: "<triggers>.suppressions".
+	Suppressions string `yaml:"suppressions"`
 }
 
 // Encodings chooses the wire format per topic: "avro" (Confluent Schema
@@ -93,6 +96,8 @@ type Encodings struct {
 	Transactions schemas.Format `yaml:"transactions"`
 	Profiles     schemas.Format `yaml:"profiles"`
 	Triggers     schemas.Format `yaml:"triggers"`
+	// Suppressions: empty = as Triggers.
+	Suppressions schemas.Format `yaml:"suppressions"`
 }
 
 // RegistryConfig locates the Confluent-compatible schema registry.
@@ -135,6 +140,7 @@ func DefaultConfig() Config {
 			Triggers:     "triggers",
 			DeadLetter:   "triggerd.dead-letter",
 			Changelog:    "triggerd.changelog",
+			Suppressions: "triggerd.suppressions",
 		},
 		Encodings: Encodings{
 			Clickstream:  schemas.FormatJSON,
@@ -188,6 +194,7 @@ func (c *Config) Validate() error {
 		{"topics.clickstream", c.Topics.Clickstream}, {"topics.transactions", c.Topics.Transactions},
 		{"topics.profiles", c.Topics.Profiles}, {"topics.triggers", c.Topics.Triggers},
 		{"topics.dead_letter", c.Topics.DeadLetter}, {"topics.changelog", c.Topics.Changelog},
+		{"topics.suppressions", c.SuppressionsTopic()},
 	} {
 		if t.v == "" {
 			add("%s: empty", t.name)
@@ -205,6 +212,7 @@ func (c *Config) Validate() error {
 	}{
 		{"encodings.clickstream", c.Encodings.Clickstream}, {"encodings.transactions", c.Encodings.Transactions},
 		{"encodings.profiles", c.Encodings.Profiles}, {"encodings.triggers", c.Encodings.Triggers},
+		{"encodings.suppressions", c.SuppressionsFormat()},
 	} {
 		switch e.v {
 		case schemas.FormatAvro:

@@ -114,7 +114,7 @@ func (e *CopartitionError) Error() string {
 // returns the partition count.
 func prepareTopics(ctx context.Context, adm *kadm.Client, cfg *Config, log *zap.Logger) (int32, error) {
 	inputs := cfg.Inputs()
-	all := append(append([]string(nil), inputs...), cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog)
+	all := append(append([]string(nil), inputs...), cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.SuppressionsTopic())
 	details, err := adm.ListTopics(ctx, all...)
 	if err != nil {
 		return 0, &sessionError{fmt.Errorf("processor: listing topics: %w", err)}
@@ -151,6 +151,9 @@ func prepareTopics(ctx context.Context, adm *kadm.Client, cfg *Config, log *zap.
 	}
 	wants := []want{
 		{cfg.Topics.Triggers, trigParts, nil},
+		// Suppressions are keyed by customer like the triggers and
+		// partitioned alike: one customer's are in order on one.
+		{cfg.SuppressionsTopic(), trigParts, nil},
 		{cfg.Topics.DeadLetter, n, nil},
 		{cfg.Topics.Changelog, n, map[string]*string{"cleanup.policy": &compact}},
 	}

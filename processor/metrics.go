@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,6 +27,15 @@ type metrics struct {
 	rulesReloads     *prometheus.CounterVec // result: applied, rejected
 	watermarkLag     *prometheus.GaugeVec   // partition
 	inputLost        *prometheus.CounterVec // topic, partition
+	suppressions     *prometheus.CounterVec // reason, channel
+	deferrals        *prometheus.CounterVec // reason, channel
+
+	// policy counts committed suppressions by reason (deferrals as
+	// "deferred") for Processor.Suppressions.
+	policy struct {
+		sync.Mutex
+		byReason map[string]int64
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -85,13 +96,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		restoring: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "triggerd_restore_in_progress", Help: "Partitions being restored from the changelog.",
 		}),
+		suppressions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_policy_suppressions_total",
+			Help: "Marketing triggers the contact policy suppressed (written to the suppressions topic, committed), by reason and channel.",
+		}, []string{"reason", "channel"}),
+		deferrals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_policy_deferrals_total",
+			Help: "Marketing triggers the contact policy deferred to a durable timer (quiet hours), by reason and channel.",
+		}, []string{"reason", "channel"}),
 		watermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "triggerd_watermark_lag_seconds", Help: "Wall clock minus the partition's event-time watermark.",
 		}, []string{"partition"}),
 	}
+	m.policy.byReason = map[string]int64{}
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
-			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.rulesReloads, m.watermarkLag)
+			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.rulesReloads, m.watermarkLag,
+			m.suppressions, m.deferrals)
 	}
 	return m
 }

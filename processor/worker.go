@@ -91,6 +91,8 @@ type worker struct {
 	timersFired  int
 	evalErrors   int // expression errors logged this cycle
 	emitted      []emitted
+	suppressed   []suppressed // the contact policy's records, counted at commit
+	supEnc       *schemas.SuppressionEncoder
 	chlogLast    atomic.Int64 // offset of the last changelog record produced; written by promises
 	chlogPromise func(*kgo.Record, error)
 	err          error
@@ -282,6 +284,7 @@ func (w *worker) runCycle(now time.Time) error {
 	w.timersFired = 0
 	w.evalErrors = 0
 	w.emitted = w.emitted[:0]
+	w.suppressed = w.suppressed[:0]
 	w.chlogLast.Store(-1)
 	nowMs := now.UnixMilli()
 	for i := range w.inputs {
@@ -411,23 +414,33 @@ func (w *worker) fireUpTo(now, wm time.Time) error {
 		if err != nil {
 			return err
 		}
-		for i := range w.due {
+		// The timers of one customer due at the same instant are
+		// evaluated together (PopDue orders by due time, then
+		// customer), so the contact policy lets their triggers compete
+		// by priority as the triggers of one event do.
+		for i := 0; i < len(w.due); {
 			t := &w.due[i]
+			j := i + 1
+			for j < len(w.due) && w.due[j].Customer == t.Customer && w.due[j].Due.Equal(t.Due) {
+				j++
+			}
 			c, err := w.part.Customer(t.Customer)
 			if err != nil {
 				return err
 			}
 			w.actions.Reset()
-			w.p.Rules().OnTimer(c, t, &w.actions)
+			w.p.Rules().OnTimers(c, w.due[i:j], &w.actions)
 			w.logEvalErrors(t.Customer)
 			if w.p.trace != "" && strings.HasPrefix(string(t.Customer), w.p.trace) {
 				w.log.Info("trace timer", zap.String("customer", string(t.Customer)), zap.Time("due", t.Due), zap.Time("wm", wm),
-					zap.Int32("stage", t.Stage), zap.String("occurrence", t.Occurrence), zap.Int("emit", len(w.actions.Emit)))
+					zap.Int32("stage", t.Stage), zap.String("occurrence", t.Occurrence), zap.Int("timers", j-i), zap.Int("emit", len(w.actions.Emit)))
 			}
 			if err := w.apply(now); err != nil {
 				return err
 			}
-			w.p.m.fireLag.Observe(now.Sub(t.Due).Seconds())
+			for ; i < j; i++ {
+				w.p.m.fireLag.Observe(now.Sub(w.due[i].Due).Seconds())
+			}
 		}
 		w.timersFired += len(w.due)
 		w.p.m.timersFired.Add(float64(len(w.due)))
@@ -504,7 +517,8 @@ func (w *worker) logEvalErrors(c schemas.CustomerID) {
 	}
 }
 
-// apply carries out the rules' actions: cancel, schedule, emit.
+// apply carries out the rules' actions: cancel, schedule (deferred triggers
+// too), emit, and write the contact policy's suppressions.
 func (w *worker) apply(now time.Time) error {
 	a := &w.actions
 	for _, ref := range a.Cancel {
@@ -528,7 +542,8 @@ func (w *worker) apply(now time.Time) error {
 			return err
 		}
 	}
-	return nil
+	// In the same transaction as the triggers: see suppress.go.
+	return w.writeSuppressions(now)
 }
 
 // deadLetter sends r to the dead-letter topic with the reason and its origin
@@ -570,6 +585,7 @@ func (w *worker) commit() error {
 		w.log.Info("trace commit", zap.Int64("changelog", offs.Changelog), zap.Any("inputs", offs.Inputs))
 	}
 	w.p.m.timersPend.WithLabelValues(strconv.Itoa(int(w.id))).Set(float64(w.part.PendingTimers()))
+	w.countSuppressed()
 	return nil
 }
 
