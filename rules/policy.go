@@ -247,10 +247,12 @@ func (s *Set) contact(c *schemas.Customer, now time.Time, a *Actions, from int) 
 			}
 		}
 		keep[i] = true
-		if len(c.Contacts) >= maxContacts {
-			c.Contacts = append(c.Contacts[:0], c.Contacts[1:]...)
+		if p.maxWindow > 0 { // no cap, no history to keep
+			if len(c.Contacts) >= maxContacts {
+				c.Contacts = append(c.Contacts[:0], c.Contacts[1:]...)
+			}
+			c.Contacts = append(c.Contacts, schemas.Contact{At: now, Channel: tr.Channel, Rule: tr.Rule})
 		}
-		c.Contacts = append(c.Contacts, schemas.Contact{At: now, Channel: tr.Channel, Rule: tr.Rule})
 		c.Unanswered++
 	}
 	n := from
@@ -308,4 +310,3 @@ func pruneContacts(c *schemas.Customer, now time.Time, window time.Duration) {
 		c.Contacts = c.Contacts[:n]
 	}
 }
-

@@ -190,4 +190,3 @@ func (c *compiler) ruleContact(n *yaml.Node, expiry time.Duration) ruleContact {
 	}
 	return rc
 }
-
