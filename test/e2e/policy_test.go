@@ -68,7 +68,7 @@ func testContactPolicy(t *testing.T, f schemas.Format) {
 	p := harness.NewProducer(t, c, cfg, reg)
 	triggers := harness.NewTriggerReader(t, c, cfg.Topics.Triggers, f, reg)
 
-	noon := time.Now().UTC().Truncate(24*time.Hour).Add(-72*time.Hour + 12*time.Hour)
+	noon := time.Now().UTC().Truncate(24 * time.Hour).Add(-72*time.Hour + 12*time.Hour)
 	at := func(d time.Duration) time.Time { return noon.Add(d) }
 	optIn := func(id, cust string, when time.Time) schemas.Event {
 		return schemas.Event{Source: schemas.SourceProfile, ID: id, Customer: schemas.CustomerID(cust), Type: schemas.ProfileUpdate,
