@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/schemas"
+	"github.com/triggerd/triggerd/state"
+	"github.com/triggerd/triggerd/test/harness"
+)
+
+// TestInputDeletedWhileStopped: the broker deletes input records (retention,
+// here DeleteRecords) that a stopped processor has not processed. On restart
+// the state's next offset is below the log start: the processor must say so
+// (the lost-records counter counts exactly the deleted, unprocessed records)
+// and go on with what is left, never silently.
+func TestInputDeletedWhileStopped(t *testing.T) {
+	c := harness.NewCluster(t)
+	cfg := c.Topics(t, 1)
+	cfg.IdleAdvance = true // clickstream alone drives event time
+	sc := state.DefaultConfig()
+	sc.Dir, sc.FS = "state", vfs.NewMem()
+	store, err := state.Open(sc, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	p := harness.NewProducer(t, c, cfg, nil)
+	t0 := time.Now().UTC().Add(-time.Hour)
+	views := func(from, n int) []schemas.Event {
+		var evs []schemas.Event
+		for i := from; i < from+n; i++ {
+			evs = append(evs, click(fmt.Sprintf("v%d", i), "c1", schemas.PageView, t0.Add(time.Duration(i)*time.Second), ""))
+		}
+		return evs
+	}
+
+	// Run 1 processes offsets 0..4, then stops cleanly.
+	p.Send(1, views(0, 5)...)
+	run := func() (*processor.Processor, *prometheus.Registry, func()) {
+		reg := prometheus.NewRegistry()
+		proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Registerer: reg, Store: store, Rules: harness.CartRules(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- proc.Run(ctx) }()
+		return proc, reg, func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("processor: %v", err)
+			}
+		}
+	}
+	proc, _, stop := run()
+	harness.WaitEvents(t, proc, 5)
+	stop()
+
+	// While it is stopped: offsets 5..14 arrive, and 5..9 are deleted.
+	p.Send(1, views(5, 10)...)
+	adm := kadm.NewClient(c.Client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	del, err := adm.DeleteRecords(ctx, kadm.Offsets{cfg.Topics.Clickstream: {0: {Topic: cfg.Topics.Clickstream, Partition: 0, At: 10}}})
+	if err == nil {
+		err = del.Error()
+	}
+	if err != nil {
+		t.Fatalf("delete records: %v", err)
+	}
+
+	// Run 2 resumes: it must count the 5 lost records and process 10..14.
+	proc, reg, stop := run()
+	defer stop()
+	harness.WaitEvents(t, proc, 5)
+	lost := counterValue(t, reg, "triggerd_input_lost_records_total", map[string]string{"topic": cfg.Topics.Clickstream, "partition": "0"})
+	if lost != 5 {
+		t.Errorf("triggerd_input_lost_records_total = %v, want 5 (offsets 5..9 were deleted unprocessed)", lost)
+	}
+	t.Logf("retention: deleted=5 counted_lost=%v processed_after=%d", lost, proc.Stats().Events)
+}
+
+// counterValue reads the counter of a registry with this name and labels.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			ok := len(m.GetLabel()) == len(labels)
+			for _, l := range m.GetLabel() {
+				ok = ok && labels[l.GetName()] == l.GetValue()
+			}
+			if ok {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no %s%v in the registry", name, labels)
+	return 0
+}
