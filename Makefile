@@ -4,6 +4,7 @@
 #   make test   unit tests, short fuzzing, end-to-end on kfake, then end-to-end
 #               and system tests on a real Apache Kafka broker (fetched from
 #               Maven Central by test/kafka/broker.sh)
+#   make test-deploy  the Helm chart, manifests, alert rules and dashboard
 #   make bench  micro-benchmarks (state, schemas, rules), then the Kafka
 #               benchmarks (test/bench) on a real broker; BENCH=regexp picks
 
@@ -12,7 +13,7 @@ DEMO_ARGS ?= --duration 60s
 FUZZTIME  ?= 5s
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /test/)
 
-.PHONY: all build demo test bench bench-kafka test-unit test-fuzz test-e2e test-e2e-kfake test-kafka test-system kafka-run vet clean
+.PHONY: all build demo test bench bench-kafka test-unit test-fuzz test-e2e test-e2e-kfake test-kafka test-system test-deploy kafka-run vet clean
 
 all: build
 
@@ -26,7 +27,7 @@ vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: vet test-unit test-fuzz test-e2e
+test: vet test-unit test-fuzz test-deploy test-e2e
 
 test-unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
@@ -39,6 +40,12 @@ test-fuzz:
 			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+# The Helm chart renders and its manifests pass kubeconform's schemas
+# (strict), the alert rules pass promtool, the dashboard and alerts name only
+# real metrics (test/deploy/check.sh; tools cached in test/deploy/.cache).
+test-deploy:
+	GO=$(GO) test/deploy/check.sh
 
 test-e2e: test-e2e-kfake test-kafka
 
