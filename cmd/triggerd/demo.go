@@ -162,8 +162,9 @@ func runDemo(ctx context.Context, w io.Writer, s demoSettings) error {
 			kinds = append(kinds, fmt.Sprintf("%s=%d", kind, n))
 		}
 		sort.Strings(kinds)
-		fmt.Fprintf(out, "-- %5.0fs  events=%d (%.0f/s)  triggers=%d [%s]  pending_timers=%d  dead_letters=%d\n",
-			now.Sub(started).Seconds(), st.Events, rate, st.Triggers, strings.Join(kinds, " "), st.PendingTimers, st.DeadLetters)
+		fmt.Fprintf(out, "-- %5.0fs  events=%d (%.0f/s)  triggers=%d [%s]  pending_timers=%d  dead_letters=%d  suppressed=[%s]\n",
+			now.Sub(started).Seconds(), st.Events, rate, st.Triggers, strings.Join(kinds, " "), st.PendingTimers, st.DeadLetters,
+			suppressionSummary(proc.Suppressions()))
 	}
 loop:
 	for {
@@ -182,9 +183,21 @@ loop:
 	default:
 	}
 	st := proc.Stats()
-	fmt.Fprintf(out, "demo finished: %d events in %.0fs (%.0f events/s), %d triggers\n",
-		st.Events, time.Since(started).Seconds(), float64(st.Events)/time.Since(started).Seconds(), st.Triggers)
+	fmt.Fprintf(out, "demo finished: %d events in %.0fs (%.0f events/s), %d triggers, suppressed by the contact policy [%s]\n",
+		st.Events, time.Since(started).Seconds(), float64(st.Events)/time.Since(started).Seconds(), st.Triggers,
+		suppressionSummary(proc.Suppressions()))
 	return nil
+}
+
+// suppressionSummary renders the contact policy's counts by reason
+// ("deferred" for quiet hours deferrals), sorted.
+func suppressionSummary(m map[string]int64) string {
+	parts := make([]string, 0, len(m))
+	for reason, n := range m {
+		parts = append(parts, fmt.Sprintf("%s=%d", reason, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
 }
 
 // generate produces workload traffic at s.rate events per second, with
@@ -304,12 +317,17 @@ func writeDemoRules(dir string, stage1, stage2 time.Duration, now time.Time) (st
 	}
 	at := now.In(loc).Add(15 * time.Second).Truncate(time.Minute).Add(time.Minute)
 	clock := at.Format("15:04")
+	// Quiet hours scaled like the delays: a one-minute night that starts
+	// a minute after the calendar rules fire, so a demo of a few minutes
+	// shows marketing deferred to its end (customers in Europe/Berlin).
+	quietFrom, quietTo := at.Add(time.Minute).Format("15:04"), at.Add(2*time.Minute).Format("15:04")
 	tmpl, err := template.New("rules").Parse(demoRulesTemplate)
 	if err != nil {
 		return "", "", err
 	}
 	var b bytes.Buffer
-	if err := tmpl.Execute(&b, map[string]string{"Clock": clock, "Stage1": stage1.String(), "Stage2": stage2.String()}); err != nil {
+	if err := tmpl.Execute(&b, map[string]string{"Clock": clock, "Stage1": stage1.String(), "Stage2": stage2.String(),
+		"QuietFrom": quietFrom, "QuietTo": quietTo}); err != nil {
 		return "", "", err
 	}
 	path := filepath.Join(dir, "demo-rules.yaml")
