@@ -25,7 +25,7 @@ var allowed = map[string][]string{
 	"test/harness":          {"processor", "rules", "state", "schemas"},
 	"test/e2e":              {"processor", "rules", "state", "schemas", "test/harness"},
 	"test/system":           {"processor", "state", "schemas", "cmd/triggerd/workload", "test/harness"},
-	"test/bench":            {"processor", "rules", "state", "schemas", "test/harness"},
+	"test/bench":            {"processor", "rules", "state", "schemas", "cmd/triggerd/workload", "test/harness"},
 	"test/layout":           nil,
 }
 

@@ -1,0 +1,212 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/triggerd/triggerd/cmd/triggerd/workload"
+	"github.com/triggerd/triggerd/schemas"
+)
+
+type liveResult struct {
+	rate       float64 // events/s produced while measuring
+	latency    []time.Duration
+	fireLagP99 string
+	fired      float64 // timers fired while measuring
+	pending    float64 // timers pending at the end
+	triggers   float64
+	behind     int64 // probe purchases produced while measuring without their trigger read
+}
+
+// runLive produces live traffic at rate events/s (event time = wall clock)
+// for s.warmup + s.live, and measures, over the last s.live: the latency
+// from each purchase's event time to its probe trigger being read by a
+// read_committed consumer, and the processor's timer fire lag histogram
+// (scraped from its /metrics before and after).
+func runLive(b *testing.B, s settings, k *cluster, reg *sr.Client, in inputs, triggers, ops string, rate float64, alive func() error) liveResult {
+	var res liveResult
+	dec, err := schemas.NewTriggerDecoder(schemas.FormatAvro, reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cons := k.client(b, kgo.ConsumeTopics(triggers), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(50*time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Join the partitions at their end before producing.
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	cons.PollFetches(pctx)
+	pcancel()
+
+	start := time.Now()
+	measureFrom := start.Add(s.warmup)
+	end := measureFrom.Add(s.live)
+	var mu sync.Mutex
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		var tr schemas.Trigger
+		for ctx.Err() == nil {
+			fs := cons.PollFetches(ctx)
+			now := time.Now()
+			fs.EachRecord(func(r *kgo.Record) {
+				probe := false
+				for _, h := range r.Headers {
+					if h.Key == "rule_id" && string(h.Value) == "bench_probe" {
+						probe = true
+					}
+				}
+				if !probe {
+					return
+				}
+				if err := dec.Decode(r.Value, &tr); err != nil {
+					return
+				}
+				if tr.DueAt.Before(measureFrom) || !tr.DueAt.Before(end) {
+					return
+				}
+				mu.Lock()
+				res.latency = append(res.latency, now.Sub(tr.DueAt))
+				mu.Unlock()
+			})
+		}
+	}()
+
+	w := newEventWriter(b, k, reg, in.topics, s.partitions)
+	wc := workload.DefaultConfig()
+	wc.Customers, wc.AllKinds, wc.Attributes, wc.Seed = s.customers, true, true, uint64(time.Now().UnixNano())
+	gen := workload.New(wc)
+	var ev schemas.Event
+	const slice = 10 * time.Millisecond
+	tick := time.NewTicker(slice)
+	defer tick.Stop()
+	var before metricSet
+	var produced, purchases int64
+	credit := 0.0
+	for now := time.Now(); now.Before(end); now = <-tick.C {
+		if err := alive(); err != nil {
+			b.Fatalf("processor died in the live phase: %v", err)
+		}
+		if before == nil && !now.Before(measureFrom) {
+			before = scrape(b, ops)
+		}
+		credit += rate * slice.Seconds()
+		for ; credit >= 1; credit-- {
+			gen.Next(time.Now(), &ev)
+			w.write(&ev)
+			if !ev.Time.Before(measureFrom) {
+				produced++
+				if ev.Type == schemas.Purchase {
+					purchases++
+				}
+			}
+		}
+	}
+	w.flush()
+	// Give the last events time to be processed and read.
+	time.Sleep(2*time.Second + s.lateness)
+	after := scrape(b, ops)
+	cancel()
+	<-readDone
+	res.rate = float64(produced) / s.live.Seconds()
+	res.fired = after.sum("triggerd_timers_fired_total") - before.sum("triggerd_timers_fired_total")
+	res.pending = after.sum("triggerd_timers_pending")
+	res.triggers = after.sum("triggerd_output_triggers_total")
+	res.fireLagP99 = histQuantile(after.diff(before, "triggerd_timers_fire_lag_seconds_bucket"), 0.99)
+	res.behind = purchases - int64(len(res.latency))
+	if res.behind < 0 {
+		res.behind = 0
+	}
+	return res
+}
+
+// metricSet is a scrape: series (name plus labels) to value.
+type metricSet map[string]float64
+
+func scrape(b *testing.B, ops string) metricSet {
+	resp, err := http.Get("http://" + ops + "/metrics")
+	if err != nil {
+		b.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	m := metricSet{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "#") || l == "" {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err == nil {
+			m[l[:i]] = v
+		}
+	}
+	return m
+}
+
+// sum adds every series of the metric name.
+func (m metricSet) sum(name string) float64 {
+	var t float64
+	for k, v := range m {
+		if k == name || strings.HasPrefix(k, name+"{") {
+			t += v
+		}
+	}
+	return t
+}
+
+// diff returns the histogram's cumulative buckets (upper bound → count)
+// observed between before and m.
+func (m metricSet) diff(before metricSet, bucket string) map[float64]float64 {
+	out := map[float64]float64{}
+	for k, v := range m {
+		rest, ok := strings.CutPrefix(k, bucket+`{le="`)
+		if !ok {
+			continue
+		}
+		le := strings.TrimSuffix(rest, `"}`)
+		ub := math.Inf(1)
+		if le != "+Inf" {
+			ub, _ = strconv.ParseFloat(le, 64)
+		}
+		out[ub] = v - before[k]
+	}
+	return out
+}
+
+// histQuantile returns the q-quantile of cumulative buckets as the upper
+// bound of the bucket it falls in ("<=0.08s"), or "-" with no observation.
+func histQuantile(buckets map[float64]float64, q float64) string {
+	var ubs []float64
+	for ub := range buckets {
+		ubs = append(ubs, ub)
+	}
+	sort.Float64s(ubs)
+	if len(ubs) == 0 || buckets[ubs[len(ubs)-1]] == 0 {
+		return "-"
+	}
+	total := buckets[ubs[len(ubs)-1]]
+	for _, ub := range ubs {
+		if buckets[ub] >= q*total {
+			if math.IsInf(ub, 1) {
+				return fmt.Sprintf(">%gs", ubs[len(ubs)-2])
+			}
+			return fmt.Sprintf("<=%gs", ub)
+		}
+	}
+	return "-"
+}

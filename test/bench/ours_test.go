@@ -1,0 +1,271 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"go.uber.org/zap"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/rules"
+	"github.com/triggerd/triggerd/schemas"
+	"github.com/triggerd/triggerd/state"
+	"github.com/triggerd/triggerd/test/harness"
+)
+
+// probeRule fires at once on every purchase. Its triggers' due time is the
+// purchase's event time, so "read time − due time" is the event-to-trigger
+// latency. Anomaly family: exempt from the contact policy, as risk is.
+const probeRule = `
+id: bench_probe
+description: The benchmark's latency probe - every purchase, at once.
+version: 1
+family: anomaly
+channel: risk
+on: [purchase]
+`
+
+// benchRules is the example rules file with the probe rule added.
+func benchRules(b *testing.B) []byte {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(rules.Example(), &doc); err != nil {
+		b.Fatal(err)
+	}
+	var probe yaml.Node
+	if err := yaml.Unmarshal([]byte(probeRule), &probe); err != nil {
+		b.Fatal(err)
+	}
+	top := doc.Content[0]
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value == "rules" {
+			top.Content[i+1].Content = append(top.Content[i+1].Content, probe.Content[0])
+		}
+	}
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := rules.Parse("bench", out); err != nil {
+		b.Fatalf("bench rules: %v", err)
+	}
+	return out
+}
+
+// runOurs measures triggerd run in one delivery mode on the inputs in.
+func runOurs(b *testing.B, s settings, k *cluster, registryURL string, reg *sr.Client, in inputs, bin, mode string) row {
+	r := row{name: "triggerd " + mode}
+	dir := workDir(b, mode)
+	cfg := processor.DefaultConfig()
+	cfg.Brokers = k.brokers
+	cfg.Guarantee = processor.Guarantee(mode)
+	cfg.Group = in.prefix + mode
+	cfg.InstanceID = "bench"
+	cfg.Topics = in.topics
+	cfg.Topics.Triggers = in.prefix + mode + "-triggers"
+	cfg.Topics.DeadLetter = in.prefix + mode + "-dlq"
+	cfg.Topics.Changelog = in.prefix + mode + "-changelog"
+	cfg.Topics.Suppressions = in.prefix + mode + "-suppressions"
+
+	seeded := seedState(b, s, k, cfg)
+	b.Logf("%s %s: seeded %d changelog records", k.name, mode, seeded)
+
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesFile, benchRules(b), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	ops := harness.FreeAddr(b)
+	conf := fmt.Sprintf(`kafka:
+  brokers: [%s]
+  group: %s
+  guarantee: %s
+  instance_id: bench
+  topics: {clickstream: %s, transactions: %s, profiles: %s, triggers: %s, dead_letter: %s, changelog: %s, suppressions: %s}
+  encodings: {clickstream: avro, transactions: avro, profiles: avro, triggers: avro}
+  registry: {url: %s}
+  replication_factor: 1
+  start_from: earliest
+  idle_advance: true
+  lateness: %s
+state:
+  dir: %s
+ops:
+  addr: %s
+rules:
+  file: %s
+  poll: 0s
+log:
+  level: info
+`, strings.Join(k.brokers, ", "), cfg.Group, mode, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
+		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.Topics.Suppressions, registryURL,
+		s.lateness, filepath.Join(dir, "state"), ops, rulesFile)
+	confFile := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	p := startProc(b, filepath.Join(dir, "triggerd.log"), bin, "run", "--config", confFile)
+	defer p.stop(b)
+
+	// Restore: every partition logs one line when it is caught up.
+	r.restoreRecs, r.restoreRate, r.restoreSecs = waitRestore(b, p, s.partitions, 30*time.Minute)
+
+	d := drain(b, k, cfg.Group, cfg.Inputs(), p.cpu, p.exited, 60*time.Minute)
+	r.events = d.events
+	r.eventsPerSec = float64(d.events) / d.seconds
+	r.cpuPerEvent = float64(d.cpu.Microseconds()) / float64(max(d.events, 1))
+	b.Logf("%s %s: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event", k.name, mode, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent)
+
+	live := runLive(b, s, k, reg, in, cfg.Topics.Triggers, ops, r.eventsPerSec/2, p.exited)
+	r.liveRate, r.latency, r.fireLagP99, r.timersFired, r.pending, r.triggers = live.rate, live.latency, live.fireLagP99, live.fired, live.pending, live.triggers
+	r.peakRSS = p.peakRSS()
+	if live.behind > 0 {
+		r.note = fmt.Sprintf("live phase: %d events still uncommitted at its end (did not keep up with half the drain rate)", live.behind)
+	}
+	return r
+}
+
+// seedState writes the changelog a processor would have left after serving
+// s.stateCustomers customers, each with a cart and one timer due in 30
+// days, spread over the partitions as the default partitioner does; every
+// batch ends with its offsets record (input offsets 0: nothing consumed).
+// It returns the number of records written.
+func seedState(b *testing.B, s settings, k *cluster, cfg processor.Config) int {
+	compact := "compact"
+	adm := kadm.NewClient(k.client(b))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	resp, err := adm.CreateTopic(ctx, s.partitions, 1, map[string]*string{"cleanup.policy": &compact}, cfg.Topics.Changelog)
+	cancel()
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		b.Fatalf("create changelog: %v", err)
+	}
+	if s.stateCustomers == 0 {
+		return 0
+	}
+	sc := state.DefaultConfig()
+	sc.Dir = b.TempDir()
+	store, err := state.Open(sc, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	cl := k.client(b, kgo.DefaultProduceTopic(cfg.Topics.Changelog), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(200_000))
+	parts := make([]*state.Partition, s.partitions)
+	pending := make([]int, s.partitions)
+	for p := range parts {
+		parts[p] = store.Partition(int32(p))
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	records := 0
+	flush := func(p int32) {
+		sp := parts[p]
+		for _, topic := range cfg.Inputs() {
+			sp.SetOffset(topic, 0)
+		}
+		var recs []*kgo.Record
+		if err := sp.Changes(func(key, value []byte) error {
+			recs = append(recs, &kgo.Record{Key: bytes.Clone(key), Value: bytes.Clone(value), Partition: p})
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		res := cl.ProduceSync(ctx, recs...)
+		cancel()
+		if err := res.FirstErr(); err != nil {
+			b.Fatalf("produce changelog: %v", err)
+		}
+		if err := sp.Commit(recs[len(recs)-1].Offset); err != nil {
+			b.Fatal(err)
+		}
+		records += len(recs)
+		pending[p] = 0
+	}
+	for i := range s.stateCustomers {
+		id := schemas.CustomerID(fmt.Sprintf("s-%08d", i))
+		p := harness.PartitionOf(string(id), s.partitions)
+		sp := parts[p]
+		cu, err := sp.Customer(id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		at := now.Add(-time.Duration(i%86400) * time.Second)
+		cu.FirstSeen, cu.LastSeen, cu.Events = at, at, int64(3+i%40)
+		cu.Cart.Items = append(cu.Cart.Items, schemas.Item{ProductID: fmt.Sprintf("p-%d", i%500), Quantity: 1,
+			UnitPrice: schemas.Money{Minor: int64(500 + i%20000), Currency: "EUR"}})
+		cu.Cart.UpdatedAt, cu.Cart.LastEvent = at, fmt.Sprintf("seed-%d", i)
+		if err := sp.Schedule(schemas.Timer{Customer: id, ID: "cart_abandoned", Due: now.Add(30 * 24 * time.Hour),
+			Rule: "cart_abandoned", Stage: 1, Occurrence: cu.Cart.LastEvent}); err != nil {
+			b.Fatal(err)
+		}
+		if pending[p]++; pending[p] == 5000 {
+			flush(p)
+		}
+	}
+	for p := range parts {
+		if pending[p] > 0 {
+			flush(int32(p))
+		}
+	}
+	return records
+}
+
+// waitRestore reads the processor's log until every partition reported its
+// restore, and returns the records restored, the rate per partition
+// (records over the partitions' summed restore time) and the longest
+// partition's time.
+func waitRestore(b *testing.B, p *proc, partitions int32, timeout time.Duration) (int64, float64, float64) {
+	deadline := time.Now().Add(timeout)
+	for {
+		var recs int64
+		var secs, longest float64
+		seen := map[int32]bool{}
+		f, err := os.Open(p.logPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if !bytes.Contains(sc.Bytes(), []byte("restored partition from changelog")) {
+				continue
+			}
+			var l struct {
+				Partition int32   `json:"partition"`
+				Records   int64   `json:"records"`
+				Seconds   float64 `json:"seconds"`
+			}
+			if json.Unmarshal(sc.Bytes(), &l) == nil && !seen[l.Partition] {
+				seen[l.Partition] = true
+				recs += l.Records
+				secs += l.Seconds
+				longest = max(longest, l.Seconds)
+			}
+		}
+		f.Close()
+		if int32(len(seen)) == partitions {
+			return recs, float64(recs) / max(secs, 1e-9), longest
+		}
+		if err := p.exited(); err != nil {
+			b.Fatalf("processor died while restoring: %v (log %s)", err, p.logPath)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("restore of %d partitions not logged within %s (log %s)", partitions, timeout, p.logPath)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

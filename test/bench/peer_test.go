@@ -1,0 +1,67 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// buildPeer builds the goka peer (test/peer/goka, its own module) into a
+// temporary directory.
+func buildPeer(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "goka-peer")
+	src, err := filepath.Abs("../peer/goka")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = src
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("build the goka peer: %v", err)
+	}
+	return bin
+}
+
+// runPeer runs the goka peer over the same backlog (its own group, from the
+// oldest offset) and measures its drain rate, CPU and peak RSS the same way
+// as triggerd's.
+func runPeer(b *testing.B, s settings, k *cluster, registryURL string, in inputs, bin string) row {
+	r := row{name: "goka"}
+	dir := workDir(b, "goka")
+	group := in.prefix + "goka"
+	delay, checks, triggers := in.prefix+"goka-delay", in.prefix+"goka-checks", in.prefix+"goka-triggers"
+	adm := kadm.NewClient(k.client(b))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The streams the peer writes and reads besides the inputs,
+	// co-partitioned with them (goka requires it of the checks input).
+	resp, err := adm.CreateTopics(ctx, s.partitions, 1, nil, delay, checks, triggers)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		b.Fatalf("create the peer's topics: %v", err)
+	}
+	p := startProc(b, filepath.Join(dir, "goka.log"), bin,
+		"-brokers", strings.Join(k.brokers, ","), "-group", group,
+		"-clickstream", in.topics.Clickstream, "-transactions", in.topics.Transactions, "-profiles", in.topics.Profiles,
+		"-triggers", triggers, "-delay", delay, "-checks", checks, "-registry", registryURL,
+		"-dir", filepath.Join(dir, "state"))
+	defer p.stop(b)
+	d := drain(b, k, group, []string{in.topics.Clickstream, in.topics.Transactions, in.topics.Profiles}, p.cpu, p.exited, 60*time.Minute)
+	r.events = d.events
+	r.eventsPerSec = float64(d.events) / d.seconds
+	r.cpuPerEvent = float64(d.cpu.Microseconds()) / float64(max(d.events, 1))
+	r.peakRSS = p.peakRSS()
+	r.note = fmt.Sprintf("at-least-once (sarama consumer group, 1 s offset commits), no contact policy, no other rules; timers: delay stream + in-memory heap + ticker emitter")
+	b.Logf("%s goka: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event", k.name, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent)
+	return r
+}

@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// proc is a measured child process: its CPU time and peak RSS come from
+// /proc/<pid>, so they are the process's own and not the benchmark's.
+// (harness.Child does not expose its pid; this is the benchmark's own.)
+type proc struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	err     error
+}
+
+func startProc(b *testing.B, logPath, bin string, args ...string) *proc {
+	log, err := os.Create(logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &proc{cmd: exec.Command(bin, args...), logPath: logPath, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = log, log
+	// The config file is the whole configuration.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TRIGGERD_") {
+			p.cmd.Env = append(p.cmd.Env, kv)
+		}
+	}
+	if err := p.cmd.Start(); err != nil {
+		b.Fatalf("start %s: %v", bin, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		log.Close()
+		close(p.done)
+	}()
+	return p
+}
+
+// exited returns an error once the process has exited.
+func (p *proc) exited() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("exited: %v (log %s)", p.err, p.logPath)
+	default:
+		return nil
+	}
+}
+
+// stop ends the process with SIGTERM, then SIGKILL after 60 s.
+func (p *proc) stop(b *testing.B) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		b.Logf("%s did not stop within 60s of SIGTERM: killed", p.cmd.Path)
+	}
+}
+
+// clockTick is USER_HZ, the unit of /proc/<pid>/stat times: 100 on Linux
+// for every architecture Go supports.
+const clockTick = 100
+
+// cpu returns the process's user + system CPU time so far.
+func (p *proc) cpu() time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may contain spaces) in ")".
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTick
+}
+
+// peakRSS returns VmHWM in bytes.
+func (p *proc) peakRSS() int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

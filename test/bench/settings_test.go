@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// settings are the benchmark's sizes, from the environment (make bench and
+// make bench-quick set them; the defaults are the sizes where this
+// 2-core machine can hold them).
+type settings struct {
+	clusters       []string // BENCH_CLUSTERS: real,kfake
+	modes          []string // BENCH_MODES: exactly_once,at_least_once
+	partitions     int32    // BENCH_PARTITIONS
+	customers      int      // BENCH_CUSTOMERS: customers the workload draws from
+	events         int      // BENCH_EVENTS: backlog drained for events/s and CPU
+	// span is the event time the backlog covers (BENCH_SPAN, up to now).
+	// With 90 min and the 1 h cart delay, the backlog's cart timers fall
+	// due from 30 min before its end to 1 h after: some fire while it is
+	// drained, the rest during the live phase, where their fire lag is
+	// measured.
+	span time.Duration
+	stateCustomers int // BENCH_STATE_CUSTOMERS: customers (one pending timer each) seeded into the changelog
+	live           time.Duration
+	warmup         time.Duration
+	lateness       time.Duration
+	goka           bool // BENCH_GOKA: run the peer
+}
+
+func loadSettings(b *testing.B) settings {
+	s := settings{
+		clusters:       []string{"real", "kfake"},
+		modes:          []string{"exactly_once", "at_least_once"},
+		partitions:     int32(envInt(b, "BENCH_PARTITIONS", 12)),
+		customers:      envInt(b, "BENCH_CUSTOMERS", 1_000_000),
+		events:         envInt(b, "BENCH_EVENTS", 2_000_000),
+		span:           envDuration(b, "BENCH_SPAN", 90*time.Minute),
+		stateCustomers: envInt(b, "BENCH_STATE_CUSTOMERS", 1_000_000),
+		live:           envDuration(b, "BENCH_LIVE", 30*time.Second),
+		warmup:         envDuration(b, "BENCH_WARMUP", 5*time.Second),
+		lateness:       envDuration(b, "BENCH_LATENESS", 100*time.Millisecond),
+		goka:           envInt(b, "BENCH_GOKA", 1) == 1,
+	}
+	if v := os.Getenv("BENCH_CLUSTERS"); v != "" {
+		s.clusters = strings.Split(v, ",")
+	}
+	if v := os.Getenv("BENCH_MODES"); v != "" {
+		s.modes = strings.Split(v, ",")
+	}
+	return s
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.ReplaceAll(v, "_", ""))
+	if err != nil {
+		b.Fatalf("%s=%q: %v", name, v, err)
+	}
+	return n
+}
+
+func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		b.Fatalf("%s=%q: %v", name, v, err)
+	}
+	return d
+}
+
+func numCPU() int { return runtime.NumCPU() }
