@@ -71,8 +71,16 @@ schemas() {
 		"$py" -m pip download -q --no-deps --disable-pip-version-check "$schemas_pkg==$schemas_version" -d "$dir/whl" >&2 || return 1
 		local whl v src dst f
 		whl=$(ls "$dir"/whl/*.whl)
+		# Only the schema directories of the versions checked (the wheel has
+		# a dozen Kubernetes versions).
+		"$py" - "$whl" "$dir/unpacked" "${kube_versions[@]}" <<'PY' >&2 || return 1
+import sys, zipfile
+whl, dest, versions = sys.argv[1], sys.argv[2], sys.argv[3:]
+z = zipfile.ZipFile(whl)
+want = tuple(f"kubernetes_validate/kubernetes-json-schema/v{v}-local-strict/" for v in versions)
+z.extractall(dest, [n for n in z.namelist() if n.startswith(want)])
+PY
 		for v in "${kube_versions[@]}"; do
-			"$py" -m zipfile -e "$whl" "$dir/unpacked" >/dev/null 2>&1 || true
 			src=$dir/unpacked/kubernetes_validate/kubernetes-json-schema/v$v-local-strict
 			[[ -d $src ]] || {
 				echo "$schemas_pkg $schemas_version has no schemas for Kubernetes $v" >&2
