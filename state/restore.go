@@ -146,10 +146,8 @@ func (p *Partition) FlushRestore() error {
 	if err := p.writeMeta(p.offsetsDirty || changelog != p.committedChangelog, changelog); err != nil {
 		return err
 	}
-	if !p.batch.Empty() {
-		if err := p.batch.Commit(p.writeOpts); err != nil {
-			return p.writeErr(err)
-		}
+	if err := p.commitBatch(); err != nil {
+		return err
 	}
 	p.committed(changelog)
 	return nil
