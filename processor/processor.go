@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/plugin/kprom"
@@ -197,6 +198,11 @@ func (p *Processor) Run(ctx context.Context) error {
 		var se *sessionError
 		if !errors.As(err, &se) {
 			return err
+		}
+		if errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.TopicAuthorizationFailed) ||
+			errors.Is(err, kerr.GroupAuthorizationFailed) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+			// Wrong credentials or ACLs: no new session will fix that.
+			return fmt.Errorf("processor: kafka refused our credentials or permissions: %w", err)
 		}
 		if p.commitCount.Load() > committedBefore {
 			failures = 0

@@ -112,6 +112,8 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// A long restore is progress, not a hang: /healthz stays up.
+		p.lastCycle.Store(time.Now().UnixNano())
 		var ferr error
 		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {

@@ -27,6 +27,7 @@ var allowed = map[string][]string{
 	"test/system":           {"processor", "state", "schemas", "cmd/triggerd/workload", "test/harness"},
 	"test/bench":            {"processor", "rules", "state", "schemas", "cmd/triggerd/workload", "test/harness"},
 	"test/layout":           nil,
+	"test/deploy":           nil,
 }
 
 func TestImportLayout(t *testing.T) {
