@@ -2,6 +2,8 @@ package processor
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sort"
@@ -199,10 +201,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		if !errors.As(err, &se) {
 			return err
 		}
-		if errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.TopicAuthorizationFailed) ||
-			errors.Is(err, kerr.GroupAuthorizationFailed) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
-			// Wrong credentials or ACLs: no new session will fix that.
-			return fmt.Errorf("processor: kafka refused our credentials or permissions: %w", err)
+		if refused(err) {
+			// Wrong credentials, ACLs or certificates: no new session
+			// will fix that.
+			return fmt.Errorf("processor: no retry can fix this (credentials, permissions or certificate): %w", err)
 		}
 		if p.commitCount.Load() > committedBefore {
 			failures = 0
@@ -229,6 +231,17 @@ func (p *Processor) Run(ctx context.Context) error {
 // leader election, not for a broker that is gone or a producer fenced by
 // another instance with the same instance ID.
 const maxSessionFailures = 5
+
+// refused reports an error that no retry can fix: the broker refused our
+// credentials or permissions, or we refused its certificate.
+func refused(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	return errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.TopicAuthorizationFailed) ||
+		errors.Is(err, kerr.GroupAuthorizationFailed) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) ||
+		errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostname)
+}
 
 // sessionError is a failure of the Kafka session itself; see Run.
 type sessionError struct{ err error }

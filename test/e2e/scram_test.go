@@ -20,7 +20,7 @@ import (
 )
 
 // scramFile is where test/kafka/broker.sh writes the settings of its
-// SASL_PLAINTEXT listener (SCRAM-SHA-512), relative to this package.
+// SASL_SSL listener (TLS, SCRAM-SHA-512), relative to this package.
 const scramFile = "../kafka/.cache/run/scram"
 
 // scramListener is the test broker's SCRAM listener.
@@ -29,6 +29,7 @@ type scramListener struct {
 	mechanism string
 	user      string
 	password  string
+	ca        string // the test CA's certificate (PEM) that signed the broker's
 }
 
 // scramBroker returns the SCRAM listener of the real broker that
@@ -70,16 +71,17 @@ func scramBroker(t *testing.T) scramListener {
 		missing("%s belongs to the broker at %q, not this one", abs, kv["KAFKA_PLAINTEXT_BROKERS"])
 	}
 	l := scramListener{brokers: strings.Split(kv["KAFKA_SCRAM_BROKERS"], ","), mechanism: kv["KAFKA_SCRAM_MECHANISM"],
-		user: kv["KAFKA_SCRAM_USER"], password: kv["KAFKA_SCRAM_PASSWORD"]}
-	if kv["KAFKA_SCRAM_BROKERS"] == "" || l.mechanism == "" || l.user == "" || l.password == "" {
+		user: kv["KAFKA_SCRAM_USER"], password: kv["KAFKA_SCRAM_PASSWORD"], ca: kv["KAFKA_SCRAM_CA"]}
+	if kv["KAFKA_SCRAM_BROKERS"] == "" || l.mechanism == "" || l.user == "" || l.password == "" || l.ca == "" {
 		missing("%s is incomplete: %v", scramFile, kv)
 	}
 	t.Logf("SCRAM listener at %s (%s, user %s)", kv["KAFKA_SCRAM_BROKERS"], l.mechanism, l.user)
 	return l
 }
 
-// TestSASLSCRAM runs the processor against the broker's SASL_PLAINTEXT
-// listener with SCRAM-SHA-512 credentials, as kafka.sasl configures it:
+// TestSASLSCRAM runs the processor against the broker's SASL_SSL listener
+// (TLS, trusting the test CA) with SCRAM-SHA-512 credentials, as kafka.tls
+// and kafka.sasl configure it:
 // every request it makes (topic checks and creation, the group, the
 // transactions, the changelog) goes through the authenticated listener. The
 // test's own producer and reader use the PLAINTEXT listener. A cart left
@@ -92,6 +94,7 @@ func TestSASLSCRAM(t *testing.T) {
 	cfg := c.Topics(t, parts)
 	cfg.Brokers = l.brokers
 	cfg.SASL = processor.SASLConfig{Mechanism: l.mechanism, User: l.user, Password: l.password}
+	cfg.TLS = processor.TLSConfig{Enabled: true, CAFile: l.ca}
 	proc := harness.RunProcessor(t, cfg, harness.CartRules(t), nil)
 	p := harness.NewProducer(t, c, cfg, nil)
 	reader := harness.NewTriggerReader(t, c, cfg.Topics.Triggers, schemas.FormatJSON, nil)
@@ -122,11 +125,38 @@ func TestSASLSCRAM(t *testing.T) {
 // silently or hang.
 func TestSASLSCRAMWrongPassword(t *testing.T) {
 	l := scramBroker(t)
-	c := harness.NewCluster(t)
-	cfg := c.Topics(t, 1)
+	cfg := harness.NewCluster(t).Topics(t, 1)
 	cfg.Brokers = l.brokers
 	cfg.SASL = processor.SASLConfig{Mechanism: l.mechanism, User: l.user, Password: l.password + "-wrong"}
+	cfg.TLS = processor.TLSConfig{Enabled: true, CAFile: l.ca}
+	err := runUntilStopped(t, cfg)
+	msg := strings.ToLower(err.Error())
+	if !strings.Contains(msg, "authentication") && !strings.Contains(msg, "sasl") {
+		t.Fatalf("error for a wrong SCRAM password does not name the authentication failure: %v", err)
+	}
+	t.Logf("wrong password: %v", err)
+}
 
+// TestTLSUntrustedBroker connects with TLS but without the CA that signed
+// the broker's certificate: the processor must refuse the broker (never
+// fall back to trusting it) and stop with an error that says why.
+func TestTLSUntrustedBroker(t *testing.T) {
+	l := scramBroker(t)
+	cfg := harness.NewCluster(t).Topics(t, 1)
+	cfg.Brokers = l.brokers
+	cfg.SASL = processor.SASLConfig{Mechanism: l.mechanism, User: l.user, Password: l.password}
+	cfg.TLS = processor.TLSConfig{Enabled: true} // the system's roots only
+	err := runUntilStopped(t, cfg)
+	if msg := err.Error(); !strings.Contains(msg, "certificate") {
+		t.Fatalf("error for an untrusted broker certificate does not say so: %v", err)
+	}
+	t.Logf("untrusted broker: %v", err)
+}
+
+// runUntilStopped runs a processor that must stop by itself within 90 s
+// with an error other than a timeout, and returns that error.
+func runUntilStopped(t *testing.T, cfg processor.Config) error {
+	t.Helper()
 	sc := state.DefaultConfig()
 	sc.Dir = "state"
 	sc.FS = vfs.NewMem()
@@ -142,18 +172,13 @@ func TestSASLSCRAMWrongPassword(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	err = proc.Run(ctx)
-	if ctx.Err() != nil {
-		t.Fatalf("processor with a wrong SCRAM password still running after 90s (last error %v); it must stop with an authentication error", err)
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("processor still running after 90s (last error %v); it must stop with a clear error", err)
+	case err == nil:
+		t.Fatal("processor returned no error")
+	case errors.Is(err, context.DeadlineExceeded):
+		t.Fatalf("error is a timeout, not the cause: %v", err)
 	}
-	if err == nil {
-		t.Fatal("processor with a wrong SCRAM password returned no error")
-	}
-	msg := strings.ToLower(err.Error())
-	if !strings.Contains(msg, "authentication") && !strings.Contains(msg, "sasl") {
-		t.Fatalf("error for a wrong SCRAM password does not name the authentication failure: %v", err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("error is a timeout, not an authentication failure: %v", err)
-	}
-	t.Logf("wrong password: %v", err)
+	return err
 }

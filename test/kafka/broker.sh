@@ -15,10 +15,11 @@
 #                                 password), one NAME=VALUE a line
 #
 # Besides the PLAINTEXT listener (the bootstrap address above, no
-# authentication), the broker has a SASL_PLAINTEXT listener two ports up that
-# accepts SCRAM-SHA-512 for the user "triggerd", created when the storage is
+# authentication), the broker has a SASL_SSL listener two ports up: TLS with
+# a certificate signed by a CA made at start (run/tls/ca.pem), and
+# SCRAM-SHA-512 for the user "triggerd", created when the storage is
 # formatted. Its settings are also in the run directory's file "scram", which
-# the SCRAM end-to-end test reads.
+# the TLS + SCRAM end-to-end test reads.
 #
 # The Kafka jars come from Maven Central through pom.xml (no distribution
 # tarball) and are cached under test/kafka/.cache/kafka-<version>/jars; the
@@ -39,6 +40,7 @@ props=$run/server.properties
 pidfile=$run/broker.pid
 bootfile=$run/bootstrap
 scramfile=$run/scram # the SCRAM listener's settings (cmd_scram)
+tls=$run/tls         # the test CA and the broker's key and certificate
 scram_mechanism=SCRAM-SHA-512
 scram_user=triggerd
 scram_password=triggerd-test-secret # a loopback test broker: not a secret
@@ -142,17 +144,21 @@ write_props() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_SSL://127.0.0.1:$sport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 inter.broker.listener.name=PLAINTEXT
 
-# SASL/SCRAM for clients on the SASL_PLAINTEXT listener; the user is created
-# in the metadata log when the storage is formatted (launch). No authorizer:
-# an authenticated user may do anything, as on the PLAINTEXT listener.
+# TLS and SASL/SCRAM for clients on the SASL_SSL listener: the server's key
+# and certificate (PEM, signed by a CA made at start, see make_tls), and the
+# SCRAM user, created in the metadata log when the storage is formatted
+# (launch). No authorizer: an authenticated user may do anything, as on the
+# PLAINTEXT listener.
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$tls/server.pem
 sasl.enabled.mechanisms=$scram_mechanism
-listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$data
 
 # One node: every internal topic has one replica. Few partitions for the
@@ -195,6 +201,7 @@ launch() {
 	pick_ports
 	rm -rf "$data" "$log" "$out" "$bootfile" "$scramfile" "$pidfile" "$run/format" "$run/format.out"
 	mkdir -p "$data"
+	make_tls || return 1
 	write_props
 	if ! "$java" -Xmx256m "-Dkafka.logs.dir=$run/format" "${jvm_common[@]}" \
 		kafka.tools.StorageTool format -t "$(cluster_id)" -c "$props" ${KAFKA_FORMAT_FEATURES:-} \
@@ -306,6 +313,24 @@ cmd_stop() {
 	rm -rf "$data" "$pidfile" "$bootfile" "$scramfile"
 }
 
+# make_tls makes a throwaway CA and, signed by it, the broker's key and
+# certificate for 127.0.0.1 (PEM: Kafka reads the key and the chain from one
+# file). Clients trust the CA's certificate, $tls/ca.pem.
+make_tls() {
+	command -v openssl >/dev/null 2>&1 || { echo "kafka: openssl not found (apt-get install openssl)" >&2; return 1; }
+	rm -rf "$tls"
+	mkdir -p "$tls"
+	(
+		cd "$tls"
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=triggerd test CA" &&
+			openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1" &&
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext &&
+			openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext &&
+			openssl pkcs8 -topk8 -nocrypt -in server.key -out server.pk8 &&
+			cat server.pk8 server.crt ca.pem >server.pem
+	) >"$run/tls.out" 2>&1 || { cat "$run/tls.out" >&2; echo "kafka: making the test certificates failed" >&2; return 1; }
+}
+
 # write_scram records the SCRAM listener's settings for the tests, with the
 # PLAINTEXT bootstrap address so a reader can tell they belong to this broker.
 write_scram() {
@@ -314,6 +339,7 @@ KAFKA_SCRAM_BROKERS=127.0.0.1:$sport
 KAFKA_SCRAM_MECHANISM=$scram_mechanism
 KAFKA_SCRAM_USER=$scram_user
 KAFKA_SCRAM_PASSWORD=$scram_password
+KAFKA_SCRAM_CA=$tls/ca.pem
 KAFKA_PLAINTEXT_BROKERS=127.0.0.1:$port
 EOF
 }
