@@ -26,5 +26,7 @@
 // events and timers; runs.go the rules that wait on timers (sequence,
 // calendar, silence); aggregate.go the windows; segments.go RFM;
 // calendar.go local-time arithmetic; record.go the record maintenance and
-// dedupe. rules/script runs rule scripts for tests and for rule authors.
+// dedupe; policy.go and policy_yaml.go the contact policy, which decides on
+// the triggers of each evaluation (emit, suppress, defer) before they leave.
+// rules/script runs rule scripts for tests and for rule authors.
 package rules
