@@ -56,6 +56,7 @@ type Processor struct {
 	decoders []*schemas.Decoder
 	registry *sr.Client
 	trigEnc  *schemas.TriggerEncoder
+	supEnc   *schemas.SuppressionEncoder
 
 	sess    *kgo.GroupTransactSession // exactly-once mode; nil in at-least-once mode
 	cl      *kgo.Client               // the session's client, or the plain one in at-least-once mode
@@ -389,6 +390,14 @@ func (p *Processor) prepare(ctx context.Context, base []kgo.Opt) error {
 		return fmt.Errorf("processor: trigger encoder: %w", err)
 	}
 	p.trigEnc = enc
+	// Made (and, with Avro, registered) at start even when no policy
+	// suppresses anything yet, so that a schema the registry refuses stops
+	// the start, not a cycle hours later.
+	sup, err := schemas.NewSuppressionEncoder(ctx, p.cfg.SuppressionsFormat(), p.registry, schemas.ValueSubject(p.cfg.SuppressionsTopic()))
+	if err != nil {
+		return fmt.Errorf("processor: suppression encoder: %w", err)
+	}
+	p.supEnc = sup
 	return nil
 }
 

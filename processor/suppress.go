@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -42,25 +41,6 @@ func (c *Config) SuppressionsFormat() schemas.Format {
 	return c.Encodings.Triggers
 }
 
-// suppressionEncoder returns the worker's encoder, made at first use: most
-// workers of a rules file without a policy never need one. With Avro it
-// registers the schema (the registry answers with the same ID every time).
-func (w *worker) suppressionEncoder() (*schemas.SuppressionEncoder, error) {
-	if w.supEnc != nil {
-		return w.supEnc, nil
-	}
-	cfg := &w.p.cfg
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	enc, err := schemas.NewSuppressionEncoder(ctx, cfg.SuppressionsFormat(), w.p.registry, schemas.ValueSubject(cfg.SuppressionsTopic()))
-	if err != nil {
-		// The registry did not answer: retry the cycle.
-		return nil, &retryableError{fmt.Errorf("processor: suppression encoder: %w", err)}
-	}
-	w.supEnc = enc
-	return enc, nil
-}
-
 // writeSuppressions produces the evaluation's suppression records, keyed
 // by customer ID like the triggers.
 func (w *worker) writeSuppressions(now time.Time) error {
@@ -68,10 +48,7 @@ func (w *worker) writeSuppressions(now time.Time) error {
 	if len(sups) == 0 {
 		return nil
 	}
-	enc, err := w.suppressionEncoder()
-	if err != nil {
-		return err
-	}
+	enc := w.p.supEnc
 	for i := range sups {
 		s := &sups[i]
 		s.Trigger.FiredAt = now

@@ -92,7 +92,6 @@ type worker struct {
 	evalErrors   int // expression errors logged this cycle
 	emitted      []emitted
 	suppressed   []suppressed // the contact policy's records, counted at commit
-	supEnc       *schemas.SuppressionEncoder
 	chlogLast    atomic.Int64 // offset of the last changelog record produced; written by promises
 	chlogPromise func(*kgo.Record, error)
 	err          error

@@ -175,6 +175,7 @@ func WriteConfig(t testing.TB, cfg processor.Config, dir, ops string) string {
     triggers: %s
     dead_letter: %s
     changelog: %s
+    suppressions: %s
   replication_factor: 1
   start_from: earliest
   idle_advance: false
@@ -192,7 +193,7 @@ rules:
 log:
   level: info
 `, strings.Join(cfg.Brokers, ", "), cfg.Group, guarantee, cfg.InstanceID, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
-		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, filepath.Join(dir, "state"), ops, rulesFile)
+		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.SuppressionsTopic(), filepath.Join(dir, "state"), ops, rulesFile)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)

@@ -64,6 +64,7 @@ func (c *Cluster) Topics(t testing.TB, partitions int32) processor.Config {
 		Triggers:     prefix + "triggers",
 		DeadLetter:   prefix + "dlq",
 		Changelog:    prefix + "changelog",
+		Suppressions: prefix + "suppressions",
 	}
 	cfg.ReplicationFactor = 1
 	cfg.StartFrom = "earliest"
