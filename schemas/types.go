@@ -31,8 +31,17 @@ const (
 	CouponRedeemed EventType = "coupon_redeemed"
 
 	ProfileUpdate EventType = "profile_update"
-	ProfileErase  EventType = "profile_erase"
+	// ProfileErase on the profile topic erases the customer (GDPR): the
+	// processor removes every piece of its state and writes an erased
+	// record (a Trigger of KindErased) to the trigger topic.
+	ProfileErase EventType = "profile_erase"
 )
+
+// KindErased is the kind of the record the processor writes to the trigger
+// topic when it erased a customer: not a message to deliver, a notice that
+// downstream senders must forget the customer too. Its channel and rule are
+// empty.
+const KindErased = "erased"
 
 // RuleID names a rule. Once-only marks belong to the rule ID, not its version.
 type RuleID string
@@ -263,6 +272,45 @@ type Customer struct {
 	// Maintained by the contact policy (only when the rules file has one).
 	Contacts   []Contact // marketing triggers emitted, oldest first, pruned by the longest cap window
 	Unanswered int32     // marketing triggers emitted since the last engagement
+
+	// Maintained by the processor: the audit trail of the last decisions
+	// about this customer, oldest first, at most MaxDecisions.
+	Decisions []Decision
+}
+
+// MaxDecisions bounds a customer's audit trail (Customer.Decisions): enough
+// to answer "why did (or didn't) this customer get that message" about the
+// last few weeks of a typical customer, small enough that a hot customer's
+// record does not grow with its history.
+const MaxDecisions = 32
+
+// DecisionAction says what became of a trigger.
+type DecisionAction string
+
+// The decisions the audit trail records.
+const (
+	DecisionFired      DecisionAction = "fired"
+	DecisionSuppressed DecisionAction = "suppressed" // as ActionSuppressed
+	DecisionDeferred   DecisionAction = "deferred"   // as ActionDeferred
+)
+
+// Decision is one entry of a customer's audit trail: a trigger that fired,
+// or that the contact policy suppressed or deferred. It names the rule and
+// the policy, never attribute values (no payload, no profile data): the
+// trail answers "why", and it must not become a second copy of the
+// customer's data.
+type Decision struct {
+	At          time.Time // event time of the decision (when the trigger was due or decided)
+	Recorded    time.Time // processing time it was written
+	Action      DecisionAction
+	Rule        RuleID
+	RuleVersion int32
+	Stage       int32
+	Channel     Channel
+	TriggerID   string
+	Reason      string    // suppressed or deferred: cap, quiet_hours, no_consent, ...
+	Policy      string    // suppressed or deferred: the cap's name, quiet_hours, consent, ...
+	DeferredTo  time.Time // deferred: when the trigger is checked again
 }
 
 // Contact is one marketing trigger that was emitted: the contact history

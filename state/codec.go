@@ -44,6 +44,23 @@ const (
 	// Maintained by the contact policy (added with the contact policy).
 	custContact    = 17 // nested contact, repeated
 	custUnanswered = 18 // varint
+	// Maintained by the processor (added with the admin API).
+	custDecision = 19 // nested decision, repeated
+
+	// schemas.Decision: the audit trail. Strings only from the rules file
+	// and the policy (rule, channel, reason, policy) and the trigger ID:
+	// never attribute values.
+	decAt         = 1  // time
+	decRecorded   = 2  // time
+	decAction     = 3  // string
+	decRule       = 4  // string
+	decVersion    = 5  // varint
+	decStage      = 6  // varint
+	decChannel    = 7  // string
+	decTriggerID  = 8  // string
+	decReason     = 9  // string
+	decPolicy     = 10 // string
+	decDeferredTo = 11 // time
 
 	// schemas.Contact
 	contactAt      = 1 // time
@@ -321,7 +338,103 @@ func appendEngineFields(b []byte, c *schemas.Customer) []byte {
 	if c.Unanswered != 0 {
 		b = appendIntField(b, custUnanswered, int64(c.Unanswered))
 	}
+	for i := range c.Decisions {
+		b = appendDecision(b, &c.Decisions[i])
+	}
 	return b
+}
+
+func appendDecision(b []byte, d *schemas.Decision) []byte {
+	b, at := beginNested(b, custDecision)
+	b = appendTimeField(b, decAt, d.At)
+	b = appendTimeField(b, decRecorded, d.Recorded)
+	for _, f := range [...]struct {
+		num int
+		s   string
+	}{{decAction, string(d.Action)}, {decRule, string(d.Rule)}} {
+		if f.s != "" {
+			b = appendStringField(b, f.num, f.s)
+		}
+	}
+	if d.RuleVersion != 0 {
+		b = appendIntField(b, decVersion, int64(d.RuleVersion))
+	}
+	if d.Stage != 0 {
+		b = appendIntField(b, decStage, int64(d.Stage))
+	}
+	for _, f := range [...]struct {
+		num int
+		s   string
+	}{{decChannel, string(d.Channel)}, {decTriggerID, d.TriggerID}, {decReason, d.Reason}, {decPolicy, d.Policy}} {
+		if f.s != "" {
+			b = appendStringField(b, f.num, f.s)
+		}
+	}
+	b = appendTimeField(b, decDeferredTo, d.DeferredTo)
+	return endNested(b, at)
+}
+
+// decodeDecision decodes into d, a reused slot whose old strings are hints
+// (the same rule, channel and policy names recur from entry to entry).
+func decodeDecision(b []byte, d *schemas.Decision) error {
+	old := *d
+	*d = schemas.Decision{}
+	r := reader{b: b}
+	for !r.done() {
+		f, w := r.tag()
+		if r.err != nil {
+			break
+		}
+		switch f {
+		case decAt:
+			if r.expect(w, wireBytes) {
+				d.At = r.time()
+			}
+		case decRecorded:
+			if r.expect(w, wireBytes) {
+				d.Recorded = r.time()
+			}
+		case decAction:
+			if r.expect(w, wireBytes) {
+				d.Action = schemas.DecisionAction(str(r.bytes(), string(old.Action)))
+			}
+		case decRule:
+			if r.expect(w, wireBytes) {
+				d.Rule = schemas.RuleID(str(r.bytes(), string(old.Rule)))
+			}
+		case decVersion:
+			if r.expect(w, wireVarint) {
+				d.RuleVersion = int32(r.varint())
+			}
+		case decStage:
+			if r.expect(w, wireVarint) {
+				d.Stage = int32(r.varint())
+			}
+		case decChannel:
+			if r.expect(w, wireBytes) {
+				d.Channel = schemas.Channel(str(r.bytes(), string(old.Channel)))
+			}
+		case decTriggerID:
+			if r.expect(w, wireBytes) {
+				d.TriggerID = str(r.bytes(), old.TriggerID)
+			}
+		case decReason:
+			if r.expect(w, wireBytes) {
+				d.Reason = str(r.bytes(), old.Reason)
+			}
+		case decPolicy:
+			if r.expect(w, wireBytes) {
+				d.Policy = str(r.bytes(), old.Policy)
+			}
+		case decDeferredTo:
+			if r.expect(w, wireBytes) {
+				d.DeferredTo = r.time()
+			}
+		default:
+			r.skip(w)
+		}
+	}
+	return r.err
 }
 
 func decodeContact(b []byte, ct *schemas.Contact) error {
@@ -391,9 +504,9 @@ func resetCustomer(c *schemas.Customer) {
 	optIns := c.Profile.OptIns
 	clear(optIns)
 	tx, seen, aggs, runs, marks, recent := c.Tx[:0], c.Seen[:0], c.Aggregates[:0], c.Runs[:0], c.Marks[:0], c.Recent[:0]
-	contacts := c.Contacts[:0]
+	contacts, decisions := c.Contacts[:0], c.Decisions[:0]
 	*c = schemas.Customer{ID: c.ID}
-	c.Contacts = contacts
+	c.Contacts, c.Decisions = contacts, decisions
 	c.Cart.Items = items
 	c.Spend = spend
 	c.Profile.OptIns = optIns
@@ -538,6 +651,13 @@ func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
 		case custUnanswered:
 			if r.expect(w, wireVarint) {
 				c.Unanswered = int32(r.varint())
+			}
+		case custDecision:
+			if r.expect(w, wireBytes) {
+				c.Decisions = grow(c.Decisions)
+				if v := r.bytes(); r.err == nil {
+					r.failIf(decodeDecision(v, &c.Decisions[len(c.Decisions)-1]))
+				}
 			}
 		default:
 			r.skip(w)

@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the newest testdata/customer_*.
 // newestCustomerHex is the record written by the current codec, kept so that
 // every later release is tested against it. Add a new file (and keep this
 // one) when the codec gains fields.
-const newestCustomerHex = "customer_v1_policy.hex"
+const newestCustomerHex = "customer_v1_audit.hex"
 
 // fullCustomer sets every field of schemas.Customer to a non-zero value
 // (TestFullCustomerIsFull checks that, so a field added to the type without
@@ -83,6 +83,14 @@ func fullCustomer() *schemas.Customer {
 			{At: at("2024-06-02T09:00:00Z"), Channel: "whatsapp", Rule: "birthday"},
 		},
 		Unanswered: 3,
+		Decisions: []schemas.Decision{
+			{At: at("2024-06-01T09:00:00Z"), Recorded: at("2024-06-01T09:00:01.25Z"), Action: schemas.DecisionFired,
+				Rule: "welcome", RuleVersion: 2, Stage: 1, Channel: schemas.ChannelEmail, TriggerID: "0123456789abcdef",
+				Reason: "-", Policy: "-", DeferredTo: at("2024-06-01T09:00:00Z")},
+			{At: at("2024-06-02T22:00:00Z"), Recorded: at("2024-06-02T22:00:02Z"), Action: schemas.DecisionDeferred,
+				Rule: "promo", RuleVersion: 1, Stage: 1, Channel: schemas.ChannelEmail, TriggerID: "fedcba9876543210",
+				Reason: "quiet_hours", Policy: "quiet_hours", DeferredTo: at("2024-06-03T08:00:00Z")},
+		},
 	}
 	for i := range 8 {
 		c.Cart.Items = append(c.Cart.Items, schemas.Item{
@@ -146,7 +154,7 @@ func TestCustomerRoundTrip(t *testing.T) {
 		dirty.Cart.Items[0] != small.Cart.Items[0] || dirty.Events != 1 || !dirty.FirstSeen.IsZero() ||
 		len(dirty.Tx) != 0 || len(dirty.Seen) != 0 || len(dirty.Aggregates) != 0 || dirty.RFM != (schemas.RFM{}) ||
 		len(dirty.Runs) != 0 || len(dirty.Marks) != 0 || len(dirty.Recent) != 0 || !dirty.LastPurchaseAt.IsZero() ||
-		len(dirty.Contacts) != 0 || dirty.Unanswered != 0 {
+		len(dirty.Contacts) != 0 || dirty.Unanswered != 0 || len(dirty.Decisions) != 0 {
 		t.Fatalf("decode into a used record left old data: %+v", dirty)
 	}
 
@@ -200,7 +208,7 @@ func TestCustomerRejects(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"empty":           nil,
 		"future version":  append([]byte{customerV1 + 1}, good[1:]...),
-		"truncated":       good[:len(good)-4], // the last field (unanswered, 3 bytes) and a byte of the one before
+		"truncated":       good[:len(good)-4], // inside the last field (a decision)
 		"wrong wire type": appendStringField([]byte{customerV1}, custEvents, "x"),
 		"wire type 5":     appendTag([]byte{customerV1}, 77, 5),
 	} {
@@ -217,7 +225,7 @@ func TestCustomerFormatV1(t *testing.T) {
 	want := fullCustomer()
 	want.Tx, want.LastPurchaseAt, want.Seen, want.Aggregates = nil, time.Time{}, nil, nil
 	want.RFM, want.Runs, want.Marks, want.Recent = schemas.RFM{}, nil, nil, nil
-	want.Contacts, want.Unanswered = nil, 0
+	want.Contacts, want.Unanswered, want.Decisions = nil, 0, nil
 	got := &schemas.Customer{ID: want.ID}
 	if err := decodeCustomer(readHex(t, "customer_v1.hex", false), got); err != nil {
 		t.Fatal(err)
@@ -231,7 +239,7 @@ func TestCustomerFormatV1(t *testing.T) {
 // added the rules engine's fields (same version byte, new field numbers).
 func TestCustomerFormatV1Rules(t *testing.T) {
 	want := fullCustomer()
-	want.Contacts, want.Unanswered = nil, 0
+	want.Contacts, want.Unanswered, want.Decisions = nil, 0, nil
 	got := &schemas.Customer{ID: want.ID}
 	if err := decodeCustomer(readHex(t, "customer_v1_rules.hex", false), got); err != nil {
 		t.Fatal(err)
@@ -245,12 +253,26 @@ func TestCustomerFormatV1Rules(t *testing.T) {
 // added the contact policy's fields (contact history, unanswered count).
 func TestCustomerFormatV1Policy(t *testing.T) {
 	want := fullCustomer()
+	want.Decisions = nil
+	got := &schemas.Customer{ID: want.ID}
+	if err := decodeCustomer(readHex(t, "customer_v1_policy.hex", false), got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("v1 record with policy fields:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestCustomerFormatV1Audit decodes a record written by the release that
+// added the audit trail (field 19, the decisions).
+func TestCustomerFormatV1Audit(t *testing.T) {
+	want := fullCustomer()
 	got := &schemas.Customer{ID: want.ID}
 	if err := decodeCustomer(readHex(t, newestCustomerHex, *update), got); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("v1 record with policy fields:\n got %+v\nwant %+v", got, want)
+		t.Fatalf("v1 record with the audit trail:\n got %+v\nwant %+v", got, want)
 	}
 }
 

@@ -106,7 +106,8 @@
 //	| changelog key                 | value                                       |
 //	|-------------------------------|---------------------------------------------|
 //	| 'c' <customer ID>             | customer record; tombstone = erased         |
-//	| 'r' <esc(customer)> <ID>      | timer record; tombstone = cancelled/fired   |
+//	| 'r' <esc(customer)> <ID>      | timer record; tombstone = cancelled/fired/  |
+//	|                               | erased                                      |
 //	| 'h' <input> <offset>          | held record; tombstone = released           |
 //	| 'm' "offsets"                 | offsets record with changelog offset -1     |
 //
@@ -148,4 +149,20 @@
 // worker: it takes no locks, and its batch state (cache, buffers) is reused
 // from batch to batch. Customer pointers and Changes buffers are valid until
 // the next Commit or Abort.
+//
+// Others read through the Store, never through a Partition: ReadCustomer
+// (the admin API) and ScanPartition (verification) read the committed state
+// from a Pebble snapshot, which sees whole batches only, so they never race
+// the worker and never see a batch that may still abort.
+//
+// # Erasure
+//
+// Partition.Erase removes a customer's record (with everything in it: the
+// profile, counters, marks, contact history and the audit trail of
+// decisions) and every timer key of the customer, pending or not (a
+// deferred trigger lives in its timer), and reports a tombstone for each
+// to the changelog. A restore deletes a timer's reverse key on a tombstone
+// (a batch only empties it, see Key layout), so a store that catches up
+// through an erase, or is restored from scratch, keeps no key with the
+// customer's ID.
 package state

@@ -129,6 +129,7 @@ type timerEntry struct {
 	due     uint64 // encoded due time, if pending
 	val     span   // encoded timer, if pending
 	erase   bool   // delete the reverse entry instead of unsetting it
+	stored  bool   // erase found the reverse entry in Pebble (maybe empty)
 }
 
 func newPartition(s *Store, num int32) *Partition {
@@ -328,6 +329,15 @@ func (p *Partition) newCustomer() *schemas.Customer {
 // Erase deletes the customer's record and all of its timers (a profile
 // erasure), leaving no key with the customer's ID. A later Customer(id) in
 // the same batch starts a new record.
+//
+// What the customer record held goes with it: profile, cart, counters,
+// marks (once-only and dedupe), contact history, runs and the audit trail.
+// Timers go too, deferred triggers included (a deferred trigger lives in its
+// timer). Changes reports a tombstone for the record and for every reverse
+// timer key stored, a not-pending one too (empty value), so that a restore
+// into a store that still has the key (a stale local copy of the
+// partition) deletes it as well. Held input records are not the customer's
+// state: they are later input, still to be processed, keyed by offset.
 func (p *Partition) Erase(id schemas.CustomerID) error {
 	if err := p.check("Erase"); err != nil {
 		return err
@@ -352,7 +362,8 @@ func (p *Partition) Erase(id schemas.CustomerID) error {
 		return fmt.Errorf("state: partition %d: erase %q: %w", p.num, id, err)
 	}
 	for valid := it.First(); valid; valid = it.Next() {
-		if _, ok := p.timerIdx[string(it.Key()[partLen+1:])]; ok {
+		if i, ok := p.timerIdx[string(it.Key()[partLen+1:])]; ok {
+			p.timers[i].stored = true
 			continue
 		}
 		due, found, err := parseReverse(it.Value())
@@ -360,7 +371,7 @@ func (p *Partition) Erase(id schemas.CustomerID) error {
 			it.Close()
 			return fmt.Errorf("state: partition %d: erase %q: %w", p.num, id, err)
 		}
-		p.addTimer(it.Key(), found, due)
+		p.addTimer(it.Key(), found, due).stored = true
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return fmt.Errorf("state: partition %d: erase %q: %w", p.num, id, err)
@@ -472,7 +483,7 @@ func (p *Partition) Changes(fn func(key, value []byte) error) error {
 		switch {
 		case e.pending:
 			v = p.bytes(e.val)
-		case !e.existed:
+		case !e.existed && !(e.erase && e.stored):
 			continue // born and gone in this batch, or never there
 		}
 		if err := fn(p.bytes(e.key)[partLen:], v); err != nil {

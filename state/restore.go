@@ -104,7 +104,12 @@ func (p *Partition) applyTimer(key, value []byte) error {
 		return err
 	}
 	if len(value) == 0 {
+		// Deleted for real, not unset as a batch does (see
+		// writeTimers): a restore writes each key once, so the memtable
+		// cost that unsetting avoids does not arise, and an erased
+		// customer's reverse keys must not stay behind with its ID.
 		p.unset(e)
+		e.erase = true
 		return nil
 	}
 	var t schemas.Timer
