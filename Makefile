@@ -6,14 +6,16 @@
 #               Maven Central by test/kafka/broker.sh)
 #   make test-deploy  the Helm chart, manifests, alert rules and dashboard
 #   make bench  micro-benchmarks (state, schemas, rules), then the Kafka
-#               benchmarks (test/bench) on a real broker; BENCH=regexp picks
+#               benchmarks (test/bench) on a real broker and kfake, with the
+#               goka peer; BENCH=regexp picks
+#   make bench-quick  the workload benchmark's table at small sizes (< 2 min)
 
 GO        ?= go
 DEMO_ARGS ?= --duration 60s
 FUZZTIME  ?= 5s
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /test/)
 
-.PHONY: all build demo test bench bench-kafka test-unit test-fuzz test-e2e test-e2e-kfake test-kafka test-system test-deploy kafka-run vet clean
+.PHONY: all build demo test bench bench-kafka bench-quick test-unit test-fuzz test-e2e test-e2e-kfake test-kafka test-system test-deploy kafka-run vet clean
 
 all: build
 
@@ -82,12 +84,27 @@ bench:
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -count=1 ./state/ ./schemas/ ./rules/...
 	@$(MAKE) --no-print-directory bench-kafka
 
+# BenchmarkWorkload's sizes (test/bench/settings_test.go): the issue's
+# 1,000,000 customers; a 2,000,000-event backlog; BENCH_STATE_CUSTOMERS
+# customers with one pending timer each seeded into the changelog (restore
+# rate, pending timers, peak RSS). Override any of them on the command line.
+BENCH_SIZES ?= BENCH_CUSTOMERS=1000000 BENCH_EVENTS=2000000 BENCH_STATE_CUSTOMERS=2000000 BENCH_LIVE=30s
 bench-kafka:
 	@set -e; \
 	addr=$$(test/kafka/broker.sh start); \
 	trap 'test/kafka/broker.sh stop' EXIT; \
 	echo "real Kafka broker at $$addr"; \
-	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=1x -benchmem -count=1 -timeout 60m ./test/bench/...
+	env $(BENCH_SIZES) TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=1x -benchmem -count=1 -timeout 120m ./test/bench/...
+
+# The workload table at small sizes, on the real broker and kfake, with the
+# goka peer: a smoke run of the whole benchmark, not figures to quote.
+bench-quick:
+	@set -e; \
+	addr=$$(test/kafka/broker.sh start); \
+	trap 'test/kafka/broker.sh stop' EXIT; \
+	echo "real Kafka broker at $$addr"; \
+	BENCH_CUSTOMERS=20000 BENCH_EVENTS=40000 BENCH_STATE_CUSTOMERS=20000 BENCH_LIVE=5s BENCH_WARMUP=2s \
+	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -run='^$$' -bench='^BenchmarkWorkload$$' -benchtime=1x -count=1 -timeout 10m ./test/bench/
 
 clean:
 	rm -rf bin

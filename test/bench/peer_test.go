@@ -56,7 +56,10 @@ func runPeer(b *testing.B, s settings, k *cluster, registryURL string, in inputs
 		"-triggers", triggers, "-delay", delay, "-checks", checks, "-registry", registryURL,
 		"-dir", filepath.Join(dir, "state"))
 	defer p.stop(b)
-	d := drain(b, k, group, []string{in.topics.Clickstream, in.topics.Transactions, in.topics.Profiles}, p.cpu, p.exited, 60*time.Minute)
+	// goka has no restore to wait for on a fresh group: the first sample
+	// is taken once its consumer group has committed something.
+	waitCommitted(b, k, group, p.exited)
+	d := drain(b, k, group, in.ends, p.cpu, p.exited, 60*time.Minute)
 	r.events = d.events
 	r.eventsPerSec = float64(d.events) / d.seconds
 	r.cpuPerEvent = float64(d.cpu.Microseconds()) / float64(max(d.events, 1))
@@ -64,4 +67,23 @@ func runPeer(b *testing.B, s settings, k *cluster, registryURL string, in inputs
 	r.note = fmt.Sprintf("at-least-once (sarama consumer group, 1 s offset commits), no contact policy, no other rules; timers: delay stream + in-memory heap + ticker emitter")
 	b.Logf("%s goka: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event", k.name, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent)
 	return r
+}
+
+// waitCommitted waits until group has committed an offset.
+func waitCommitted(b *testing.B, k *cluster, group string, alive func() error) {
+	adm := kadm.NewClient(k.client(b))
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		if err := alive(); err != nil {
+			b.Fatalf("peer died: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		committed, err := adm.FetchOffsets(ctx, group)
+		cancel()
+		if err == nil && len(committed) > 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatalf("peer group %s committed nothing within 5 minutes", group)
 }

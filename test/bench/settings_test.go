@@ -13,17 +13,17 @@ import (
 // make bench-quick set them; the defaults are the sizes where this
 // 2-core machine can hold them).
 type settings struct {
-	clusters       []string // BENCH_CLUSTERS: real,kfake
-	modes          []string // BENCH_MODES: exactly_once,at_least_once
-	partitions     int32    // BENCH_PARTITIONS
-	customers      int      // BENCH_CUSTOMERS: customers the workload draws from
-	events         int      // BENCH_EVENTS: backlog drained for events/s and CPU
+	clusters   []string // BENCH_CLUSTERS: real,kfake
+	modes      []string // BENCH_MODES: exactly_once,at_least_once
+	partitions int32    // BENCH_PARTITIONS
+	customers  int      // BENCH_CUSTOMERS: customers the workload draws from
+	events     int      // BENCH_EVENTS: backlog drained for events/s and CPU
 	// span is the event time the backlog covers (BENCH_SPAN, up to now).
 	// With 90 min and the 1 h cart delay, the backlog's cart timers fall
 	// due from 30 min before its end to 1 h after: some fire while it is
 	// drained, the rest during the live phase, where their fire lag is
 	// measured.
-	span time.Duration
+	span           time.Duration
 	stateCustomers int // BENCH_STATE_CUSTOMERS: customers (one pending timer each) seeded into the changelog
 	live           time.Duration
 	warmup         time.Duration
