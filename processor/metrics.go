@@ -24,6 +24,7 @@ type metrics struct {
 	changelogRepairs prometheus.Counter
 	duplicates       *prometheus.CounterVec // topic
 	evalErrors       prometheus.Counter
+	erasures         prometheus.Counter
 	rulesReloads     *prometheus.CounterVec // result: applied, rejected
 	watermarkLag     *prometheus.GaugeVec   // partition
 	inputLost        *prometheus.CounterVec // topic, partition
@@ -79,6 +80,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triggerd_input_duplicates_total", Help: "Input events skipped as duplicates (an event ID seen within the dedupe window), by topic.",
 		}, []string{"topic"}),
+		erasures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triggerd_erasures_total", Help: "Customers erased (profile_erase events committed), each with an erased record on the trigger topic.",
+		}),
 		evalErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "triggerd_rules_eval_errors_total", Help: "Rule expressions that failed at run time and counted as false (the log has examples).",
 		}),
@@ -111,7 +115,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.policy.byReason = map[string]int64{}
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
-			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.rulesReloads, m.watermarkLag,
+			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
 			m.suppressions, m.deferrals)
 	}
 	return m

@@ -91,6 +91,7 @@ type Stats struct {
 	deadLetters atomic.Int64
 	triggers    atomic.Int64
 	pending     atomic.Int64
+	erasures    atomic.Int64
 	mu          sync.Mutex
 	byKind      map[string]int64
 }
@@ -98,6 +99,7 @@ type Stats struct {
 // StatsSnapshot is a copy of Stats.
 type StatsSnapshot struct {
 	Events, DeadLetters, Triggers, PendingTimers int64
+	Erasures                                     int64 // customers erased (not in Triggers)
 	TriggersByKind                               map[string]int64
 }
 
@@ -172,7 +174,7 @@ func (p *Processor) Stats() StatsSnapshot {
 	s.mu.Unlock()
 	return StatsSnapshot{
 		Events: s.events.Load(), DeadLetters: s.deadLetters.Load(), Triggers: s.triggers.Load(),
-		PendingTimers: s.pending.Load(), TriggersByKind: kinds,
+		PendingTimers: s.pending.Load(), Erasures: s.erasures.Load(), TriggersByKind: kinds,
 	}
 }
 

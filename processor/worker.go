@@ -90,6 +90,7 @@ type worker struct {
 	// Per cycle.
 	timersFired  int
 	evalErrors   int // expression errors logged this cycle
+	erased       int // customers erased this cycle, counted at commit
 	emitted      []emitted
 	suppressed   []suppressed // the contact policy's records, counted at commit
 	chlogLast    atomic.Int64 // offset of the last changelog record produced; written by promises
@@ -282,6 +283,7 @@ func (w *worker) cycle(now time.Time) {
 func (w *worker) runCycle(now time.Time) error {
 	w.timersFired = 0
 	w.evalErrors = 0
+	w.erased = 0
 	w.emitted = w.emitted[:0]
 	w.suppressed = w.suppressed[:0]
 	w.chlogLast.Store(-1)
@@ -434,7 +436,7 @@ func (w *worker) fireUpTo(now, wm time.Time) error {
 				w.log.Info("trace timer", zap.String("customer", string(t.Customer)), zap.Time("due", t.Due), zap.Time("wm", wm),
 					zap.Int32("stage", t.Stage), zap.String("occurrence", t.Occurrence), zap.Int("timers", j-i), zap.Int("emit", len(w.actions.Emit)))
 			}
-			if err := w.apply(now); err != nil {
+			if err := w.apply(c, now); err != nil {
 				return err
 			}
 			for ; i < j; i++ {
@@ -473,6 +475,11 @@ func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 		w.deadLetter(in, r, "absurd_timestamp", "event time "+ev.Time.Format(time.RFC3339)+" is outside the accepted range", now)
 		return nil
 	}
+	if ev.Type == schemas.ProfileErase && in.source == schemas.SourceProfile {
+		// Before the catalogue check: an erase is never dead-lettered
+		// for want of a line in the rules file.
+		return w.erase(ev, now)
+	}
 	rs := w.p.Rules()
 	if !rs.Accepts(ev.Type) {
 		w.deadLetter(in, r, "unknown_type", "event type "+strconv.Quote(string(ev.Type))+" is not in the rules file's events catalogue", now)
@@ -499,12 +506,17 @@ func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 			zap.String("type", string(ev.Type)), zap.Time("at", ev.Time), zap.Int64("offset", r.Offset),
 			zap.Int("cancel", len(w.actions.Cancel)), zap.Int("schedule", len(w.actions.Schedule)), zap.Int("cart", len(c.Cart.Items)))
 	}
-	return w.apply(now)
+	return w.apply(c, now)
 }
 
 // logEvalErrors logs the expression errors of the last evaluation, at most
 // a few per cycle: a rule that fails for every customer must not flood the
 // log (the rule author finds the cause with "triggerd rules test").
+//
+// CEL's error text can quote the values it failed on (a conversion error
+// names the string it could not convert: a customer attribute), so the
+// warning names only the rule and which of its expressions failed; the
+// error itself and the customer ID go to the debug level.
 func (w *worker) logEvalErrors(c schemas.CustomerID) {
 	w.p.m.evalErrors.Add(float64(len(w.actions.Errors)))
 	for _, err := range w.actions.Errors {
@@ -512,13 +524,24 @@ func (w *worker) logEvalErrors(c schemas.CustomerID) {
 			return
 		}
 		w.evalErrors++
-		w.log.Warn("rule expression failed; it counted as false", zap.String("customer_id", string(c)), zap.Error(err))
+		var ee *rules.EvalError
+		if errors.As(err, &ee) {
+			w.log.Warn("rule expression failed; it counted as false (the detail is logged at debug level)",
+				zap.String("rule_id", string(ee.Rule)), zap.String("expression", ee.Expression))
+		} else {
+			w.log.Warn("rule expression failed; it counted as false (the detail is logged at debug level)")
+		}
+		if w.log.Core().Enabled(zap.DebugLevel) {
+			w.log.Debug("rule expression failed", zap.String("customer_id", string(c)), zap.Error(err))
+		}
 	}
 }
 
-// apply carries out the rules' actions: cancel, schedule (deferred triggers
-// too), emit, and write the contact policy's suppressions.
-func (w *worker) apply(now time.Time) error {
+// apply carries out the rules' actions for customer c: cancel, schedule
+// (deferred triggers too), emit, write the contact policy's suppressions,
+// and record the decisions in c's audit trail.
+func (w *worker) apply(c *schemas.Customer, now time.Time) error {
+	recordDecisions(c, &w.actions, now)
 	a := &w.actions
 	for _, ref := range a.Cancel {
 		if err := w.part.Cancel(ref.Customer, ref.ID); err != nil {
@@ -585,6 +608,11 @@ func (w *worker) commit() error {
 	}
 	w.p.m.timersPend.WithLabelValues(strconv.Itoa(int(w.id))).Set(float64(w.part.PendingTimers()))
 	w.countSuppressed()
+	if w.erased > 0 {
+		w.p.m.erasures.Add(float64(w.erased))
+		w.p.stats.erasures.Add(int64(w.erased))
+		w.erased = 0
+	}
 	return nil
 }
 

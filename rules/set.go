@@ -466,7 +466,7 @@ func stringify(v ref.Val) string {
 
 func (st *evalState) fail(r schemas.RuleID, what string, err error) {
 	if len(st.a.Errors) < 16 {
-		st.a.Errors = append(st.a.Errors, fmt.Errorf("rules: rule %s, %s: %w", r, what, err))
+		st.a.Errors = append(st.a.Errors, &EvalError{Rule: r, Expression: what, Err: err})
 	}
 }
 

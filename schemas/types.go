@@ -43,6 +43,10 @@ const (
 // empty.
 const KindErased = "erased"
 
+// EraseRule is the rule ID of an erased record. Rule IDs of a rules file
+// cannot contain a dot, so it never names a real rule.
+const EraseRule RuleID = "triggerd.erase"
+
 // RuleID names a rule. Once-only marks belong to the rule ID, not its version.
 type RuleID string
 
