@@ -22,7 +22,14 @@ import (
 // A partition that moves is taken from its owner in one rebalance and given
 // to its new owner in the next (BalancePlan.AdjustCooperative), so no
 // partition number is ever owned by two members at once.
-type copartitionedBalancer struct{}
+//
+// It also carries this member's advertisement (userData, see owner.go) in
+// the metadata every member sends when it joins, which DescribeGroups
+// returns to anyone who asks: that is how instances find each other's admin
+// address without a membership protocol of their own.
+type copartitionedBalancer struct {
+	userData []byte
+}
 
 // copartitionedProtocol is the group protocol name. Every member must offer
 // it for the group to use it; see Balancers in processor.go for rolling
@@ -32,10 +39,11 @@ const copartitionedProtocol = "triggerd-copartitioned"
 func (copartitionedBalancer) ProtocolName() string { return copartitionedProtocol }
 func (copartitionedBalancer) IsCooperative() bool  { return true }
 
-func (copartitionedBalancer) JoinGroupMetadata(topics []string, owned map[string][]int32, generation int32) []byte {
+func (b copartitionedBalancer) JoinGroupMetadata(topics []string, owned map[string][]int32, generation int32) []byte {
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Version = 3
 	meta.Topics = topics
+	meta.UserData = b.userData
 	meta.Generation = generation
 	for _, t := range slices.Sorted(maps.Keys(owned)) {
 		op := kmsg.NewConsumerMemberMetadataOwnedPartition()

@@ -40,6 +40,11 @@ type Options struct {
 	// logged at info level, with a check of the consumer positions before
 	// each End. For diagnosing tests; never set in production.
 	Trace string
+	// AdminAddress, if set, is the address (a URL) other instances and
+	// clients reach this instance's admin API at. It is advertised in the
+	// group member metadata, so that any instance can redirect a request
+	// for a customer to the instance that owns it (owner.go).
+	AdminAddress string
 }
 
 // Processor runs the pipeline. Create it with New, run it with Run.
@@ -82,6 +87,17 @@ type Processor struct {
 	// commitCount counts committed transactions, so that Run can tell a
 	// session that worked for a while from one that never did.
 	commitCount atomic.Int64
+
+	// For the admin API (owner.go), read from its goroutines.
+	adminAddr  string
+	partitions atomic.Int32 // the input partition count, once known
+	serving    struct {
+		sync.Mutex
+		parts map[int32]bool // partitions with a restored worker
+	}
+	sideMu  sync.Mutex
+	side    *side // the admin's Kafka client, while running
+	running bool
 }
 
 // Stats are running totals for the demo and tests. Counters only include
@@ -132,6 +148,7 @@ func New(cfg Config, o Options) (*Processor, error) {
 		m: newMetrics(o.Registerer), registry: o.Registry, workers: map[int32]*worker{},
 	}
 	p.trace = o.Trace
+	p.adminAddr = o.AdminAddress
 	p.rules.Store(o.Rules)
 	p.kprom = kprom.NewMetrics("triggerd", kprom.Registerer(registererOrNew(o.Registerer)))
 	p.stats.byKind = map[string]int64{}
@@ -190,6 +207,8 @@ func (p *Processor) Stats() StatsSnapshot {
 // gives up after maxSessionFailures new sessions in a row that committed
 // nothing.
 func (p *Processor) Run(ctx context.Context) error {
+	p.setRunning(true)
+	defer p.setRunning(false)
 	for failures := 0; ; {
 		committedBefore := p.commitCount.Load()
 		err := p.run(ctx)
@@ -258,6 +277,7 @@ func (e *sessionError) Unwrap() error { return e.err }
 // partition it is assigned from the changelog.
 func (p *Processor) resetSession() {
 	p.ready.Store(false)
+	p.clearServing()
 	clear(p.workers)
 	a := &p.assignment
 	a.Lock()
@@ -290,7 +310,7 @@ func (p *Processor) run(ctx context.Context) error {
 		// so that a rolling upgrade from a release that offered only
 		// range keeps a protocol every member supports until the last
 		// member is upgraded.
-		kgo.Balancers(copartitionedBalancer{}, kgo.RangeBalancer()),
+		kgo.Balancers(copartitionedBalancer{userData: encodeUserData(p.adminAddr)}, kgo.RangeBalancer()),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(p.cfg.SessionTimeout),
 		kgo.RecordPartitioner(newPartitioner(p.cfg.Topics.Changelog)),
@@ -312,6 +332,7 @@ func (p *Processor) run(ctx context.Context) error {
 	}
 	defer func() {
 		p.ready.Store(false)
+		p.clearServing()
 		if p.sess != nil {
 			p.sess.Close()
 		} else {
@@ -387,6 +408,7 @@ func (p *Processor) prepare(ctx context.Context, base []kgo.Opt) error {
 		return err
 	}
 	p.nparts = n
+	p.partitions.Store(n)
 	enc, err := schemas.NewTriggerEncoder(ctx, p.cfg.Encodings.Triggers, p.registry, p.cfg.Topics.Triggers+"-value")
 	if err != nil {
 		return fmt.Errorf("processor: trigger encoder: %w", err)
@@ -776,6 +798,7 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 	}
 	for part := range p.workers {
 		if !wantSet[part] {
+			p.setServing(part, false)
 			delete(p.workers, part)
 			p.log.Info("partition revoked", zap.Int32("partition", part))
 		}
@@ -805,6 +828,7 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 			}
 		}
 		p.workers[part] = w
+		p.setServing(part, true)
 		p.log.Info("partition assigned", zap.Int32("partition", part), zap.Int64("pending_timers", sp.PendingTimers()))
 	}
 	p.updatePending()
