@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"strconv"
@@ -27,7 +28,39 @@ type Config struct {
 	State StateConfig      `yaml:"state"`
 	Rules RulesConfig      `yaml:"rules"`
 	Ops   OpsConfig        `yaml:"ops"`
+	Admin AdminConfig      `yaml:"admin"`
 	Log   LogConfig        `yaml:"log"`
+}
+
+// AdminConfig is the admin API (processor/admin): inspect, explain and
+// erase customers. Off unless Addr is set.
+type AdminConfig struct {
+	Addr string `yaml:"addr"` // listen address, e.g. ":9465"; "" disables the API
+	// Advertise is the URL other instances redirect clients to for the
+	// customers this instance owns; default: http://<host name>:<port of
+	// addr> (or addr's host when it names one).
+	Advertise string `yaml:"advertise"`
+	// Token is the bearer token every request must carry (required with
+	// addr; set it with TRIGGERD_ADMIN_TOKEN from a secret).
+	Token string `yaml:"token"`
+	// AllowWrites enables erase; otherwise the API is read-only.
+	AllowWrites bool `yaml:"allow_writes"`
+}
+
+func (a AdminConfig) validate() error {
+	var errs []error
+	if a.Addr != "" {
+		if a.Token == "" {
+			errs = append(errs, errors.New("config: admin.token is required when admin.addr is set (the admin API serves customer data)"))
+		}
+		if _, _, err := net.SplitHostPort(a.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("config: admin.addr %q is not host:port", a.Addr))
+		}
+	}
+	if a.Advertise != "" && !strings.HasPrefix(a.Advertise, "http://") && !strings.HasPrefix(a.Advertise, "https://") {
+		errs = append(errs, fmt.Errorf("config: admin.advertise %q is not an http:// or https:// URL", a.Advertise))
+	}
+	return errors.Join(errs...)
 }
 
 // StateConfig locates the local state.
@@ -97,6 +130,23 @@ func (c *Config) stateConfig() state.Config {
 	return sc
 }
 
+// loadAdminConfig reads only what the state CLI needs (the admin section)
+// from path and the environment, without validating the rest.
+func loadAdminConfig(path string, environ []string) (AdminConfig, error) {
+	cfg := defaultConfig()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg.Admin, fmt.Errorf("config: %w", err)
+		}
+		if err := yaml.Unmarshal(data, &cfg); err != nil {
+			return cfg.Admin, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	_ = applyEnv(&cfg, environ) // settings of other sections do not matter here
+	return cfg.Admin, nil
+}
+
 // loadConfig reads path (if not empty) over the defaults, applies the
 // environment, and validates. Every problem is reported at once.
 func loadConfig(path string, environ []string) (Config, error) {
@@ -125,7 +175,7 @@ func loadConfig(path string, environ []string) (Config, error) {
 
 func (c *Config) validate() error {
 	var errs []error
-	errs = append(errs, c.Kafka.Validate(), c.stateConfig().Validate(), c.Rules.validate())
+	errs = append(errs, c.Kafka.Validate(), c.stateConfig().Validate(), c.Rules.validate(), c.Admin.validate())
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -94,3 +94,22 @@ func TestEnvOverrides(t *testing.T) {
 		t.Error("idle_advance not overridden")
 	}
 }
+
+// An admin API with an address but no token would serve customer data to
+// anyone: the configuration is refused.
+func TestAdminConfigNeedsToken(t *testing.T) {
+	_, err := loadConfig("", []string{"TRIGGERD_ADMIN_ADDR=127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), "admin.token is required") {
+		t.Fatalf("admin without a token: %v", err)
+	}
+	cfg, err := loadConfig("", []string{"TRIGGERD_ADMIN_ADDR=127.0.0.1:9465", "TRIGGERD_ADMIN_TOKEN=s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Admin.advertised(); got != "http://127.0.0.1:9465" {
+		t.Fatalf("advertised %q", got)
+	}
+	if cfg.Admin.AllowWrites {
+		t.Fatal("writes allowed by default")
+	}
+}

@@ -3,6 +3,7 @@
 //	triggerd run --config FILE   process against a Kafka cluster
 //	triggerd demo [--duration D] an in-process Kafka, traffic and the processor
 //	triggerd rules check|test|vars|example   tooling for rule authors
+//	triggerd state get|explain|erase ID      a customer, through the admin API
 //	triggerd version
 package main
 
@@ -25,6 +26,7 @@ Usage:
   triggerd rules check FILE       validate a rules file: every error with its line and column
   triggerd rules test FILE SCRIPT...  run rule scripts (events, a virtual clock, expected triggers)
   triggerd rules vars             the variables rule expressions can use
+  triggerd state get|explain|erase ID   a customer through a running instance's admin API
   triggerd version
 
 Configuration: a YAML file (see deploy/config.example.yaml); every setting can
@@ -49,6 +51,8 @@ func main() {
 		err = demoCmd(ctx, os.Args[2:])
 	case "rules":
 		os.Exit(rulesCmd(os.Args[2:], os.Stdout, os.Stderr))
+	case "state":
+		err = stateCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println("triggerd", version)
 	case "-h", "--help", "help":

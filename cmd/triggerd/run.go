@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -20,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/processor/admin"
 	"github.com/triggerd/triggerd/rules"
 	"github.com/triggerd/triggerd/schemas"
 	"github.com/triggerd/triggerd/state"
@@ -83,10 +85,33 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 	}
 	proc, err := processor.New(cfg.Kafka, processor.Options{
 		Logger: log, Registerer: reg, Store: store, Rules: rs, Registry: registry, Failpoint: fp,
-		Trace: os.Getenv(traceEnv),
+		Trace: os.Getenv(traceEnv), AdminAddress: cfg.Admin.advertised(),
 	})
 	if err != nil {
 		return err
+	}
+	if cfg.Admin.Addr != "" {
+		api, err := admin.New(proc, store, admin.Config{Token: cfg.Admin.Token, AllowWrites: cfg.Admin.AllowWrites}, log.Named("admin"))
+		if err != nil {
+			return err
+		}
+		srv := api.NewHTTPServer(cfg.Admin.Addr)
+		ln, err := net.Listen("tcp", cfg.Admin.Addr)
+		if err != nil {
+			return fmt.Errorf("admin API: %w", err)
+		}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin server", zap.Error(err))
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		log.Info("admin API listening", zap.String("addr", cfg.Admin.Addr), zap.String("advertise", cfg.Admin.advertised()),
+			zap.Bool("allow_writes", cfg.Admin.AllowWrites))
 	}
 	if hook != nil {
 		hook(proc)
