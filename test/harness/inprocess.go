@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/sr"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/triggerd/triggerd/processor"
@@ -30,6 +31,15 @@ func CartRules(t testing.TB) *rules.Set {
 // test ends.
 func RunProcessor(t testing.TB, cfg processor.Config, rs *rules.Set, reg *sr.Client) *processor.Processor {
 	t.Helper()
+	proc, _ := StartProcessor(t, cfg, rs, reg, processor.Options{})
+	return proc
+}
+
+// StartProcessor is RunProcessor with more options (o's logger, store,
+// rules and registry are set here) and the processor's state store, which
+// stays open until the processor has stopped at the end of the test.
+func StartProcessor(t testing.TB, cfg processor.Config, rs *rules.Set, reg *sr.Client, o processor.Options) (*processor.Processor, *state.Store) {
+	t.Helper()
 	sc := state.DefaultConfig()
 	sc.Dir = "state"
 	sc.FS = vfs.NewMem()
@@ -37,7 +47,8 @@ func RunProcessor(t testing.TB, cfg processor.Config, rs *rules.Set, reg *sr.Cli
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Store: store, Rules: rs, Registry: reg})
+	o.Logger, o.Store, o.Rules, o.Registry = zaptest.NewLogger(t).With(zap.String("instance", cfg.InstanceID)), store, rs, reg
+	proc, err := processor.New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +69,7 @@ func RunProcessor(t testing.TB, cfg processor.Config, rs *rules.Set, reg *sr.Cli
 			t.Errorf("closing state: %v", err)
 		}
 	})
-	return proc
+	return proc, store
 }
 
 // WaitEvents waits until the processor has committed n input events.
