@@ -513,8 +513,8 @@ func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 // a few per cycle: a rule that fails for every customer must not flood the
 // log (the rule author finds the cause with "triggerd rules test").
 //
-// CEL's error text can quote the values it failed on (a conversion error
-// names the string it could not convert: a customer attribute), so the
+// CEL's error text can quote the values it failed on (timestamp() quotes
+// the string it could not parse: an event or customer attribute), so the
 // warning names only the rule and which of its expressions failed; the
 // error itself and the customer ID go to the debug level.
 func (w *worker) logEvalErrors(c schemas.CustomerID) {

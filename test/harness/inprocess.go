@@ -47,7 +47,10 @@ func StartProcessor(t testing.TB, cfg processor.Config, rs *rules.Set, reg *sr.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Logger, o.Store, o.Rules, o.Registry = zaptest.NewLogger(t).With(zap.String("instance", cfg.InstanceID)), store, rs, reg
+	if o.Logger == nil {
+		o.Logger = zaptest.NewLogger(t).With(zap.String("instance", cfg.InstanceID))
+	}
+	o.Store, o.Rules, o.Registry = store, rs, reg
 	proc, err := processor.New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
