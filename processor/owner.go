@@ -102,6 +102,9 @@ func murmur2(b []byte) uint32 {
 // has checked the topics.
 func (p *Processor) Partitions() int32 { return p.partitions.Load() }
 
+// ProfilesTopic is the profile input topic (where erase events go).
+func (p *Processor) ProfilesTopic() string { return p.cfg.Topics.Profiles }
+
 // InstanceID is the processor's group instance ID.
 func (p *Processor) InstanceID() string { return p.cfg.InstanceID }
 
