@@ -15,8 +15,9 @@ import (
 // dead letters and changelog records, waits until every one is acknowledged,
 // then applies the workers' Pebble batches (state and input offsets
 // together), then commits the consumed offsets to the group. Pebble, not the
-// group, says where each input resumes: on assignment a worker seeks its
-// inputs to the offsets its state holds (restored from the changelog first).
+// group, says where each input resumes: the group's offsets may be behind
+// the state's (restored from the changelog first), and a worker skips the
+// records its state already holds (worker.runCycle).
 //
 // What a crash costs:
 //   - before every record was acknowledged: the records that did reach

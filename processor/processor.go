@@ -461,9 +461,6 @@ func (p *Processor) runCycle(ctx context.Context) error {
 			return
 		}
 		w := p.workers[fp.Partition]
-		if w != nil && w.skipPoll {
-			return
-		}
 		if w == nil {
 			// Cannot happen while rebalances are blocked; if it
 			// does, the records are not lost: the transaction
@@ -494,9 +491,6 @@ func (p *Processor) runCycle(ctx context.Context) error {
 	})
 	if fatal != nil {
 		return fatal
-	}
-	for _, w := range p.workers {
-		w.skipPoll = false
 	}
 	now := p.clock()
 	p.refreshIdle(ctx, now)
@@ -818,14 +812,6 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 		w, err := newWorker(p, part, sp)
 		if err != nil {
 			return err
-		}
-		if p.sess == nil {
-			// At-least-once: the state, not the group, says where
-			// the inputs resume; this poll's records for the
-			// partition came from the group's offsets.
-			if w.skipPoll, err = p.seekToState(w); err != nil {
-				return err
-			}
 		}
 		p.workers[part] = w
 		p.setServing(part, true)

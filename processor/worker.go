@@ -83,9 +83,6 @@ type worker struct {
 	// (the timer was cancelled), never too late.
 	nextDue time.Time
 	hasDue  bool
-	// skipPoll drops this poll's records of a partition just assigned in
-	// at-least-once mode: its inputs were moved to the state's offsets.
-	skipPoll bool
 
 	// Per cycle.
 	timersFired  int
@@ -292,6 +289,21 @@ func (w *worker) runCycle(now time.Time) error {
 		in := &w.inputs[i]
 		if len(in.recs) == 0 {
 			continue
+		}
+		if w.p.sess == nil && in.next >= 0 {
+			// At-least-once: the group's offsets are committed after the
+			// state is applied, so after a crash in between they are
+			// behind the state's (restored from the changelog): the
+			// records the state already holds are skipped here, never
+			// applied twice. (SetOffsets cannot do it: kgo ignores it for
+			// a partition not yet returned by a poll.)
+			k := 0
+			for k < len(in.recs) && in.recs[k].Offset < in.next {
+				k++
+			}
+			if in.recs = in.recs[k:]; len(in.recs) == 0 {
+				continue
+			}
 		}
 		w.checkLost(in)
 		for _, r := range in.recs {
