@@ -128,6 +128,7 @@ if helm=$(gotool helm helm.sh/helm/v3/cmd/helm "$helm_version"); then
 	refuse "terminationGracePeriodSeconds shorter than the transaction timeout" --set terminationGracePeriodSeconds=30
 	refuse "sasl.mechanism without credentials" --set sasl.mechanism=SCRAM-SHA-512
 	refuse "an unknown SASL mechanism" --set sasl.mechanism=GSSAPI --set sasl.existingSecret=x
+	refuse "the admin API without a token" --set admin.enabled=true
 else
 	skip "chart render" "helm $helm_version could not be built through the Go module proxy"
 fi
