@@ -49,7 +49,7 @@ func startProc(b *testing.B, logPath, bin string, args ...string) *proc {
 func (p *proc) exited() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("exited: %v (log %s)", p.err, p.logPath)
+		return fmt.Errorf("exited: %v (log %s; its last lines below, TEST_KEEP_DIR=dir keeps it)\n%s", p.err, p.logPath, p.logTail(8))
 	default:
 		return nil
 	}
@@ -104,4 +104,14 @@ func (p *proc) peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// logTail returns the last n lines of the process's log.
+func (p *proc) logTail(n int) string {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }
