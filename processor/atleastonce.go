@@ -66,6 +66,9 @@ func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleE
 				return nil, err
 			}
 		}
+		if produceErr != nil && unproducible(*produceErr) {
+			return nil, errUnproducible(*produceErr)
+		}
 		if produceErr != nil {
 			p.log.Warn("cycle dropped: a produce failed; the records will be processed again (triggers already written may repeat)",
 				zap.Error(*produceErr))

@@ -596,6 +596,8 @@ func (p *Processor) endTransaction(ctx context.Context, active []*worker, cycleE
 			}
 		}
 		switch {
+		case produceErr != nil && unproducible(*produceErr):
+			return nil, errUnproducible(*produceErr)
 		case produceErr != nil:
 			p.log.Warn("transaction aborted: a produce failed; the records will be processed again", zap.Error(*produceErr))
 		case commit && endErr == nil:
@@ -675,16 +677,35 @@ func (p *Processor) produce(r *kgo.Record, promise func(*kgo.Record, error)) {
 }
 
 // promise is the completion of records whose offset does not matter.
-func (p *Processor) promise(_ *kgo.Record, err error) {
+func (p *Processor) promise(r *kgo.Record, err error) {
 	if err != nil {
-		p.produceFailed(err)
+		p.produceFailed(r, err)
 	}
 }
 
-func (p *Processor) produceFailed(err error) {
+// produceFailed keeps the cycle's first produce error, naming the record
+// (never its content: it may hold customer data).
+func (p *Processor) produceFailed(r *kgo.Record, err error) {
+	err = fmt.Errorf("producing to %s partition %d (key %d bytes, value %d bytes): %w",
+		r.Topic, r.Partition, len(r.Key), len(r.Value), err)
 	if p.produceErr.CompareAndSwap(nil, &err) {
-		p.log.Warn("produce failed; the transaction will abort", zap.Error(err))
+		p.log.Warn("produce failed; the cycle is dropped", zap.Error(err))
 	}
+}
+
+// unproducible reports a produce error that no retry can fix: the broker
+// will refuse the same record every time, so the cycle would be dropped and
+// retried forever. The processor stops instead, saying which record.
+func unproducible(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) ||
+		errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage) ||
+		errors.Is(err, kerr.InvalidRequiredAcks) || errors.Is(err, kerr.TopicAuthorizationFailed)
+}
+
+// errUnproducible is the fatal error for an unproducible record.
+func errUnproducible(err error) error {
+	return fmt.Errorf("processor: the broker refuses a record for good; stopping rather than retrying the cycle forever "+
+		"(a customer's state grown past the broker's max.message.bytes? raise it on the changelog topic, or bound the rules' keyed runs): %w", err)
 }
 
 // emit encodes a trigger and produces it keyed by customer ID, with its ID

@@ -113,7 +113,7 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 	p.m.timersPend.WithLabelValues(pl).Set(float64(part.PendingTimers()))
 	w.chlogPromise = func(r *kgo.Record, err error) {
 		if err != nil {
-			p.produceFailed(err)
+			p.produceFailed(r, err)
 			return
 		}
 		// Promises of one partition run in order, so the last call
