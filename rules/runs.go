@@ -108,6 +108,7 @@ func (s *Set) seqStart(st *evalState, r *rule, a *Actions) {
 		c.Runs[i] = *run
 	} else {
 		c.Runs = append(c.Runs, *run)
+		boundRuns(c, r.id, a)
 	}
 	a.Schedule = append(a.Schedule, schemas.Timer{Customer: c.ID, ID: tid, Due: run.Due[next], Rule: r.id,
 		Stage: run.Stage, Occurrence: run.Occurrence, CausedBy: []string{ev.ID}})
@@ -297,4 +298,30 @@ func (s *Set) silenceFire(st *evalState, r *rule, t *schemas.Timer, a *Actions) 
 	run.Stage = 0
 	run.Due = run.Due[:0]
 	s.emit(st, r, 1, r.channel, nil, run.Occurrence, t.Due, run.CausedBy, a)
+}
+
+// maxRunsPerRule bounds the runs one rule keeps for one customer (keyed
+// runs: one per order, per coupon). Without a bound a hot customer (a bot, a
+// reseller) grows a record the broker refuses; with it, the customer's
+// oldest run of the rule ends early, its pending stages cancelled.
+const maxRunsPerRule = 32
+
+// boundRuns ends the oldest runs of rule r past maxRunsPerRule. Runs are
+// appended in start order, so the first ones found are the oldest.
+func boundRuns(c *schemas.Customer, r schemas.RuleID, a *Actions) {
+	n := 0
+	for i := range c.Runs {
+		if c.Runs[i].Rule == r {
+			n++
+		}
+	}
+	for i := 0; n > maxRunsPerRule && i < len(c.Runs); {
+		if c.Runs[i].Rule != r {
+			i++
+			continue
+		}
+		a.Cancel = append(a.Cancel, TimerRef{Customer: c.ID, ID: timerID(r, c.Runs[i].Key)})
+		removeRun(c, i)
+		n--
+	}
 }

@@ -345,15 +345,32 @@ func setMark(c *schemas.Customer, r schemas.RuleID, key string, now time.Time, p
 	if period > 0 {
 		exp = now.Add(period)
 	}
+	oldest, n := -1, 0
 	for i := range c.Marks {
 		m := &c.Marks[i]
-		if m.Rule == r && m.Key == key {
+		if m.Rule != r {
+			continue
+		}
+		if m.Key == key {
 			m.At, m.Expires = now, exp
 			return
 		}
+		if n++; oldest < 0 || m.At.Before(c.Marks[oldest].At) {
+			oldest = i
+		}
+	}
+	if n >= maxMarksPerRule {
+		// Bounded like runs (maxRunsPerRule): the oldest key's mark
+		// gives way, so that key may fire again.
+		c.Marks[oldest] = schemas.Mark{Rule: r, Key: key, At: now, Expires: exp}
+		return
 	}
 	c.Marks = append(c.Marks, schemas.Mark{Rule: r, Key: key, At: now, Expires: exp})
 }
+
+// maxMarksPerRule bounds the once-marks one rule keeps for one customer (one
+// per product, per order, per currency).
+const maxMarksPerRule = 64
 
 // onEvent runs an "on" rule: it fires at once when its condition holds,
 // within its once / once_per limit.
