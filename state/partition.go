@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/triggerd/triggerd/schemas"
@@ -36,8 +35,7 @@ import (
 // Everything the batch hands out (customer pointers, Changes buffers) stays
 // valid until Commit or Abort, then is reused.
 type Partition struct {
-	db     *pebble.DB
-	failed *atomic.Pointer[error] // the store's: see Store.failed
+	db *pebble.DB
 	// writeOpts: pebble.NoSync, or pebble.Sync with Config.SyncWrites.
 	writeOpts *pebble.WriteOptions
 	num       uint32
@@ -135,7 +133,6 @@ type timerEntry struct {
 func newPartition(s *Store, num int32) *Partition {
 	p := &Partition{
 		db:              s.db,
-		failed:          &s.failed,
 		writeOpts:       s.writeOpts,
 		num:             uint32(num),
 		custIdx:         make(map[schemas.CustomerID]int),
@@ -255,8 +252,6 @@ func (p *Partition) check(op string) error {
 	switch {
 	case p.err != nil:
 		return p.err
-	case p.failed.Load() != nil:
-		return p.writeErr(*p.failed.Load())
 	case p.sealed:
 		return fmt.Errorf("state: partition %d: %s after Changes: the batch is sealed until Commit or Abort", p.num, op)
 	case p.restoring:
@@ -549,34 +544,12 @@ func (p *Partition) Commit(changelogOffset int64) error {
 	if err := p.writeMeta(p.offsetsDirty || changelog != p.committedChangelog, changelog); err != nil {
 		return err
 	}
-	if err := p.commitBatch(); err != nil {
-		return err
+	if !p.batch.Empty() {
+		if err := p.batch.Commit(p.writeOpts); err != nil {
+			return p.writeErr(err)
+		}
 	}
 	p.committed(changelog)
-	return nil
-}
-
-// commitBatch writes the batch to Pebble. Pebble panics when it cannot
-// write its WAL (a full or failing disk), since it cannot know what reached
-// the disk: the panic becomes the partition's sticky error, so that the
-// processor stops with a clear message instead of a stack trace. The store
-// must not be used further; a restart catches up from the changelog.
-func (p *Partition) commitBatch() (err error) {
-	if p.batch.Empty() {
-		return nil
-	}
-	if f := p.failed.Load(); f != nil {
-		return p.writeErr(*f)
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = p.writeErr(fmt.Errorf("pebble could not write (disk full or failing?): %v", r))
-			p.failed.CompareAndSwap(nil, &err)
-		}
-	}()
-	if err := p.batch.Commit(p.writeOpts); err != nil {
-		return p.writeErr(err)
-	}
 	return nil
 }
 

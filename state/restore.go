@@ -151,8 +151,10 @@ func (p *Partition) FlushRestore() error {
 	if err := p.writeMeta(p.offsetsDirty || changelog != p.committedChangelog, changelog); err != nil {
 		return err
 	}
-	if err := p.commitBatch(); err != nil {
-		return err
+	if !p.batch.Empty() {
+		if err := p.batch.Commit(p.writeOpts); err != nil {
+			return p.writeErr(err)
+		}
 	}
 	p.committed(changelog)
 	return nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -32,9 +31,6 @@ type Store struct {
 	db        *pebble.DB
 	log       *zap.Logger
 	writeOpts *pebble.WriteOptions
-	// failed is set when Pebble could not write (see Partition.commitBatch):
-	// Pebble is then in an unknown state, with its commit lock held.
-	failed atomic.Pointer[error]
 
 	mu struct {
 		sync.Mutex
@@ -148,11 +144,6 @@ func (s *Store) Close() error {
 		return errClosed
 	}
 	s.mu.closed = true
-	if f := s.failed.Load(); f != nil {
-		// Closing would wait for the commit lock the failed write
-		// still holds; the process is about to exit anyway.
-		return fmt.Errorf("state: not closed after a failed write: %w", *f)
-	}
 	var errs []error
 	for _, p := range s.mu.parts {
 		errs = append(errs, p.close(errClosed))
