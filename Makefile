@@ -73,7 +73,7 @@ kafka-run:
 	echo "real Kafka broker at $$addr"; \
 	log=test/kafka/.cache/test-kafka.log; rc=0; \
 	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -p 1 -count=1 -v -timeout 25m $(PKGS) >$$log 2>&1 || rc=$$?; \
-	grep -E '^(--- |ok |FAIL)|^ +--- |(crash|restart|poison|rebalance): ' $$log || true; \
+	grep -E '^(--- |ok |FAIL)|^ +--- |(crash|restart|poison|rebalance|retention)[a-z-]*: ' $$log || true; \
 	if [ $$rc -ne 0 ]; then echo "--- tail of $$log:"; tail -n 60 $$log; fi; \
 	exit $$rc
 
