@@ -104,24 +104,25 @@ func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleE
 	p.failpoint("after-apply")
 	p.updatePending()
 	// The group's offsets are for monitoring (lag) and for a rollback to
-	// exactly-once mode; a failure here loses nothing.
-	var commitErr error
-	p.cl.CommitOffsetsSync(endCtx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		commitErr = err
-		if resp == nil {
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, pt := range t.Partitions {
-				if perr := kerr.ErrorForCode(pt.ErrorCode); perr != nil && commitErr == nil {
-					commitErr = fmt.Errorf("%s/%d: %w", t.Topic, pt.Partition, perr)
+	// exactly-once mode: the state's offsets decide where inputs resume,
+	// so the commit is asynchronous (kgo keeps commits in order) and a
+	// failure loses nothing. Waiting for it cost a round trip per cycle.
+	commitCtx, commitCancel := context.WithTimeout(context.Background(), p.cfg.TransactionTimeout)
+	p.cl.CommitOffsets(commitCtx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		defer commitCancel()
+		if err == nil && resp != nil {
+			for _, t := range resp.Topics {
+				for _, pt := range t.Partitions {
+					if perr := kerr.ErrorForCode(pt.ErrorCode); perr != nil && err == nil {
+						err = fmt.Errorf("%s/%d: %w", t.Topic, pt.Partition, perr)
+					}
 				}
 			}
 		}
+		if err != nil {
+			p.log.Warn("committing consumed offsets to the group failed; the state's offsets stay authoritative", zap.Error(err))
+		}
 	})
-	if commitErr != nil {
-		p.log.Warn("committing consumed offsets to the group failed; the state's offsets stay authoritative", zap.Error(commitErr))
-	}
 	return nil, nil
 }
 
