@@ -2,19 +2,14 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/triggerd/triggerd/processor"
 	"github.com/triggerd/triggerd/schemas"
-	"github.com/triggerd/triggerd/state"
 	"github.com/triggerd/triggerd/test/harness"
 )
 
@@ -27,13 +22,7 @@ func TestInputDeletedWhileStopped(t *testing.T) {
 	c := harness.NewCluster(t)
 	cfg := c.Topics(t, 1)
 	cfg.IdleAdvance = true // clickstream alone drives event time
-	sc := state.DefaultConfig()
-	sc.Dir, sc.FS = "state", vfs.NewMem()
-	store, err := state.Open(sc, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := memStore(t)
 	p := harness.NewProducer(t, c, cfg, nil)
 	t0 := time.Now().UTC().Add(-time.Hour)
 	views := func(from, n int) []schemas.Event {
@@ -46,25 +35,9 @@ func TestInputDeletedWhileStopped(t *testing.T) {
 
 	// Run 1 processes offsets 0..4, then stops cleanly.
 	p.Send(1, views(0, 5)...)
-	run := func() (*processor.Processor, *prometheus.Registry, func()) {
-		reg := prometheus.NewRegistry()
-		proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Registerer: reg, Store: store, Rules: harness.CartRules(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- proc.Run(ctx) }()
-		return proc, reg, func() {
-			cancel()
-			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("processor: %v", err)
-			}
-		}
-	}
-	proc, _, stop := run()
-	harness.WaitEvents(t, proc, 5)
-	stop()
+	first := start(t, cfg, store)
+	harness.WaitEvents(t, first.proc, 5)
+	first.stop(t)
 
 	// While it is stopped: offsets 5..14 arrive, and 5..9 are deleted.
 	p.Send(1, views(5, 10)...)
@@ -80,14 +53,14 @@ func TestInputDeletedWhileStopped(t *testing.T) {
 	}
 
 	// Run 2 resumes: it must count the 5 lost records and process 10..14.
-	proc, reg, stop := run()
-	defer stop()
-	harness.WaitEvents(t, proc, 5)
-	lost := counterValue(t, reg, "triggerd_input_lost_records_total", map[string]string{"topic": cfg.Topics.Clickstream, "partition": "0"})
+	second := start(t, cfg, store)
+	defer second.stop(t)
+	harness.WaitEvents(t, second.proc, 5)
+	lost := counterValue(t, second.reg, "triggerd_input_lost_records_total", map[string]string{"topic": cfg.Topics.Clickstream, "partition": "0"})
 	if lost != 5 {
 		t.Errorf("triggerd_input_lost_records_total = %v, want 5 (offsets 5..9 were deleted unprocessed)", lost)
 	}
-	t.Logf("retention: deleted=5 counted_lost=%v processed_after=%d", lost, proc.Stats().Events)
+	t.Logf("retention: deleted=5 counted_lost=%v processed_after=%d", lost, second.proc.Stats().Events)
 }
 
 // counterValue reads the counter of a registry with this name and labels.

@@ -2,20 +2,14 @@ package e2e
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-	"go.uber.org/zap/zaptest"
-
 	"github.com/triggerd/triggerd/processor"
 	"github.com/triggerd/triggerd/schemas"
-	"github.com/triggerd/triggerd/state"
 	"github.com/triggerd/triggerd/test/harness"
 )
 
@@ -157,28 +151,5 @@ func TestTLSUntrustedBroker(t *testing.T) {
 // with an error other than a timeout, and returns that error.
 func runUntilStopped(t *testing.T, cfg processor.Config) error {
 	t.Helper()
-	sc := state.DefaultConfig()
-	sc.Dir = "state"
-	sc.FS = vfs.NewMem()
-	store, err := state.Open(sc, zaptest.NewLogger(t).Named("state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Store: store, Rules: harness.CartRules(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	err = proc.Run(ctx)
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("processor still running after 90s (last error %v); it must stop with a clear error", err)
-	case err == nil:
-		t.Fatal("processor returned no error")
-	case errors.Is(err, context.DeadlineExceeded):
-		t.Fatalf("error is a timeout, not the cause: %v", err)
-	}
-	return err
+	return start(t, cfg, memStore(t)).stopped(t, 90*time.Second)
 }

@@ -7,13 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/triggerd/triggerd/processor"
 	"github.com/triggerd/triggerd/schemas"
-	"github.com/triggerd/triggerd/state"
 	"github.com/triggerd/triggerd/test/harness"
 )
 
@@ -36,21 +32,7 @@ func TestRecordTooLarge(t *testing.T) {
 		t.Fatalf("create changelog: %v", err)
 	}
 	harness.WaitTopics(t, ctx, adm, 1, cfg.Topics.Changelog)
-	sc := state.DefaultConfig()
-	sc.Dir, sc.FS = "state", vfs.NewMem()
-	store, err := state.Open(sc, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Store: store, Rules: harness.CartRules(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(runCtx) }()
+	r := start(t, cfg, memStore(t))
 
 	t0 := time.Now().UTC().Add(-time.Hour)
 	var evs []schemas.Event
@@ -59,13 +41,9 @@ func TestRecordTooLarge(t *testing.T) {
 			fmt.Sprintf("product-with-a-long-identifier-%04d", i)))
 	}
 	harness.NewProducer(t, c, cfg, nil).Send(1, evs...)
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "refuses a record for good") || !strings.Contains(err.Error(), cfg.Topics.Changelog) {
-			t.Fatalf("Run() = %v, want the refused changelog record named", err)
-		}
-		t.Logf("stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("the processor kept retrying a record the broker refuses for good")
+	err = r.stopped(t, 60*time.Second)
+	if !strings.Contains(err.Error(), "refuses a record for good") || !strings.Contains(err.Error(), cfg.Topics.Changelog) {
+		t.Fatalf("Run() = %v, want the refused changelog record named", err)
 	}
+	t.Logf("stopped: %v", err)
 }
