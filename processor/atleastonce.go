@@ -62,7 +62,7 @@ func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleE
 			}
 			// Without a transaction nothing rewinds the consumer:
 			// go back to what the state has.
-			if _, err := p.seekToState(w); err != nil {
+			if err := p.seekToState(w); err != nil {
 				return nil, err
 			}
 		}
@@ -128,12 +128,13 @@ func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleE
 
 // seekToState moves the consumer of each of w's inputs to the next offset
 // w's committed state expects, and forgets what it had buffered for them.
-// An input the state has no offset for keeps the group's position. It
-// reports whether it moved any.
-func (p *Processor) seekToState(w *worker) (bool, error) {
+// An input the state has no offset for keeps the group's position. It is
+// used after a dropped cycle, when every input of w has been polled (kgo
+// ignores SetOffsets for a partition no poll returned yet).
+func (p *Processor) seekToState(w *worker) error {
 	offs, err := w.part.Offsets()
 	if err != nil {
-		return false, err
+		return err
 	}
 	set := map[string]map[int32]kgo.EpochOffset{}
 	for i := range w.inputs {
@@ -145,5 +146,5 @@ func (p *Processor) seekToState(w *worker) (bool, error) {
 	if len(set) > 0 {
 		p.cl.SetOffsets(set)
 	}
-	return len(set) > 0, nil
+	return nil
 }
