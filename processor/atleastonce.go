@@ -129,8 +129,8 @@ func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleE
 // seekToState moves the consumer of each of w's inputs to the next offset
 // w's committed state expects, and forgets what it had buffered for them.
 // An input the state has no offset for keeps the group's position. It is
-// used after a dropped cycle, when every input of w has been polled (kgo
-// ignores SetOffsets for a partition no poll returned yet).
+// used after a dropped cycle: kgo ignores SetOffsets for a partition no
+// poll has returned yet, but such an input consumed nothing to rewind.
 func (p *Processor) seekToState(w *worker) error {
 	offs, err := w.part.Offsets()
 	if err != nil {
