@@ -232,7 +232,9 @@ func (c *compiler) exprIn(env *cel.Env, n *yaml.Node, what string, want *cel.Typ
 	if iss != nil && iss.Err() != nil {
 		for _, e := range iss.Errors() {
 			line, col := n.Line, n.Column
-			if e.Location != nil {
+			// Some errors (the parser's recursion limit) have no
+			// position in the expression: report the expression's.
+			if e.Location != nil && e.Location.Line() >= 1 && e.Location.Column() >= 0 {
 				line += e.Location.Line() - 1
 				if e.Location.Line() == 1 {
 					col += e.Location.Column()
