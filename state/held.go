@@ -36,32 +36,75 @@ type heldEntry struct {
 	val     span // encoded record, if held
 }
 
-// heldEntry returns the overlay entry for (input, offset), creating it from
-// Pebble on first touch (a point read). Held keys are written at most twice
-// (held, then released) and never rewritten, so a release is a real
-// deletion: the slow reads past deletions that the timer index avoids (see
-// doc.go) need a hot key, and held keys are never hot.
+// heldEntry returns the overlay entry for (input, offset), creating it on
+// first touch. Whether the record is held in Pebble comes from the
+// in-memory set of committed held records, not from a point read: a
+// backlog holds and releases a record for most events, and a Pebble Get
+// per Hold and Release was a tenth of the processor's CPU.
 func (p *Partition) heldEntry(input uint8, offset int64) (*heldEntry, error) {
 	ref := heldRef{input, offset}
 	if i, ok := p.heldIdx[ref]; ok {
 		return &p.held[i], nil
 	}
+	if p.heldSet == nil {
+		if err := p.loadHeldSet(); err != nil {
+			return nil, err
+		}
+	}
 	start := len(p.arena)
 	p.arena = appendHeldKey(p.arena, p.num, input, offset)
-	k := span{start, len(p.arena)}
-	_, closer, err := p.db.Get(p.bytes(k))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
-		p.arena = p.arena[:start]
-		return nil, fmt.Errorf("state: partition %d: read held record %d/%d: %w", p.num, input, offset, err)
-	default:
-		closer.Close()
-	}
-	existed := err == nil
+	_, existed := p.heldSet[ref]
 	p.heldIdx[ref] = len(p.held)
-	p.held = append(p.held, heldEntry{key: k, existed: existed, held: existed})
+	p.held = append(p.held, heldEntry{key: span{start, len(p.arena)}, existed: existed, held: existed})
 	return &p.held[len(p.held)-1], nil
+}
+
+// loadHeldSet reads the committed held records' references into heldSet:
+// once per handle, on the first Hold, Release or restored held record.
+// Only this handle writes held keys (Commit and FlushRestore), and
+// committed keeps the set up to date, so it stays exact. It holds as many
+// entries as there are held records, which the worker bounds.
+func (p *Partition) loadHeldSet() error {
+	p.heldSet = make(map[heldRef]struct{}, p.committedHeld)
+	if p.committedHeld == 0 {
+		return nil // the count is written in the same batch as the keys
+	}
+	lower := append(appendPartition(nil, p.num), kindHeld)
+	upper := append(appendPartition(nil, p.num), kindHeld+1)
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		p.heldSet = nil
+		return fmt.Errorf("state: partition %d: scan held records: %w", p.num, err)
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		input, offset, err := parseHeldKey(it.Key()[partLen:])
+		if err != nil {
+			it.Close()
+			p.heldSet = nil
+			return fmt.Errorf("state: partition %d: held record %x: %w", p.num, it.Key(), err)
+		}
+		p.heldSet[heldRef{input, offset}] = struct{}{}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		p.heldSet = nil
+		return fmt.Errorf("state: partition %d: scan held records: %w", p.num, err)
+	}
+	return nil
+}
+
+// commitHeldSet applies the batch's held overlay, just written to Pebble,
+// to the committed set.
+func (p *Partition) commitHeldSet() {
+	if p.heldSet == nil {
+		return // nothing touched held records yet
+	}
+	for ref, i := range p.heldIdx {
+		if p.held[i].held {
+			p.heldSet[ref] = struct{}{}
+		} else {
+			delete(p.heldSet, ref)
+		}
+	}
 }
 
 // hold makes e held with the encoded record val.
@@ -82,7 +125,7 @@ func (p *Partition) release(e *heldEntry) {
 
 // Hold adds r to the held records in this batch, or replaces the record held
 // under (r.Input, r.Offset). Key and Value are copied into the batch. Cost:
-// one point read (of a key that is nearly always absent); the record is
+// no read; the record is
 // written at Commit, and a record held and released in the same batch is
 // never written.
 func (p *Partition) Hold(r HeldRecord) error {

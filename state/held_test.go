@@ -153,6 +153,33 @@ func TestHeld(t *testing.T) {
 	must(t, p.Commit(-1))
 	checkHeld(t, p, recs...)
 
+	// The handle knows which records are committed without reading Pebble:
+	// one held in a batch it committed and one that was committed before it
+	// opened are both released with a tombstone; one held in an aborted
+	// batch is not.
+	must(t, p.Hold(hr(1, 11, 1, "erin", "x")))
+	must(t, p.Commit(-1))
+	must(t, p.Hold(hr(1, 12, 1, "fred", "x")))
+	p.Abort()
+	must(t, p.Release(1, 11))
+	must(t, p.Release(1, 7))
+	must(t, p.Release(1, 12))
+	changes = changes[:0]
+	must(t, p.Changes(func(k, v []byte) error {
+		changes = append(changes, fmt.Sprintf("%x=%d", k, len(v)))
+		return nil
+	}))
+	if want := []string{
+		fmt.Sprintf("%x=0", appendHeldKey(nil, 3, 1, 11)[partLen:]),
+		fmt.Sprintf("%x=0", appendHeldKey(nil, 3, 1, 7)[partLen:]),
+	}; fmt.Sprint(changes) != fmt.Sprint(want) {
+		t.Fatalf("changes %v, want %v", changes, want)
+	}
+	p.Abort()
+	must(t, p.Release(1, 11))
+	must(t, p.Commit(-1))
+	checkHeld(t, p, recs...)
+
 	// Erase does not touch held records.
 	must(t, p.Erase("alice"))
 	must(t, p.Commit(-1))

@@ -59,6 +59,9 @@ type Partition struct {
 	// The held-record overlay, in first-touch order.
 	heldIdx map[heldRef]int
 	held    []heldEntry
+	// heldSet holds the committed held records (see loadHeldSet); nil
+	// until first needed.
+	heldSet map[heldRef]struct{}
 
 	// arena holds the batch's encoded keys and values: timer and held keys
 	// and values as they are touched, customer keys and values when the
@@ -590,6 +593,7 @@ func (p *Partition) writeCount(name string, n int64) error {
 
 // committed makes the working state the committed one and starts a new batch.
 func (p *Partition) committed(changelog int64) {
+	p.commitHeldSet()
 	clear(p.committedInputs)
 	maps.Copy(p.committedInputs, p.inputs)
 	p.committedChangelog = changelog
