@@ -73,6 +73,9 @@ type StateConfig struct {
 // OpsConfig is the HTTP endpoint for /metrics, /healthz and /readyz.
 type OpsConfig struct {
 	Addr string `yaml:"addr"` // "" disables it
+	// Pprof also serves Go's profiler under /debug/pprof/ (off by
+	// default: a profile costs CPU and shows internals).
+	Pprof bool `yaml:"pprof"`
 }
 
 // RulesConfig locates the rules file.

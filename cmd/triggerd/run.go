@@ -120,6 +120,9 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 	go watchRules(ctx, cfg.Rules, log, proc.SetRules, proc.RulesRejected)
 	if cfg.Ops.Addr != "" {
 		srv := proc.NewOpsServer(cfg.Ops.Addr, reg)
+		if cfg.Ops.Pprof {
+			srv.Handler = withPprof(srv.Handler)
+		}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("ops server", zap.Error(err))

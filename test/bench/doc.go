@@ -1,6 +1,22 @@
-// Package bench holds the benchmarks that need Kafka: restore from the
-// changelog today; throughput, latency and a peer on the same broker as they
-// are added. They run on the real broker named by TRIGGERD_KAFKA_BROKERS
-// (make bench starts one) or on kfake, and report their figures with
-// b.ReportMetric; they assert no wall-clock time.
+// Package bench holds the benchmarks that need Kafka. They run on the real
+// broker named by TRIGGERD_KAFKA_BROKERS (make bench starts one) and on
+// kfake, print their figures and report them with b.ReportMetric; they
+// assert no wall-clock time.
+//
+//   - BenchmarkWorkload: the issue's workload (Zipf-skewed customers, the
+//     clickstream/transaction/profile mix, ~300-byte Avro events, 12
+//     partitions) drained by the goka peer (test/peer/goka) and by
+//     `triggerd run` in both guarantees with the full example rules and
+//     contact policy, after a restore of a seeded changelog; then live
+//     traffic at half the drain rate for latency and timer fire lag. One
+//     table, and the line vs_goka: events_per_s ours=N goka=M ratio=R.
+//   - BenchmarkRestore: changelog restore rate of one partition.
+//   - BenchmarkProfileDrain: the drain in-process on kfake, for pprof.
+//
+// Sizes and switches come from the environment (settings_test.go):
+// BENCH_CLUSTERS (real,kfake), BENCH_MODES (exactly_once,at_least_once),
+// BENCH_CUSTOMERS, BENCH_EVENTS, BENCH_STATE_CUSTOMERS, BENCH_LIVE,
+// BENCH_WARMUP, BENCH_LATENESS, BENCH_GOKA (0 skips the peer), and
+// BENCH_PPROF=dir with BENCH_PPROF_SECONDS to write CPU profiles of the
+// processor child's drain and live phases (through ops.pprof).
 package bench

@@ -102,6 +102,7 @@ state:
   dir: %s
 ops:
   addr: %s
+  pprof: %t
 rules:
   file: %s
   poll: 0s
@@ -109,7 +110,7 @@ log:
   level: info
 `, strings.Join(k.brokers, ", "), cfg.Group, mode, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
 		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.Topics.Suppressions, registryURL,
-		s.lateness, filepath.Join(dir, "state"), ops, rulesFile)
+		s.lateness, filepath.Join(dir, "state"), ops, s.pprofDir != "", rulesFile)
 	confFile := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)
@@ -120,7 +121,9 @@ log:
 	// Restore: every partition logs one line when it is caught up.
 	r.restoreRecs, r.restoreRate, r.restoreSecs = waitRestore(b, p, s.partitions, 30*time.Minute)
 
+	prof := startProfile(b, s, ops, fmt.Sprintf("%s-%s-drain", k.name, mode), s.pprofSecs)
 	d := drain(b, k, cfg.Group, in.ends, p.cpu, p.exited, 60*time.Minute)
+	prof()
 	r.events = d.events
 	r.eventsPerSec = float64(d.events) / d.seconds
 	r.cpuPerEvent = float64(d.cpu.Microseconds()) / float64(max(d.events, 1))
@@ -129,7 +132,9 @@ log:
 	// The live traffic of an earlier run is input too: catch up before
 	// the live phase so that it starts with no lag.
 	drain(b, k, cfg.Group, endOffsets(b, k, cfg.Inputs()...), p.cpu, p.exited, 60*time.Minute)
+	prof = startProfile(b, s, ops, fmt.Sprintf("%s-%s-live", k.name, mode), s.warmup+s.live)
 	live := runLive(b, s, k, reg, in, cfg.Topics.Triggers, ops, r.eventsPerSec/2, p.exited)
+	prof()
 	r.liveRate, r.latency, r.fireLagP99, r.timersFired, r.pending, r.triggers = live.rate, live.latency, live.fireLagP99, live.fired, live.pending, live.triggers
 	r.peakRSS = p.peakRSS()
 	if live.behind > 0 {

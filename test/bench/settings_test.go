@@ -29,6 +29,11 @@ type settings struct {
 	warmup         time.Duration
 	lateness       time.Duration
 	goka           bool // BENCH_GOKA: run the peer
+	// pprofDir (BENCH_PPROF): write CPU profiles of the processor's
+	// drain (its first BENCH_PPROF_SECONDS) and live phase there, as
+	// <cluster>-<mode>-drain.pprof and -live.pprof.
+	pprofDir  string
+	pprofSecs time.Duration
 }
 
 func loadSettings(b *testing.B) settings {
@@ -44,6 +49,8 @@ func loadSettings(b *testing.B) settings {
 		warmup:         envDuration(b, "BENCH_WARMUP", 5*time.Second),
 		lateness:       envDuration(b, "BENCH_LATENESS", 100*time.Millisecond),
 		goka:           envInt(b, "BENCH_GOKA", 1) == 1,
+		pprofDir:       os.Getenv("BENCH_PPROF"),
+		pprofSecs:      envDuration(b, "BENCH_PPROF_SECONDS", 10*time.Second),
 	}
 	if v := os.Getenv("BENCH_CLUSTERS"); v != "" {
 		s.clusters = strings.Split(v, ",")
