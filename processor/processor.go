@@ -304,6 +304,7 @@ func (p *Processor) run(ctx context.Context) error {
 		kgo.ConsumeTopics(p.cfg.Inputs()...),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxPartitionBytes(p.cfg.FetchPartitionBytes),
 		// Partition p of every input topic must go to the same member,
 		// which owns p's state. The co-partitioned balancer does that
 		// cooperatively; range (eager) does it too and is offered second
@@ -315,6 +316,12 @@ func (p *Processor) run(ctx context.Context) error {
 		kgo.SessionTimeout(p.cfg.SessionTimeout),
 		kgo.RecordPartitioner(newPartitioner(p.cfg.Topics.Changelog)),
 		kgo.ProducerLinger(0),
+		// A cycle's output (changelog, triggers, suppressions, dead
+		// letters) is flushed at its end, and a Produce past kgo's
+		// default of 10,000 buffered records blocks the worker on broker
+		// round trips mid-cycle. The output is bounded by the cycle's
+		// records and the state they touch, which are in memory anyway.
+		kgo.MaxBufferedRecords(max(10_000, 4*p.cfg.PollRecords)),
 		kgo.OnPartitionsAssigned(p.onAssigned),
 		kgo.OnPartitionsRevoked(p.onRevoked),
 		kgo.OnPartitionsLost(p.onRevoked),

@@ -7,8 +7,9 @@
 //     clickstream/transaction/profile mix, ~300-byte Avro events, 12
 //     partitions) drained by the goka peer (test/peer/goka) and by
 //     `triggerd run` in both guarantees with the full example rules and
-//     contact policy, after a restore of a seeded changelog; then live
-//     traffic at half the drain rate for latency and timer fire lag. One
+//     contact policy, after a restore of a seeded changelog; then events
+//     produced flat out while it runs (the end-to-end maximum), then live
+//     traffic at half that maximum for latency and timer fire lag. One
 //     table, and the line vs_goka: events_per_s ours=N goka=M ratio=R.
 //   - BenchmarkRestore: changelog restore rate of one partition.
 //   - BenchmarkProfileDrain: the drain in-process on kfake, for pprof.
@@ -16,7 +17,7 @@
 // Sizes and switches come from the environment (settings_test.go):
 // BENCH_CLUSTERS (real,kfake), BENCH_MODES (exactly_once,at_least_once),
 // BENCH_CUSTOMERS, BENCH_EVENTS, BENCH_STATE_CUSTOMERS, BENCH_LIVE,
-// BENCH_WARMUP, BENCH_LATENESS, BENCH_GOKA (0 skips the peer), and
+// BENCH_WARMUP, BENCH_SATURATE, BENCH_LATENESS, BENCH_GOKA (0 skips the peer), and
 // BENCH_PPROF=dir with BENCH_PPROF_SECONDS to write CPU profiles of the
 // processor child's drain and live phases (through ops.pprof).
 package bench

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
@@ -209,4 +210,32 @@ func histQuantile(buckets map[float64]float64, q float64) string {
 		}
 	}
 	return "-"
+}
+
+// logCycles logs what the processor's own metrics say about a phase: its
+// cycles (each one transaction, or one flush in at-least-once mode), the
+// events each carried and what they took, and the offsets each output topic
+// advanced per event (records, plus one transaction marker per partition
+// and transaction in exactly-once mode). They explain a throughput figure:
+// many small cycles write the hot customers' records again and again.
+func logCycles(b *testing.B, cluster, mode string, events int64, before, after metricSet, topics []string, outBefore, outAfter kadm.ListedOffsets) {
+	cycles := after.sum("triggerd_cycle_seconds_count") - before.sum("triggerd_cycle_seconds_count")
+	secs := after.sum("triggerd_cycle_seconds_sum") - before.sum("triggerd_cycle_seconds_sum")
+	var sb strings.Builder
+	for _, t := range topics {
+		var n int64
+		outAfter.Each(func(o kadm.ListedOffset) {
+			if o.Topic == t {
+				n += o.Offset
+			}
+		})
+		outBefore.Each(func(o kadm.ListedOffset) {
+			if o.Topic == t {
+				n -= o.Offset
+			}
+		})
+		fmt.Fprintf(&sb, " %s=%.2f", t, float64(n)/float64(max(events, 1)))
+	}
+	b.Logf("%s %s: %d events in %.0f cycles (%.0f events/cycle, %.1f ms/cycle); output offsets per event:%s",
+		cluster, mode, events, cycles, float64(events)/max(cycles, 1), 1000*secs/max(cycles, 1), sb.String())
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -70,6 +71,36 @@ func (p *proc) stop(b *testing.B) {
 		<-p.done
 		b.Logf("%s did not stop within 60s of SIGTERM: killed", p.cmd.Path)
 	}
+	if n, first := p.warnings(3); n > 0 {
+		b.Logf("the processor logged %d warnings or errors; the first:\n%s", n, strings.Join(first, "\n"))
+	}
+}
+
+// warnings counts the log's WARN and ERROR lines and returns the first n
+// distinct messages: a run that dropped cycles or lost its session is not
+// measuring the steady state, and its figures need that said next to them.
+func (p *proc) warnings(n int) (int, []string) {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return 0, nil
+	}
+	count, seen := 0, map[string]bool{}
+	var first []string
+	for _, line := range strings.Split(string(data), "\n") {
+		var l struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &l) != nil || (l.Level != "warn" && l.Level != "error") {
+			continue
+		}
+		count++
+		if !seen[l.Msg] && len(first) < n {
+			seen[l.Msg] = true
+			first = append(first, line)
+		}
+	}
+	return count, first
 }
 
 // clockTick is USER_HZ, the unit of /proc/<pid>/stat times: 100 on Linux

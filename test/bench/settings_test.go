@@ -26,6 +26,7 @@ type settings struct {
 	span           time.Duration
 	stateCustomers int // BENCH_STATE_CUSTOMERS: customers (one pending timer each) seeded into the changelog
 	live           time.Duration
+	saturate       time.Duration // BENCH_SATURATE: the end-to-end maximum rate phase
 	warmup         time.Duration
 	lateness       time.Duration
 	goka           bool // BENCH_GOKA: run the peer
@@ -46,6 +47,7 @@ func loadSettings(b *testing.B) settings {
 		span:           envDuration(b, "BENCH_SPAN", 90*time.Minute),
 		stateCustomers: envInt(b, "BENCH_STATE_CUSTOMERS", 1_000_000),
 		live:           envDuration(b, "BENCH_LIVE", 30*time.Second),
+		saturate:       envDuration(b, "BENCH_SATURATE", 15*time.Second),
 		warmup:         envDuration(b, "BENCH_WARMUP", 5*time.Second),
 		lateness:       envDuration(b, "BENCH_LATENESS", 100*time.Millisecond),
 		goka:           envInt(b, "BENCH_GOKA", 1) == 1,

@@ -38,8 +38,10 @@ import (
 // over BENCH_SPAN up to now); per mode a fresh changelog is seeded with
 // BENCH_STATE_CUSTOMERS customers each holding one timer due in 30 days
 // (pending timers and state size), the processor starts, restores (restore
-// rate), drains the backlog (events/s, CPU µs/event), then live traffic at
-// half the drain rate with event time = wall clock (latency of the instant
+// rate), drains the backlog (events/s, CPU µs/event), takes in events
+// produced flat out for BENCH_SATURATE (the end-to-end maximum, e2e_ev/s:
+// the generator and the broker's produce path on the same cores), then live
+// traffic at half that maximum with event time = wall clock (latency of the instant
 // rule's triggers, read read_committed; timer fire lag from the processor's
 // histogram; peak RSS).
 //
@@ -103,6 +105,7 @@ type row struct {
 	events        int64
 	eventsPerSec  float64
 	cpuPerEvent   float64 // µs
+	e2eRate       float64 // the end-to-end maximum (runSaturated)
 	liveRate      float64
 	latency       []time.Duration
 	fireLagP99    string
@@ -319,12 +322,12 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n== triggerd benchmark: cluster=%s partitions=%d customers=%d backlog_events=%d avg_event_bytes=%.0f state_customers=%d(+1 timer each) live=%s lateness=%s GOMAXPROCS-of-host=%d\n",
 		k.name, s.partitions, s.customers, s.events, firstBytes(rows), s.stateCustomers, s.live, s.lateness, numCPU())
-	fmt.Fprintf(&sb, "%-22s %10s %9s %10s %9s %9s %9s %11s %9s %11s %12s %9s %9s\n",
-		"run", "events/s", "cpu_us/ev", "live_ev/s", "lat_p50", "lat_p99", "lat_p99.9", "fire_lag99", "fired", "pending", "restore/s/p", "restored", "peak_rss")
+	fmt.Fprintf(&sb, "%-22s %10s %9s %9s %10s %9s %9s %9s %11s %9s %11s %12s %9s %9s\n",
+		"run", "events/s", "cpu_us/ev", "e2e_ev/s", "live_ev/s", "lat_p50", "lat_p99", "lat_p99.9", "fire_lag99", "fired", "pending", "restore/s/p", "restored", "peak_rss")
 	for _, r := range rows {
 		p50, p99, p999 := quantile(r.latency, 0.5), quantile(r.latency, 0.99), quantile(r.latency, 0.999)
-		fmt.Fprintf(&sb, "%-22s %10.0f %9.1f %10.0f %9s %9s %9s %11s %9.0f %11.0f %12.0f %9d %8.0fM\n",
-			r.name, r.eventsPerSec, r.cpuPerEvent, r.liveRate, p50, p99, p999, r.fireLagP99, r.timersFired, r.pending,
+		fmt.Fprintf(&sb, "%-22s %10.0f %9.1f %9.0f %10.0f %9s %9s %9s %11s %9.0f %11.0f %12.0f %9d %8.0fM\n",
+			r.name, r.eventsPerSec, r.cpuPerEvent, r.e2eRate, r.liveRate, p50, p99, p999, r.fireLagP99, r.timersFired, r.pending,
 			r.restoreRate, r.restoreRecs, float64(r.peakRSS)/(1<<20))
 	}
 	for _, r := range rows {
