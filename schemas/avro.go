@@ -22,32 +22,30 @@ const (
 	// remembered as unknown: a flood of records with a garbage ID must not
 	// become a flood of registry requests.
 	unknownIDRetry = time.Minute
-	// maxBlockCount bounds the items goavro allocates room for up front
-	// when it reads an array or map block count: its default (2^31-1) lets
-	// a 10-byte record ask for tens of gigabytes. No real record carries
-	// more than 65536 cart lines, properties or opt-ins.
-	maxBlockCount = 1 << 16
 	// maxCachedIDs caps the schema IDs a reader remembers as unusable.
 	maxCachedIDs = 1024
 )
 
 var limitGoavro sync.Once
 
-// newCodec compiles an Avro schema with goavro. goavro's allocation limits
-// are package variables; this package is the only user of goavro in the
-// binary, so it sets them here, once, before the first codec exists.
+// newCodec compiles an Avro schema with goavro, which checks it against the
+// specification. goavro no longer decodes records here (read.go does), but
+// it still vets each writer schema before it is used, and the tests decode
+// with it as the reference. goavro's allocation limits are package
+// variables; this package is the only user of goavro in the binary, so it
+// sets them here, once, before the first codec exists.
 func newCodec(schema string) (*goavro.Codec, error) {
 	limitGoavro.Do(func() { goavro.MaxBlockCount = maxBlockCount })
 	return goavro.NewCodec(schema)
 }
 
 // avroReader decodes Confluent-framed Avro records into a T by looking up
-// each record's writer schema in the registry and mapping the writer's
-// fields onto T by name. It is safe for concurrent use.
+// each record's writer schema in the registry and reading the writer's
+// fields into T by name. It is safe for concurrent use.
 type avroReader[T any] struct {
 	reg     *sr.Client
 	name    string // the reader's record name, unqualified
-	targets map[string]field[T]
+	targets map[string]*field[T]
 
 	// writers maps a schema ID to its compiled writer. It is copied on
 	// write: a lookup on the hot path is one atomic load and one map read,
@@ -58,19 +56,21 @@ type avroReader[T any] struct {
 	fetchMu sync.Mutex
 }
 
-// writer is one writer schema, compiled for reading into a T.
+// writer is one writer schema, compiled for reading into a T: the plan of
+// a record, resolved once per schema ID so that reading one does no lookup
+// by name.
 type writer[T any] struct {
-	codec  *goavro.Codec
-	fields []writerField[T] // the writer's fields that T has, in writer order
+	fields []fieldPlan[T] // every field of the writer's record, in writer order
 
 	err     *DecodeError // not nil: records with this ID cannot be read
 	retryAt time.Time    // for an unknown ID: ask the registry again after
 }
 
-type writerField[T any] struct {
+// fieldPlan says how to read one field of the writer's record.
+type fieldPlan[T any] struct {
 	name string
-	t    *wtype
-	set  func(dst *T, v any, t *wtype) error
+	t    *wtype    // the writer's type of the field
+	f    *field[T] // T's field of that name; nil: T has none, skip the value
 }
 
 func newAvroReader[T any](reg *sr.Client, schema string, fs []field[T]) *avroReader[T] {
@@ -78,9 +78,9 @@ func newAvroReader[T any](reg *sr.Client, schema string, fs []field[T]) *avroRea
 	if err != nil {
 		panic(err) // the embedded schemas parse: a test proves it
 	}
-	r := &avroReader[T]{reg: reg, name: unqualified(wt.name), targets: make(map[string]field[T], len(fs))}
-	for _, f := range fs {
-		r.targets[f.name] = f
+	r := &avroReader[T]{reg: reg, name: unqualified(wt.name), targets: make(map[string]*field[T], len(fs))}
+	for i := range fs {
+		r.targets[fs[i].name] = &fs[i]
 	}
 	r.writers.Store(&map[int]*writer[T]{})
 	return r
@@ -100,34 +100,26 @@ func (r *avroReader[T]) decode(ctx context.Context, value []byte, dst *T) error 
 	if w.err != nil {
 		return w.err
 	}
-	native, rest, err := nativeFromBinary(w.codec, payload)
-	if err != nil {
-		return decodeErrf(ReasonUndecodable, "", "schema %d: %w", id, err)
-	}
-	if len(rest) > 0 {
-		return decodeErrf(ReasonUndecodable, "", "schema %d: %d bytes after the record", id, len(rest))
-	}
-	m, ok := native.(map[string]any)
-	if !ok {
-		return decodeErrf(ReasonWrongSchema, "", "schema %d is not a record", id)
-	}
-	for _, f := range w.fields {
-		if err := f.set(dst, m[f.name], f.t); err != nil {
-			return decodeErr(ReasonWrongSchema, f.name, err)
+	in := newAvroIn(payload)
+	for i := range w.fields {
+		p := &w.fields[i]
+		in.field = p.name
+		if p.f == nil {
+			in.skip(p.t)
+		} else {
+			readField(&in, p.f, p.t, dst)
 		}
+		if in.err != nil {
+			return decodeErrf(ReasonUndecodable, "", "schema %d: field %s at byte %d: %w", id, in.errField, in.errPos, in.err)
+		}
+	}
+	if n := in.left(); n > 0 {
+		return decodeErrf(ReasonUndecodable, "", "schema %d: %d bytes after the record", id, n)
+	}
+	if in.wrong != nil {
+		return in.wrong
 	}
 	return nil
-}
-
-// nativeFromBinary guards against a panic in goavro on crafted input: a
-// record that crashes the processor would crash it again on every restart.
-func nativeFromBinary(c *goavro.Codec, b []byte) (native any, rest []byte, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			native, rest, err = nil, nil, fmt.Errorf("goavro panicked: %v", p)
-		}
-	}()
-	return c.NativeFromBinary(b)
 }
 
 // writer returns the compiled writer schema for id, asking the registry on
@@ -187,15 +179,14 @@ func (r *avroReader[T]) fetch(ctx context.Context, id int) (*writer[T], error) {
 	if len(s.References) > 0 {
 		return wrong("has references, which are not supported")
 	}
-	codec, err := newCodec(s.Schema)
-	if err != nil {
+	if _, err := newCodec(s.Schema); err != nil {
 		return wrong("%v", err)
 	}
 	wt, err := parseWriterSchema(s.Schema)
 	if err != nil {
 		return wrong("%v", err)
 	}
-	if wt.kind != "record" {
+	if wt.kind != wRecord {
 		return wrong("is a %s, not a record", wt.kind)
 	}
 	// As in Avro's schema resolution, the record names must match (the
@@ -204,91 +195,13 @@ func (r *avroReader[T]) fetch(ctx context.Context, id int) (*writer[T], error) {
 	if name := unqualified(wt.name); name != r.name {
 		return wrong("is record %s, want %s", name, r.name)
 	}
-	w := &writer[T]{codec: codec}
-	for _, f := range wt.fields {
-		if tf, ok := r.targets[f.name]; ok {
-			w.fields = append(w.fields, writerField[T]{name: f.name, t: f.t, set: tf.set})
-		}
+	w := &writer[T]{fields: make([]fieldPlan[T], len(wt.fields))}
+	for i, f := range wt.fields {
+		w.fields[i] = fieldPlan[T]{name: f.name, t: f.t, f: r.targets[f.name]}
 	}
 	return w, nil
 }
 
 func unqualified(name string) string {
 	return name[strings.LastIndexByte(name, '.')+1:]
-}
-
-// avroWriter encodes a T with the current schema, registered in the
-// registry under one subject. It is safe for concurrent use.
-type avroWriter[T any] struct {
-	id     int
-	codec  *goavro.Codec
-	fields []encField[T]
-}
-
-type encField[T any] struct {
-	name   string
-	union  *wtype // the non-null branch if the field is a union, else nil
-	native func(src *T) any
-}
-
-func newAvroWriter[T any](ctx context.Context, reg *sr.Client, subject, schema string, fs []field[T]) (*avroWriter[T], error) {
-	if reg == nil {
-		return nil, errors.New("schemas: the avro format needs a schema registry client")
-	}
-	if subject == "" {
-		return nil, errors.New("schemas: the avro format needs a registry subject")
-	}
-	codec, err := newCodec(schema)
-	if err != nil {
-		return nil, fmt.Errorf("schemas: compiling the embedded schema: %w", err)
-	}
-	wt, err := parseWriterSchema(schema)
-	if err != nil {
-		return nil, err
-	}
-	byName := make(map[string]field[T], len(fs))
-	for _, f := range fs {
-		byName[f.name] = f
-	}
-	w := &avroWriter[T]{codec: codec}
-	for _, sf := range wt.fields {
-		f, ok := byName[sf.name]
-		if !ok {
-			return nil, fmt.Errorf("schemas: field %q of the embedded schema has no Go field", sf.name)
-		}
-		ef := encField[T]{name: sf.name, native: f.native}
-		if sf.t.kind == "union" {
-			for _, b := range sf.t.branches {
-				if b.kind != "null" {
-					ef.union = b
-					break
-				}
-			}
-		}
-		w.fields = append(w.fields, ef)
-	}
-	id, err := reg.RegisterSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro}, -1, -1)
-	if err != nil {
-		return nil, fmt.Errorf("schemas: registering the schema under subject %q: %w", subject, err)
-	}
-	w.id = id
-	return w, nil
-}
-
-func (w *avroWriter[T]) encode(dst []byte, src *T) ([]byte, error) {
-	m := make(map[string]any, len(w.fields))
-	for _, f := range w.fields {
-		v := f.native(src)
-		if v != nil && f.union != nil {
-			v = goavro.Union(f.union.unionKey(), v)
-		}
-		m[f.name] = v
-	}
-	n := len(dst)
-	dst, _ = confluent.AppendEncode(dst, w.id, nil)
-	out, err := w.codec.BinaryFromNative(dst, m)
-	if err != nil {
-		return dst[:n], fmt.Errorf("schemas: encoding: %w", err)
-	}
-	return out, nil
 }

@@ -1,8 +1,9 @@
 // Package schemas defines what travels on triggerd's topics: the Go types
 // the processor works with, the Avro schemas that are the contract with
 // producers and downstream senders (avro/*.avsc, embedded in the binary),
-// and the codecs between the two. It is the only package that imports an
-// Avro library (goavro), so the codec can be replaced behind this API.
+// and the codecs between the two. It reads and writes the Avro binary
+// encoding itself (read.go, write.go); goavro only vets writer schemas
+// from the registry. It is the only package that imports an Avro library.
 //
 // # Wire formats
 //
@@ -30,8 +31,11 @@
 // written with an older or newer schema decodes as long as the writer's
 // record name matches and each shared field has a readable type (int
 // widens to long; a field may be nullable in one version and not in the
-// other). A field the writer lacks is zero (a profile's type defaults to
-// profile_update); a field the reader lacks is skipped.
+// other; an enum reads as a string; a time may be timestamp-millis,
+// timestamp-micros or a plain long of milliseconds; a date may be a date
+// or a plain int of days; Money and Item are read by their fields' names).
+// A field the writer lacks is zero (a profile's type defaults to
+// profile_update); a field the reader lacks is skipped, whatever its type.
 //
 // # Evolution
 //
@@ -48,7 +52,10 @@
 // Decoders return a *DecodeError for a record that can never be decoded;
 // its Reason is one of a closed set, put on the dead-letter record:
 //
-//	undecodable          bad framing, unknown schema ID, truncated or trailing bytes, invalid JSON
+//	undecodable          bad framing, unknown schema ID, truncated or trailing bytes, malformed Avro
+//	                     (a varint over 10 bytes, an int over 32 bits, a negative length, an enum or
+//	                     union index out of range, a map key twice, over 65536 items in an array or
+//	                     map), invalid JSON
 //	wrong_schema         the writer schema is not an Avro record of this topic (record name, field types)
 //	missing_customer_id  customer_id empty
 //	missing_event_id     event_id empty
@@ -63,8 +70,23 @@
 //
 // Decoders and encoders are safe for concurrent use. A Decoder resets and
 // refills the caller's Event, keeping its Items capacity; encoders append to
-// the caller's buffer. goavro decodes into generic maps (about 60
-// allocations per clickstream record); the JSON encoder allocates nothing.
-// goavro's block count limit is lowered to 65536 so that a crafted record
-// cannot make it allocate gigabytes.
+// the caller's buffer.
+//
+// The Avro reader walks the record's bytes with the writer schema, parsed
+// once per schema ID into a plan that names, for each writer field, the Go
+// field it fills or nothing (skip it), and stores each value straight into
+// the Go struct: no generic maps, no boxing. A record's strings are slices
+// of one copy of its bytes, so a clickstream record costs 3 allocations
+// (that copy and the properties map) and about 0.6 µs, where goavro's
+// generic maps cost 60 allocations and 5.5 µs. The Avro writer appends the
+// current schema's encoding field by field: no allocation, about 0.23 µs a
+// trigger (goavro: 37 allocations, 2.6 µs); it writes the bytes goavro
+// wrote, with map entries sorted. The JSON encoder allocates nothing.
+//
+// The reader checks every length and count against the bytes left before
+// it allocates, refuses an array or map of more than 65536 items, and
+// bounds how deeply a writer type that contains itself nests: a crafted
+// record can neither crash the processor nor make it allocate gigabytes.
+// Tests hold it to the goavro-based reader it replaced (same Event, or the
+// same Reason) on mutated records and under go test -fuzz.
 package schemas

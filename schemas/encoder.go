@@ -52,7 +52,7 @@ func (e *TriggerEncoder) Encode(dst []byte, t *Trigger) ([]byte, error) {
 	if e.f == FormatJSON {
 		return appendJSONObject(dst, triggerFields, t), nil
 	}
-	return e.avro.encode(dst, t)
+	return e.avro.encode(dst, t), nil
 }
 
 // EventEncoder encodes events of one Source with its current schema, for
@@ -102,5 +102,5 @@ func (e *EventEncoder) Encode(dst []byte, ev *Event) ([]byte, error) {
 	if e.f == FormatJSON {
 		return appendJSONObject(dst, eventFields(e.src), ev), nil
 	}
-	return e.avro.encode(dst, ev)
+	return e.avro.encode(dst, ev), nil
 }

@@ -8,7 +8,8 @@ import "fmt"
 const (
 	// ReasonUndecodable: the bytes are not a record of the expected
 	// encoding: bad framing (magic byte), a schema ID the registry does not
-	// know, truncated or trailing bytes, invalid JSON.
+	// know, truncated or trailing bytes, malformed Avro (see the package
+	// doc), invalid JSON.
 	ReasonUndecodable = "undecodable"
 	// ReasonWrongSchema: the writer schema is known but cannot be read as
 	// this topic's schema (a field has an incompatible type, the schema is

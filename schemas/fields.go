@@ -30,222 +30,92 @@ const (
 	kStrings               // array of string
 )
 
-// field maps one Avro field onto a T (Event or Trigger). The closures are
-// built from a typed accessor, so that no value is boxed on the way to and
-// from the wire beyond what goavro itself needs.
+// field maps one Avro field onto a T (Event, Trigger or Suppression). It
+// holds typed accessors to the Go field, the one for its kind set and the
+// others nil, so that the codecs move values without boxing them: each
+// codec switches on kind (readField, appendField, appendJSONField).
 type field[T any] struct {
 	name string
 	kind kind
-	// set stores a value that goavro decoded with the writer's type t.
-	set func(dst *T, v any, t *wtype) error
-	// native returns the goavro value to encode, unwrapped: nil for null.
-	native func(src *T) any
-	// json appends the JSON value to dst.
-	json func(dst []byte, src *T) []byte
+
+	// kString, kOptString: the Go field is a string type (CustomerID,
+	// EventType, ...), so it is read and written through functions.
+	getStr func(*T) string
+	setStr func(*T, string)
+
+	int32     func(*T) *int32             // kInt32, kOptInt32
+	time      func(*T) *time.Time         // kTime, kOptTime
+	date      func(*T) *Date              // kOptDate
+	money     func(*T) *Money             // kMoney, kOptMoney
+	items     func(*T) *[]Item            // kItems
+	strings   func(*T) *[]string          // kStrings
+	stringMap func(*T) *map[string]string // kStringMap
+	optIns    func(*T) *map[Channel]bool  // kOptIns
 }
 
 func stringF[T any, S ~string](name string, k kind, p func(*T) *S) field[T] {
 	return field[T]{name: name, kind: k,
-		set: func(dst *T, v any, t *wtype) error {
-			s, err := asString(v, t)
-			*p(dst) = S(s)
-			return err
-		},
-		native: func(src *T) any {
-			s := string(*p(src))
-			if k == kOptString && s == "" {
-				return nil
-			}
-			return s
-		},
-		json: func(dst []byte, src *T) []byte {
-			s := string(*p(src))
-			if k == kOptString && s == "" {
-				return append(dst, "null"...)
-			}
-			return appendJSONString(dst, s)
-		},
+		getStr: func(t *T) string { return string(*p(t)) },
+		setStr: func(t *T, s string) { *p(t) = S(s) },
 	}
 }
 
 func int32F[T any](name string, k kind, p func(*T) *int32) field[T] {
-	return field[T]{name: name, kind: k,
-		set: func(dst *T, v any, t *wtype) error {
-			i, err := asInt32(v, t)
-			*p(dst) = i
-			return err
-		},
-		native: func(src *T) any {
-			i := *p(src)
-			if k == kOptInt32 && i == 0 {
-				return nil
-			}
-			return i
-		},
-		json: func(dst []byte, src *T) []byte {
-			i := *p(src)
-			if k == kOptInt32 && i == 0 {
-				return append(dst, "null"...)
-			}
-			return appendInt(dst, int64(i))
-		},
-	}
+	return field[T]{name: name, kind: k, int32: p}
 }
 
 func timeF[T any](name string, k kind, p func(*T) *time.Time) field[T] {
-	return field[T]{name: name, kind: k,
-		set: func(dst *T, v any, t *wtype) error {
-			ts, err := asTime(v, t)
-			*p(dst) = ts
-			return err
-		},
-		native: func(src *T) any {
-			ts := *p(src)
-			if k == kOptTime && ts.IsZero() {
-				return nil
-			}
-			return ts.UnixMilli()
-		},
-		json: func(dst []byte, src *T) []byte {
-			ts := *p(src)
-			if k == kOptTime && ts.IsZero() {
-				return append(dst, "null"...)
-			}
-			return appendJSONTime(dst, ts)
-		},
-	}
+	return field[T]{name: name, kind: k, time: p}
 }
 
 func dateF[T any](name string, p func(*T) *Date) field[T] {
-	return field[T]{name: name, kind: kOptDate,
-		set: func(dst *T, v any, t *wtype) error {
-			d, err := asDate(v, t)
-			*p(dst) = d
-			return err
-		},
-		native: func(src *T) any {
-			d := *p(src)
-			if d.IsZero() {
-				return nil
-			}
-			return d.days()
-		},
-		json: func(dst []byte, src *T) []byte {
-			d := *p(src)
-			if d.IsZero() {
-				return append(dst, "null"...)
-			}
-			return appendJSONDate(dst, d)
-		},
-	}
+	return field[T]{name: name, kind: kOptDate, date: p}
 }
 
 func moneyF[T any](name string, k kind, p func(*T) *Money) field[T] {
-	return field[T]{name: name, kind: k,
-		set: func(dst *T, v any, t *wtype) error {
-			m, err := asMoney(v, t)
-			*p(dst) = m
-			return err
-		},
-		native: func(src *T) any {
-			m := *p(src)
-			if k == kOptMoney && m == (Money{}) {
-				return nil
-			}
-			return moneyNative(m)
-		},
-		json: func(dst []byte, src *T) []byte {
-			m := *p(src)
-			if k == kOptMoney && m == (Money{}) {
-				return append(dst, "null"...)
-			}
-			return appendJSONMoney(dst, m)
-		},
-	}
+	return field[T]{name: name, kind: k, money: p}
 }
 
 func itemsF[T any](name string, p func(*T) *[]Item) field[T] {
-	return field[T]{name: name, kind: kItems,
-		set: func(dst *T, v any, t *wtype) error {
-			items, err := appendItems((*p(dst))[:0], v, t)
-			*p(dst) = items
-			return err
-		},
-		native: func(src *T) any {
-			items := *p(src)
-			a := make([]any, len(items))
-			for i, it := range items {
-				a[i] = map[string]any{
-					"product_id": it.ProductID,
-					"quantity":   it.Quantity,
-					"unit_price": moneyNative(it.UnitPrice),
-				}
-			}
-			return a
-		},
-		json: func(dst []byte, src *T) []byte { return appendJSONItems(dst, *p(src)) },
-	}
+	return field[T]{name: name, kind: kItems, items: p}
 }
 
 func stringsF[T any](name string, p func(*T) *[]string) field[T] {
-	return field[T]{name: name, kind: kStrings,
-		set: func(dst *T, v any, t *wtype) error {
-			s, err := appendStrings((*p(dst))[:0], v, t)
-			*p(dst) = s
-			return err
-		},
-		native: func(src *T) any {
-			s := *p(src)
-			a := make([]any, len(s))
-			for i, x := range s {
-				a[i] = x
-			}
-			return a
-		},
-		json: func(dst []byte, src *T) []byte { return appendJSONStrings(dst, *p(src)) },
-	}
+	return field[T]{name: name, kind: kStrings, strings: p}
 }
 
 func stringMapF[T any](name string, p func(*T) *map[string]string) field[T] {
-	return field[T]{name: name, kind: kStringMap,
-		set: func(dst *T, v any, t *wtype) error {
-			m, err := asStringMap(v, t)
-			*p(dst) = m
-			return err
-		},
-		native: func(src *T) any {
-			m := *p(src)
-			n := make(map[string]any, len(m))
-			for k, v := range m {
-				n[k] = v
-			}
-			return n
-		},
-		json: func(dst []byte, src *T) []byte { return appendJSONMap(dst, *p(src), appendJSONString) },
-	}
+	return field[T]{name: name, kind: kStringMap, stringMap: p}
 }
 
 func optInsF[T any](name string, p func(*T) *map[Channel]bool) field[T] {
-	return field[T]{name: name, kind: kOptIns,
-		set: func(dst *T, v any, t *wtype) error {
-			m, err := asOptIns(v, t)
-			*p(dst) = m
-			return err
-		},
-		native: func(src *T) any {
-			m := *p(src)
-			n := make(map[string]any, len(m))
-			for k, v := range m {
-				n[string(k)] = v
-			}
-			return n
-		},
-		json: func(dst []byte, src *T) []byte { return appendJSONMap(dst, *p(src), appendJSONBool) },
-	}
+	return field[T]{name: name, kind: kOptIns, optIns: p}
 }
 
-func moneyNative(m Money) map[string]any {
-	return map[string]any{"minor": m.Minor, "currency": m.Currency}
+// liftField adapts a field of T to a U that contains a T (a Suppression's
+// Trigger).
+func liftField[T, U any](f field[T], inner func(*U) *T) field[U] {
+	g := field[U]{name: f.name, kind: f.kind}
+	if f.getStr != nil {
+		g.getStr = func(u *U) string { return f.getStr(inner(u)) }
+		g.setStr = func(u *U, s string) { f.setStr(inner(u), s) }
+	}
+	g.int32 = lift(f.int32, inner)
+	g.time = lift(f.time, inner)
+	g.date = lift(f.date, inner)
+	g.money = lift(f.money, inner)
+	g.items = lift(f.items, inner)
+	g.strings = lift(f.strings, inner)
+	g.stringMap = lift(f.stringMap, inner)
+	g.optIns = lift(f.optIns, inner)
+	return g
+}
+
+func lift[T, U, V any](p func(*T) *V, inner func(*U) *T) func(*U) *V {
+	if p == nil {
+		return nil
+	}
+	return func(u *U) *V { return p(inner(u)) }
 }
 
 // The fields every input schema starts with.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
@@ -23,12 +24,16 @@ var updateCorpus = flag.Bool("update-corpus", false, "rewrite the seed corpora u
 // fuzzSetup is the registry both fuzz targets and the corpus check use. The
 // schema IDs are part of the committed Avro seeds: clickstream 1,
 // transaction 2, profile 3 (the current schemas), 4 an older clickstream
-// schema without device, country, properties and price.
+// schema without device, country, properties and price, 5 a clickstream
+// writer with fields of every Avro type (everyTypeClickstream).
 type fuzzSetup struct {
 	cl   *sr.Client
 	decs map[Source]*Decoder
 	encs map[Source]*EventEncoder
+	refs map[Source]*refReader[Event] // Avro: the goavro-based reference
 }
+
+const everyTypeID = 5
 
 func newFuzzSetup(tb testing.TB, f Format) *fuzzSetup {
 	_, cl := newRegistry(tb)
@@ -39,9 +44,18 @@ func newFuzzSetup(tb testing.TB, f Format) *fuzzSetup {
 				tb.Fatalf("%v registered as schema %d, want %d: the Avro seeds name IDs", src, id, i+1)
 			}
 		}
-		id, err := cl.RegisterSchema(context.Background(), "old-clickstream-value", sr.Schema{Schema: olderClickstream()}, -1, -1)
-		if err != nil || id != 4 {
-			tb.Fatalf("older clickstream registered as %d (%v), want 4", id, err)
+		for _, w := range []struct {
+			subject, schema string
+			id              int
+		}{{"old-clickstream-value", olderClickstream(), 4}, {"every-type-value", everyTypeClickstream, everyTypeID}} {
+			id, err := cl.RegisterSchema(context.Background(), w.subject, sr.Schema{Schema: w.schema}, -1, -1)
+			if err != nil || id != w.id {
+				tb.Fatalf("%s registered as %d (%v), want %d", w.subject, id, err, w.id)
+			}
+		}
+		s.refs = make(map[Source]*refReader[Event])
+		for _, src := range sources {
+			s.refs[src] = newRefReader(cl, EventSchema(src), eventFields(src))
 		}
 	}
 	return s
@@ -63,6 +77,9 @@ func sourceOf(b byte) Source { return sources[int(b)%len(sources)] }
 // check runs the invariants of both fuzz targets on one input:
 //   - Decode never panics, and every error is a *DecodeError (the registry
 //     is up, so nothing is transient);
+//   - for Avro, the goavro-based reference decodes the input alike: the
+//     same Event, or an error with the same Reason and Field (unless the
+//     direct reader made a check goavro lacked: see disagreement);
 //   - a successful decode has non-empty customer_id, event_id and type and
 //     an event time, and carries its decoder's Source;
 //   - encoding the decoded Event in the same format and decoding that gives
@@ -71,6 +88,12 @@ func (s *fuzzSetup) check(t *testing.T, srcByte byte, data []byte) error {
 	src := sourceOf(srcByte)
 	var ev Event
 	err := s.decs[src].Decode(data, &ev)
+	if s.refs != nil {
+		want, wantErr := refDecodeEvent(s.refs[src], src, data)
+		if d := disagreement(ev, want, err, wantErr, normEvent); d != "" {
+			t.Fatalf("%v record % x: the reference decodes it otherwise:\n%s", src, data, d)
+		}
+	}
 	if err != nil {
 		var de *DecodeError
 		if !errors.As(err, &de) {
@@ -99,6 +122,17 @@ func FuzzDecodeAvro(f *testing.F) {
 	s := newFuzzSetup(f, FormatAvro)
 	// Seeds: testdata/fuzz/FuzzDecodeAvro (see TestFuzzCorpus).
 	f.Fuzz(func(t *testing.T, src byte, data []byte) { s.check(t, src, data) })
+}
+
+// FuzzDecodeTriggerAvro holds the trigger decoder to the reference, on
+// the current trigger schema (ID 1) and an evolved one (ID 2): the same
+// Trigger, or errors with the same Reason and Field; never a panic.
+func FuzzDecodeTriggerAvro(f *testing.F) {
+	s := newTriggerSetup(f)
+	for _, seed := range s.seeds(f) {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { s.check(t, data) })
 }
 
 func FuzzDecodeJSON(f *testing.F) {
@@ -159,6 +193,7 @@ func avroSeeds(tb testing.TB, s *fuzzSetup) []seed {
 		{"valid-transaction", 1, enc(SourceTransaction, sampleEvent(SourceTransaction))},
 		{"valid-profile", 2, enc(SourceProfile, sampleEvent(SourceProfile))},
 		{"valid-clickstream-older-writer", 0, older},
+		{"valid-clickstream-every-type", 0, everyTypeRecord(tb)},
 		{"bad-magic", 0, append([]byte{1}, click[1:]...)},
 		{"bad-unknown-schema", 0, append([]byte{0, 0, 0, 0, 99}, click[5:]...)},
 		{"bad-truncated", 0, click[:len(click)/2]},
@@ -166,6 +201,23 @@ func avroSeeds(tb testing.TB, s *fuzzSetup) []seed {
 		{"bad-huge-block-count", 1, hugeItemsRecord()},
 		{"bad-wrong-source", 2, click},
 	}
+}
+
+// everyTypeRecord is a record of everyTypeClickstream (schema 5) with
+// every optional value set, and one key in its skipped map, so that the
+// seed's bytes do not depend on goavro's map order.
+func everyTypeRecord(tb testing.TB) []byte {
+	codec, err := goavro.NewCodec(everyTypeClickstream)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	native := everyTypeRecords()[0]
+	native["x_map"] = map[string]any{"a": []any{int64(1)}}
+	b, err := codec.BinaryFromNative([]byte{0, 0, 0, 0, everyTypeID}, native)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }
 
 func jsonSeeds() []seed {

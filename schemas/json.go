@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -291,15 +290,60 @@ func jsonError(err error) error {
 // field of the schema is present.
 func appendJSONObject[T any](dst []byte, fs []field[T], src *T) []byte {
 	dst = append(dst, '{')
-	for i, f := range fs {
+	for i := range fs {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, f.name)
+		dst = appendJSONString(dst, fs[i].name)
 		dst = append(dst, ':')
-		dst = f.json(dst, src)
+		dst = appendJSONField(dst, &fs[i], src)
 	}
 	return append(dst, '}')
+}
+
+// appendJSONField appends the value of one field of src.
+func appendJSONField[T any](dst []byte, f *field[T], src *T) []byte {
+	switch f.kind {
+	case kString, kOptString:
+		s := f.getStr(src)
+		if f.kind == kOptString && s == "" {
+			return append(dst, "null"...)
+		}
+		return appendJSONString(dst, s)
+	case kInt32, kOptInt32:
+		i := *f.int32(src)
+		if f.kind == kOptInt32 && i == 0 {
+			return append(dst, "null"...)
+		}
+		return appendInt(dst, int64(i))
+	case kTime, kOptTime:
+		ts := *f.time(src)
+		if f.kind == kOptTime && ts.IsZero() {
+			return append(dst, "null"...)
+		}
+		return appendJSONTime(dst, ts)
+	case kOptDate:
+		d := *f.date(src)
+		if d.IsZero() {
+			return append(dst, "null"...)
+		}
+		return appendJSONDate(dst, d)
+	case kMoney, kOptMoney:
+		m := *f.money(src)
+		if f.kind == kOptMoney && m == (Money{}) {
+			return append(dst, "null"...)
+		}
+		return appendJSONMoney(dst, m)
+	case kItems:
+		return appendJSONItems(dst, *f.items(src))
+	case kStrings:
+		return appendJSONStrings(dst, *f.strings(src))
+	case kStringMap:
+		return appendJSONMap(dst, *f.stringMap(src), appendJSONString)
+	case kOptIns:
+		return appendJSONMap(dst, *f.optIns(src), appendJSONBool)
+	}
+	panic("schemas: field kind without a JSON encoding")
 }
 
 const hex = "0123456789abcdef"
@@ -420,13 +464,8 @@ func appendJSONStrings(dst []byte, s []string) []byte {
 // to equal bytes.
 func appendJSONMap[K ~string, V any](dst []byte, m map[K]V, value func([]byte, V) []byte) []byte {
 	var buf [16]K
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	dst = append(dst, '{')
-	for i, k := range keys {
+	for i, k := range sortedKeys(m, buf[:0]) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}

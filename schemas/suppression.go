@@ -35,11 +35,7 @@ var suppressionFields = append([]field[Suppression]{
 func liftTriggerFields() []field[Suppression] {
 	out := make([]field[Suppression], len(triggerFields))
 	for i, f := range triggerFields {
-		out[i] = field[Suppression]{name: f.name, kind: f.kind,
-			set:    func(dst *Suppression, v any, t *wtype) error { return f.set(&dst.Trigger, v, t) },
-			native: func(src *Suppression) any { return f.native(&src.Trigger) },
-			json:   func(dst []byte, src *Suppression) []byte { return f.json(dst, &src.Trigger) },
-		}
+		out[i] = liftField(f, func(s *Suppression) *Trigger { return &s.Trigger })
 	}
 	return out
 }
@@ -76,7 +72,7 @@ func (e *SuppressionEncoder) Encode(dst []byte, s *Suppression) ([]byte, error) 
 	if e.f == FormatJSON {
 		return appendJSONObject(dst, suppressionFields, s), nil
 	}
-	return e.avro.encode(dst, s)
+	return e.avro.encode(dst, s), nil
 }
 
 // SuppressionDecoder decodes suppression records, for tests and downstream
