@@ -138,8 +138,11 @@ log:
 	drain(b, k, cfg.Group, endOffsets(b, k, cfg.Inputs()...), p.cpu, p.exited, 60*time.Minute)
 	r.e2eRate = runSaturated(b, s, k, reg, in, cfg.Group, p.cpu, p.exited)
 	prof = startProfile(b, s, ops, fmt.Sprintf("%s-%s-live", k.name, mode), s.warmup+s.live)
+	before, outBefore = scrape(b, ops), endOffsets(b, k, outputs...)
 	live := runLive(b, s, k, reg, in, cfg.Topics.Triggers, ops, r.e2eRate/2, p.exited)
+	after, outAfter = scrape(b, ops), endOffsets(b, k, outputs...)
 	prof()
+	logCycles(b, k.name, mode+" live", int64(live.rate*(s.warmup+s.live).Seconds()), before, after, outputs, outBefore, outAfter)
 	r.liveRate, r.latency, r.fireLagP99, r.timersFired, r.pending, r.triggers = live.rate, live.latency, live.fireLagP99, live.fired, live.pending, live.triggers
 	r.peakRSS = p.peakRSS()
 	if live.behind > 0 {
