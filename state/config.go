@@ -21,6 +21,12 @@ type Config struct {
 	// large memtable keeps the recent writes of hot customers in memory and
 	// makes flushes rarer.
 	MemTableBytes int64
+	// CachedCustomers is how many decoded customer records each partition
+	// keeps between batches (the most recently committed), so that hot
+	// customers are not read and decoded again every batch; 0 means 1024,
+	// a negative value turns the cache off. Each costs its record's size
+	// in Go heap.
+	CachedCustomers int
 	// SyncWrites fsyncs every batch commit. Off by default: the changelog
 	// topic is the durable copy, and a batch lost in a crash is replayed
 	// from it. On, a crash loses no committed batch (slower commits).
@@ -28,9 +34,10 @@ type Config struct {
 }
 
 const (
-	defaultCacheBytes    = 256 << 20
-	defaultMemTableBytes = 64 << 20
-	maxMemTableBytes     = 4<<30 - 1 // Pebble's limit
+	defaultCacheBytes      = 256 << 20
+	defaultMemTableBytes   = 64 << 20
+	defaultCachedCustomers = 1024
+	maxMemTableBytes       = 4<<30 - 1 // Pebble's limit
 )
 
 // DefaultConfig returns the defaults. Dir is relative to the working

@@ -48,6 +48,7 @@ type Partition struct {
 	custIdx map[schemas.CustomerID]int
 	custs   []custEntry
 	free    []*schemas.Customer
+	cache   custCache // committed records between batches
 
 	// The timer overlay, in first-touch order. timerIdx is keyed by the
 	// timer's reference bytes esc(customer)+ID (the reverse-index key after
@@ -143,6 +144,7 @@ func newPartition(s *Store, num int32) *Partition {
 		heldIdx:         make(map[heldRef]int),
 		committedInputs: make(map[string]int64),
 		inputs:          make(map[string]int64),
+		cache:           newCustCache(s.cached),
 	}
 	p.batch = s.db.NewBatch()
 	if err := p.load(); err != nil {
@@ -292,6 +294,11 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 	if id == "" {
 		return nil, errors.New("state: empty customer ID")
 	}
+	if c, ok := p.cache.take(id); ok {
+		p.custIdx[id] = len(p.custs)
+		p.custs = append(p.custs, custEntry{id: id, c: c})
+		return c, nil
+	}
 	c := p.newCustomer()
 	p.key = appendCustomerKey(p.key[:0], p.num, id)
 	v, closer, err := p.db.Get(p.key)
@@ -342,6 +349,9 @@ func (p *Partition) Erase(id schemas.CustomerID) error {
 	}
 	if id == "" {
 		return errors.New("state: empty customer ID")
+	}
+	if c := p.cache.drop(id); c != nil {
+		p.free = append(p.free, c)
 	}
 	if i, ok := p.custIdx[id]; ok {
 		p.custs[i].erased = true
@@ -594,6 +604,16 @@ func (p *Partition) writeCount(name string, n int64) error {
 // committed makes the working state the committed one and starts a new batch.
 func (p *Partition) committed(changelog int64) {
 	p.commitHeldSet()
+	for i := range p.custs {
+		e := &p.custs[i]
+		if e.c == nil || e.erased {
+			continue // reset frees it
+		}
+		if old := p.cache.put(e.id, e.c); old != nil {
+			p.free = append(p.free, old)
+		}
+		e.c = nil
+	}
 	clear(p.committedInputs)
 	maps.Copy(p.committedInputs, p.inputs)
 	p.committedChangelog = changelog

@@ -29,6 +29,8 @@ func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 			return fmt.Errorf("state: partition %d: ApplyChangelog with an open batch: Commit or Abort it first", p.num)
 		}
 		p.restoring = true
+		// The changelog may replace any record.
+		p.cache.clear(func(c *schemas.Customer) { p.free = append(p.free, c) })
 		// Restored timers may be due at any time.
 		p.floor, p.committedFloor = 0, 0
 	}

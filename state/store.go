@@ -31,6 +31,7 @@ type Store struct {
 	db        *pebble.DB
 	log       *zap.Logger
 	writeOpts *pebble.WriteOptions
+	cached    int // customers cached per partition (0: none)
 
 	mu struct {
 		sync.Mutex
@@ -94,7 +95,13 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", cfg.Dir, err)
 	}
-	s := &Store{db: db, log: log, writeOpts: pebble.NoSync}
+	s := &Store{db: db, log: log, writeOpts: pebble.NoSync, cached: cfg.CachedCustomers}
+	switch {
+	case s.cached == 0:
+		s.cached = defaultCachedCustomers
+	case s.cached < 0:
+		s.cached = 0
+	}
 	if cfg.SyncWrites {
 		s.writeOpts = pebble.Sync
 	}

@@ -67,7 +67,10 @@ func (a AdminConfig) validate() error {
 type StateConfig struct {
 	Dir        string `yaml:"dir"`
 	CacheBytes int64  `yaml:"cache_bytes"`
-	SyncWrites bool   `yaml:"sync_writes"` // fsync every batch (the changelog is the durable copy anyway)
+	// CachedCustomers: decoded customer records kept per partition
+	// between cycles (0: 1024; negative: off).
+	CachedCustomers int  `yaml:"cached_customers"`
+	SyncWrites      bool `yaml:"sync_writes"` // fsync every batch (the changelog is the durable copy anyway)
 }
 
 // OpsConfig is the HTTP endpoint for /metrics, /healthz and /readyz.
@@ -129,6 +132,7 @@ func (c *Config) stateConfig() state.Config {
 	sc := state.DefaultConfig()
 	sc.Dir = c.State.Dir
 	sc.CacheBytes = c.State.CacheBytes
+	sc.CachedCustomers = c.State.CachedCustomers
 	sc.SyncWrites = c.State.SyncWrites
 	return sc
 }

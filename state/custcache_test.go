@@ -1,0 +1,114 @@
+package state
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/triggerd/triggerd/schemas"
+)
+
+// The customer cache holds committed records only: whatever a batch does,
+// the next batch sees what Pebble holds, with the cache on (several sizes,
+// evicting) and off.
+func TestCustomerCache(t *testing.T) {
+	for _, size := range []int{-1, 1, 2, 1024} {
+		t.Run(fmt.Sprintf("cached=%d", size), func(t *testing.T) {
+			fs := vfs.NewMem()
+			cfg := testConfig(fs)
+			cfg.CachedCustomers = size
+			s, err := Open(cfg, nil)
+			must(t, err)
+			p := part(t, s, 0)
+			ids := []schemas.CustomerID{"ann", "bob", "cid"}
+			events := func(p *Partition, id schemas.CustomerID) int64 {
+				t.Helper()
+				c, err := p.Customer(id)
+				must(t, err)
+				return c.Events
+			}
+			set := func(id schemas.CustomerID, n int64) {
+				t.Helper()
+				c, err := p.Customer(id)
+				must(t, err)
+				c.Events = n
+			}
+
+			for i, id := range ids { // committed: ann=1 bob=2 cid=3
+				set(id, int64(i+1))
+			}
+			must(t, p.Commit(-1))
+
+			// An aborted batch's changes are not cached.
+			for _, id := range ids {
+				set(id, 99)
+			}
+			p.Abort()
+			for i, id := range ids {
+				if got := events(p, id); got != int64(i+1) {
+					t.Fatalf("after an abort, %s has %d events, want %d", id, got, i+1)
+				}
+			}
+			p.Abort()
+
+			// A committed batch's changes are read back, also after
+			// other customers pushed it out of a small cache.
+			set("ann", 10)
+			must(t, p.Commit(-1))
+			set("bob", 20)
+			set("cid", 30)
+			must(t, p.Commit(-1))
+			for id, want := range map[schemas.CustomerID]int64{"ann": 10, "bob": 20, "cid": 30} {
+				if got := events(p, id); got != want {
+					t.Fatalf("%s has %d events, want %d", id, got, want)
+				}
+			}
+			p.Abort()
+
+			// Erase outside the batch that read the record.
+			must(t, p.Erase("bob"))
+			must(t, p.Commit(-1))
+			if got := events(p, "bob"); got != 0 {
+				t.Fatalf("erased bob has %d events", got)
+			}
+			p.Abort()
+
+			// A restore replaces a cached record: apply ann's record as
+			// another store's changelog has it.
+			other, err := Open(testConfig(vfs.NewMem()), nil)
+			must(t, err)
+			op := part(t, other, 0)
+			c, err := op.Customer("ann")
+			must(t, err)
+			c.Events = 77
+			var key, val []byte
+			must(t, op.Changes(func(k, v []byte) error {
+				if k[0] == kindCustomer {
+					key, val = append([]byte(nil), k...), append([]byte(nil), v...)
+				}
+				return nil
+			}))
+			op.Abort()
+			must(t, other.Close())
+			must(t, p.ApplyChangelog(key, val, 0))
+			must(t, p.FlushRestore())
+			if got := events(p, "ann"); got != 77 {
+				t.Fatalf("after the restore ann has %d events, want 77", got)
+			}
+			p.Abort()
+
+			// Pebble agrees with what the cache served.
+			must(t, s.Close())
+			s, err = Open(cfg, nil)
+			must(t, err)
+			defer s.Close()
+			p = part(t, s, 0)
+			for id, want := range map[schemas.CustomerID]int64{"ann": 77, "bob": 0, "cid": 30} {
+				if got := events(p, id); got != want {
+					t.Fatalf("reopened: %s has %d events, want %d", id, got, want)
+				}
+			}
+		})
+	}
+}
