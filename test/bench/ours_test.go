@@ -120,6 +120,7 @@ log:
 
 	// Restore: every partition logs one line when it is caught up.
 	r.restoreRecs, r.restoreRate, r.restoreSecs = waitRestore(b, p, s.partitions, 30*time.Minute)
+	rss := []string{fmt.Sprintf("restore %.0fM", float64(p.peakRSS())/(1<<20))}
 
 	prof := startProfile(b, s, ops, fmt.Sprintf("%s-%s-drain", k.name, mode), s.pprofSecs)
 	outputs := []string{cfg.Topics.Changelog, cfg.Topics.Triggers}
@@ -128,6 +129,7 @@ log:
 	after, outAfter := scrape(b, ops), endOffsets(b, k, outputs...)
 	prof()
 	logCycles(b, k.name, mode, d.events, before, after, outputs, outBefore, outAfter)
+	rss = append(rss, fmt.Sprintf("drain %.0fM", float64(p.peakRSS())/(1<<20)))
 	r.events = d.events
 	r.eventsPerSec = float64(d.events) / d.seconds
 	r.cpuPerEvent = float64(d.cpu.Microseconds()) / float64(max(d.events, 1))
@@ -137,6 +139,7 @@ log:
 	// the live phase so that it starts with no lag.
 	drain(b, k, cfg.Group, endOffsets(b, k, cfg.Inputs()...), p.cpu, p.exited, 60*time.Minute)
 	r.e2eRate = runSaturated(b, s, k, reg, in, cfg.Group, p.cpu, p.exited)
+	rss = append(rss, fmt.Sprintf("saturation %.0fM", float64(p.peakRSS())/(1<<20)))
 	prof = startProfile(b, s, ops, fmt.Sprintf("%s-%s-live", k.name, mode), s.warmup+s.live)
 	before, outBefore = scrape(b, ops), endOffsets(b, k, outputs...)
 	live := runLive(b, s, k, reg, in, cfg.Topics.Triggers, ops, r.e2eRate/2, p.exited)
@@ -145,6 +148,8 @@ log:
 	logCycles(b, k.name, mode+" live", int64(live.rate*(s.warmup+s.live).Seconds()), before, after, outputs, outBefore, outAfter)
 	r.liveRate, r.latency, r.fireLagP99, r.timersFired, r.pending, r.triggers = live.rate, live.latency, live.fireLagP99, live.fired, live.pending, live.triggers
 	r.peakRSS = p.peakRSS()
+	rss = append(rss, fmt.Sprintf("live %.0fM", float64(r.peakRSS)/(1<<20)))
+	b.Logf("%s %s: peak RSS after each phase: %s", k.name, mode, strings.Join(rss, ", "))
 	if live.behind > 0 {
 		r.note = fmt.Sprintf("live phase: %d events still uncommitted at its end (did not keep up with half the end-to-end maximum)", live.behind)
 	}

@@ -31,10 +31,13 @@ func startProc(b *testing.B, logPath, bin string, args ...string) *proc {
 	p.cmd.Stdout, p.cmd.Stderr = log, log
 	// The config file is the whole configuration.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TRIGGERD_") {
+		if !strings.HasPrefix(kv, "TRIGGERD_") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
 			p.cmd.Env = append(p.cmd.Env, kv)
 		}
 	}
+	// Go's soft memory limit, as the Helm chart sets it (goMemLimit) for
+	// its 1536Mi container: every child, the peer's too, runs with it.
+	p.cmd.Env = append(p.cmd.Env, "GOMEMLIMIT="+envString("BENCH_GOMEMLIMIT", "1300MiB"))
 	if err := p.cmd.Start(); err != nil {
 		b.Fatalf("start %s: %v", bin, err)
 	}
