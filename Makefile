@@ -103,7 +103,7 @@ bench-quick:
 	addr=$$(test/kafka/broker.sh start); \
 	trap 'test/kafka/broker.sh stop' EXIT; \
 	echo "real Kafka broker at $$addr"; \
-	BENCH_CUSTOMERS=20000 BENCH_EVENTS=40000 BENCH_STATE_CUSTOMERS=20000 BENCH_LIVE=5s BENCH_WARMUP=2s \
+	BENCH_CUSTOMERS=20000 BENCH_EVENTS=40000 BENCH_STATE_CUSTOMERS=20000 BENCH_LIVE=5s BENCH_WARMUP=2s BENCH_SATURATE=3s \
 	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -run='^$$' -bench='^BenchmarkWorkload$$' -benchtime=1x -count=1 -timeout 10m ./test/bench/
 
 clean:
