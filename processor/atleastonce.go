@@ -23,7 +23,10 @@ import (
 //   - before every record was acknowledged: the records that did reach
 //     Kafka are duplicates in waiting (the input is processed again and
 //     writes them again, with the same trigger IDs); the changelog may end
-//     in a cut batch, which the restore ignores and repairs (restore.go);
+//     in a cut batch, which the restore ignores and repairs (restore.go).
+//     The record that closes a batch is produced only after every other
+//     record of the cycle is acknowledged, so a batch the restore applies
+//     never lacks one of its triggers;
 //   - after the acknowledgements, before Pebble: the restore replays the
 //     whole batch from the changelog, so nothing is processed twice;
 //   - after Pebble, before the group commit: nothing, since Pebble's
@@ -50,7 +53,19 @@ func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleE
 	defer endCancel()
 	p.failpoint("before-end")
 	flushErr := p.cl.Flush(endCtx)
-	produceErr := p.produceErr.Swap(nil)
+	produceErr := p.produceErr.Load()
+	if cycleErr == nil && produceErr == nil && flushErr == nil {
+		// Everything else is acknowledged: now the records that close
+		// the workers' batches (see worker.runCycle).
+		for _, w := range active {
+			if w.batchEnd != nil {
+				p.produce(w.batchEnd, w.chlogPromise)
+				w.batchEnd = nil
+			}
+		}
+		flushErr = p.cl.Flush(endCtx)
+	}
+	produceErr = p.produceErr.Swap(nil)
 	if produceErr == nil && flushErr != nil {
 		produceErr = &flushErr
 	}

@@ -92,6 +92,9 @@ type worker struct {
 	suppressed   []suppressed // the contact policy's records, counted at commit
 	chlogLast    atomic.Int64 // offset of the last changelog record produced; written by promises
 	chlogPromise func(*kgo.Record, error)
+	// batchEnd is the changelog record that closes the cycle's batch in
+	// at-least-once mode, held back until the rest is acknowledged.
+	batchEnd *kgo.Record
 	err          error
 }
 
@@ -284,6 +287,7 @@ func (w *worker) runCycle(now time.Time) error {
 	w.emitted = w.emitted[:0]
 	w.suppressed = w.suppressed[:0]
 	w.chlogLast.Store(-1)
+	w.batchEnd = nil
 	nowMs := now.UnixMilli()
 	for i := range w.inputs {
 		in := &w.inputs[i]
@@ -376,7 +380,18 @@ func (w *worker) runCycle(now time.Time) error {
 	return w.part.Changes(func(key, value []byte) error {
 		// The buffers stay valid until Commit or Abort, which come
 		// after End has flushed this record: no copy needed.
-		w.p.produce(&kgo.Record{Topic: w.p.cfg.Topics.Changelog, Partition: w.id, Key: key, Value: value}, w.chlogPromise)
+		r := &kgo.Record{Topic: w.p.cfg.Topics.Changelog, Partition: w.id, Key: key, Value: value}
+		if w.p.sess == nil && state.IsBatchEnd(key) {
+			// At-least-once: a restore applies a batch only once its
+			// closing offsets record is in the changelog. Produced with
+			// the rest, it could be acknowledged before one of the
+			// cycle's triggers, and a crash in between would lose that
+			// trigger (the restored state has its event). So it goes
+			// out after everything else is acknowledged (endAtLeastOnce).
+			w.batchEnd = r
+			return nil
+		}
+		w.p.produce(r, w.chlogPromise)
 		return nil
 	})
 }
