@@ -95,7 +95,7 @@ type worker struct {
 	// batchEnd is the changelog record that closes the cycle's batch in
 	// at-least-once mode, held back until the rest is acknowledged.
 	batchEnd *kgo.Record
-	err          error
+	err      error
 }
 
 func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
