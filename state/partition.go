@@ -48,7 +48,10 @@ type Partition struct {
 	custIdx map[schemas.CustomerID]int
 	custs   []custEntry
 	free    []*schemas.Customer
-	cache   custCache // committed records between batches
+	// Committed state between batches (see cache): decoded customer
+	// records, and timers' committed due times keyed like timerIdx.
+	custCache  cache[schemas.CustomerID, *schemas.Customer]
+	timerCache cache[string, storedTimer]
 
 	// The timer overlay, in first-touch order. timerIdx is keyed by the
 	// timer's reference bytes esc(customer)+ID (the reverse-index key after
@@ -144,7 +147,8 @@ func newPartition(s *Store, num int32) *Partition {
 		heldIdx:         make(map[heldRef]int),
 		committedInputs: make(map[string]int64),
 		inputs:          make(map[string]int64),
-		cache:           newCustCache(s.cached),
+		custCache:       newCache[schemas.CustomerID, *schemas.Customer](s.cached),
+		timerCache:      newCache[string, storedTimer](timersPerCustomer * s.cached),
 	}
 	p.batch = s.db.NewBatch()
 	if err := p.load(); err != nil {
@@ -294,7 +298,7 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 	if id == "" {
 		return nil, errors.New("state: empty customer ID")
 	}
-	if c, ok := p.cache.take(id); ok {
+	if c, ok := p.custCache.take(id); ok {
 		p.custIdx[id] = len(p.custs)
 		p.custs = append(p.custs, custEntry{id: id, c: c})
 		return c, nil
@@ -350,7 +354,7 @@ func (p *Partition) Erase(id schemas.CustomerID) error {
 	if id == "" {
 		return errors.New("state: empty customer ID")
 	}
-	if c := p.cache.drop(id); c != nil {
+	if c, ok := p.custCache.take(id); ok {
 		p.free = append(p.free, c)
 	}
 	if i, ok := p.custIdx[id]; ok {
@@ -609,10 +613,19 @@ func (p *Partition) committed(changelog int64) {
 		if e.c == nil || e.erased {
 			continue // reset frees it
 		}
-		if old := p.cache.put(e.id, e.c); old != nil {
+		if old, ok := p.custCache.put(e.id, e.c); ok {
 			p.free = append(p.free, old)
 		}
 		e.c = nil
+	}
+	// timerIdx's keys are the timers' refs, already strings. An erased
+	// customer's IDs leave the cache as they leave Pebble.
+	for ref, i := range p.timerIdx {
+		if e := &p.timers[i]; e.erase {
+			p.timerCache.take(ref)
+		} else {
+			p.timerCache.put(ref, storedTimer{due: e.due, pending: e.pending})
+		}
 	}
 	clear(p.committedInputs)
 	maps.Copy(p.committedInputs, p.inputs)

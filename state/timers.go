@@ -31,11 +31,30 @@ func (p *Partition) timer(rkey []byte) (*timerEntry, error) {
 	if i, ok := p.timerIdx[string(rkey[partLen+1:])]; ok {
 		return &p.timers[i], nil
 	}
-	due, found, err := p.storedDue(rkey)
+	due, found, err := p.committedDue(rkey)
 	if err != nil {
 		return nil, err
 	}
 	return p.addTimer(rkey, found, due), nil
+}
+
+// storedTimer is a timer's committed state, as the timer cache keeps it.
+type storedTimer struct {
+	due     uint64 // encoded, if pending
+	pending bool
+}
+
+// timersPerCustomer sizes the timer cache: it holds the due times of up to
+// this many timers per cached customer.
+const timersPerCustomer = 4
+
+// committedDue returns the committed due time of the timer whose
+// reverse-index key is rkey, from the timer cache or else from Pebble.
+func (p *Partition) committedDue(rkey []byte) (uint64, bool, error) {
+	if t, ok := p.timerCache.get(string(rkey[partLen+1:])); ok {
+		return t.due, t.pending, nil
+	}
+	return p.storedDue(rkey)
 }
 
 // storedDue reads the committed reverse-index entry rkey.
@@ -89,8 +108,8 @@ func (p *Partition) unset(e *timerEntry) {
 // Schedule adds the timer (t.Customer, t.ID), or moves it (and replaces its
 // fields) if it is pending. Due is kept to the millisecond, like Kafka
 // timestamps; a timer comes back with Due truncated and in UTC. Cost: one
-// point read on the timer's first touch in the batch; the index updates are
-// made once, at Commit.
+// point read on the timer's first touch in the batch, unless the timer cache
+// knows it; the index updates are made once, at Commit.
 func (p *Partition) Schedule(t schemas.Timer) error {
 	if err := p.check("Schedule"); err != nil {
 		return err
@@ -142,7 +161,7 @@ func (p *Partition) Timer(c schemas.CustomerID, id string) (schemas.Timer, bool,
 		}
 		return t, true, nil
 	}
-	due, found, err := p.storedDue(p.key2)
+	due, found, err := p.committedDue(p.key2)
 	if err != nil || !found {
 		return t, false, err
 	}

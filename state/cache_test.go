@@ -1,8 +1,11 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -109,6 +112,87 @@ func TestCustomerCache(t *testing.T) {
 					t.Fatalf("reopened: %s has %d events, want %d", id, got, want)
 				}
 			}
+		})
+	}
+}
+
+// The timer cache holds committed due times only: after an abort, an erase
+// and a restore, and with the cache evicting or off, a batch moves and
+// cancels timers from where Pebble has them (a stale due time would leave
+// the stored entry behind, to fire later, and miscount the pending timers).
+func TestTimerCache(t *testing.T) {
+	for _, size := range []int{-1, 1, 2, 1024} {
+		t.Run(fmt.Sprintf("cached=%d", size), func(t *testing.T) {
+			fs := vfs.NewMem()
+			cfg := testConfig(fs)
+			cfg.CachedCustomers = size
+			s, err := Open(cfg, nil)
+			must(t, err)
+			p := part(t, s, 0)
+			check := func(step string, want string) {
+				t.Helper()
+				if got := p.PendingTimers(); got != int64(strings.Count(want, "@")) {
+					t.Fatalf("%s: %d timers pending, want %s", step, got, want)
+				}
+				due, err := p.PopDue(time.UnixMilli(1<<40), 0, nil)
+				must(t, err)
+				if got := refs(due); got != want {
+					t.Fatalf("%s: pending %q, want %q", step, got, want)
+				}
+				p.Abort()
+			}
+
+			must(t, p.Schedule(tm("ann", "t1", 100)))
+			must(t, p.Schedule(tm("bob", "t1", 200)))
+			must(t, p.Schedule(tm("cid", "t1", 300)))
+			must(t, p.Commit(-1))
+
+			must(t, p.Schedule(tm("ann", "t1", 150)))
+			must(t, p.Cancel("bob", "t1"))
+			p.Abort()
+			check("after an abort", "ann/t1@100 bob/t1@200 cid/t1@300")
+
+			must(t, p.Schedule(tm("ann", "t1", 400)))
+			must(t, p.Commit(-1))
+			must(t, p.Schedule(tm("ann", "t1", 500))) // moved from 400
+			must(t, p.Commit(-1))
+			check("after moves", "bob/t1@200 cid/t1@300 ann/t1@500")
+
+			must(t, p.Erase("cid"))
+			must(t, p.Commit(-1))
+			must(t, p.Schedule(tm("cid", "t1", 600)))
+			must(t, p.Commit(-1))
+			check("after an erase", "bob/t1@200 ann/t1@500 cid/t1@600")
+
+			// A restore moves bob's timer to 700, as another store's
+			// changelog has it; then a batch cancels it.
+			other, err := Open(testConfig(vfs.NewMem()), nil)
+			must(t, err)
+			op := part(t, other, 0)
+			must(t, op.Schedule(tm("bob", "t1", 700)))
+			var key, val []byte
+			must(t, op.Changes(func(k, v []byte) error {
+				if k[0] == kindReverse {
+					key, val = bytes.Clone(k), bytes.Clone(v)
+				}
+				return nil
+			}))
+			op.Abort()
+			must(t, other.Close())
+			must(t, p.ApplyChangelog(key, val, 0))
+			must(t, p.FlushRestore())
+			check("after the restore", "ann/t1@500 cid/t1@600 bob/t1@700")
+			must(t, p.Cancel("bob", "t1"))
+			must(t, p.Commit(-1))
+			check("after cancelling the restored timer", "ann/t1@500 cid/t1@600")
+
+			// Pebble agrees with what the cache served.
+			must(t, s.Close())
+			s, err = Open(cfg, nil)
+			must(t, err)
+			defer s.Close()
+			p = part(t, s, 0)
+			check("reopened", "ann/t1@500 cid/t1@600")
 		})
 	}
 }
