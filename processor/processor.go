@@ -147,6 +147,9 @@ func New(cfg Config, o Options) (*Processor, error) {
 		cfg: cfg, log: o.Logger, clock: o.Clock, store: o.Store, failpoint: o.Failpoint,
 		m: newMetrics(o.Registerer), registry: o.Registry, workers: map[int32]*worker{},
 	}
+	if o.Registerer != nil && o.Store != nil {
+		o.Registerer.MustRegister(NewStoreCollector(o.Store))
+	}
 	p.trace = o.Trace
 	p.adminAddr = o.AdminAddress
 	p.rules.Store(o.Rules)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -33,6 +35,9 @@ type Store struct {
 	writeOpts *pebble.WriteOptions
 	cached    int // customers cached per partition (0: none)
 
+	// Write stalls, counted by the event listener for Metrics.
+	stalls, stallNanos, stallStart atomic.Int64
+
 	mu struct {
 		sync.Mutex
 		parts  map[int32]*Partition
@@ -59,6 +64,7 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		fs = vfs.Default
 	}
 	log = log.With(zap.String("dir", cfg.Dir))
+	s := &Store{log: log, writeOpts: pebble.NoSync, cached: cfg.CachedCustomers}
 	opts := &pebble.Options{
 		FS:           fs,
 		CacheSize:    cfg.CacheBytes,
@@ -72,7 +78,14 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 				log.Error("pebble background error", zap.Error(err))
 			},
 			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+				s.stalls.Add(1)
+				s.stallStart.Store(time.Now().UnixNano())
 				log.Warn("pebble write stall", zap.String("reason", info.Reason))
+			},
+			WriteStallEnd: func() {
+				if t := s.stallStart.Swap(0); t != 0 {
+					s.stallNanos.Add(time.Now().UnixNano() - t)
+				}
 			},
 			DataCorruption: func(info pebble.DataCorruptionInfo) {
 				log.Error("pebble data corruption", zap.String("path", info.Path), zap.Error(info.Details))
@@ -95,7 +108,7 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", cfg.Dir, err)
 	}
-	s := &Store{db: db, log: log, writeOpts: pebble.NoSync, cached: cfg.CachedCustomers}
+	s.db = db
 	switch {
 	case s.cached == 0:
 		s.cached = defaultCachedCustomers
@@ -214,6 +227,24 @@ func (s *Store) DropPartition(p int32) error {
 		return fmt.Errorf("state: drop partition %d: %w", p, err)
 	}
 	return nil
+}
+
+// Metrics are the store's cumulative figures: Pebble's own (flushes,
+// compactions, levels, block cache, WAL) and the write stalls.
+type Metrics struct {
+	*pebble.Metrics
+	WriteStalls    int64
+	WriteStallTime time.Duration // stalls that ended
+}
+
+// Metrics returns the store's figures, or false once it is closed.
+func (s *Store) Metrics() (Metrics, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return Metrics{}, false
+	}
+	return Metrics{Metrics: s.db.Metrics(), WriteStalls: s.stalls.Load(), WriteStallTime: time.Duration(s.stallNanos.Load())}, true
 }
 
 // pebbleLogger routes Pebble's log lines to zap.

@@ -236,6 +236,26 @@ func logCycles(b *testing.B, cluster, mode string, events int64, before, after m
 		})
 		fmt.Fprintf(&sb, " %s=%.2f", t, float64(n)/float64(max(events, 1)))
 	}
-	b.Logf("%s %s: %d events in %.0f cycles (%.0f events/cycle, %.1f ms/cycle); output offsets per event:%s",
-		cluster, mode, events, cycles, float64(events)/max(cycles, 1), 1000*secs/max(cycles, 1), sb.String())
+	b.Logf("%s %s: %d events in %.0f cycles (%.0f events/cycle, %.1f ms/cycle, p99 %s); output offsets per event:%s",
+		cluster, mode, events, cycles, float64(events)/max(cycles, 1), 1000*secs/max(cycles, 1),
+		histQuantile(after.diff(before, "triggerd_cycle_seconds_bucket"), 0.99), sb.String())
+	d := func(name string) float64 { return after.sum(name) - before.sum(name) }
+	wal := d("triggerd_store_wal_bytes_total")
+	hits, misses := d("triggerd_store_block_cache_hits_total"), d("triggerd_store_block_cache_misses_total")
+	b.Logf("%s %s: store: WAL %.0f B/event, flushed %.0f MB, compacted %.0f MB (write amplification %.1f), %.0f compactions taking %.1f s, block cache hits %.1f%%, %.0f write stalls (%.1f s); at the end: %.0f MB on disk, L0 %.0f sublevels, compaction debt %.0f MB",
+		cluster, mode, wal/float64(max(events, 1)), d("triggerd_store_flushed_bytes_total")/1e6, d("triggerd_store_compacted_bytes_total")/1e6,
+		(d("triggerd_store_flushed_bytes_total")+d("triggerd_store_compacted_bytes_total"))/max(wal, 1),
+		d("triggerd_store_compactions_total"), d("triggerd_store_compaction_seconds_total"), 100*hits/max(hits+misses, 1),
+		d("triggerd_store_write_stalls_total"), d("triggerd_store_write_stall_seconds_total"),
+		after.sum("triggerd_store_disk_bytes")/1e6, after.sum("triggerd_store_l0_sublevels"), after.sum("triggerd_store_compaction_debt_bytes")/1e6)
+}
+
+// logMemory logs where the processor's memory is: resident, the Go heap and
+// what the Go runtime holds from the OS in all (GOMEMLIMIT bounds that), and
+// Pebble's block cache and memtables, which live outside the Go heap.
+func logMemory(b *testing.B, cluster, what string, m metricSet) {
+	mb := func(name string) float64 { return m.sum(name) / (1 << 20) }
+	b.Logf("%s %s: memory: RSS %.0fM; Go heap in use %.0fM, Go runtime total %.0fM; Pebble block cache %.0fM, memtables %.0fM",
+		cluster, what, mb("process_resident_memory_bytes"), mb("go_memstats_heap_inuse_bytes"), mb("go_memstats_sys_bytes"),
+		mb("triggerd_store_block_cache_bytes"), mb("triggerd_store_memtable_bytes"))
 }

@@ -140,12 +140,22 @@ log:
 	drain(b, k, cfg.Group, endOffsets(b, k, cfg.Inputs()...), p.cpu, p.exited, 60*time.Minute)
 	r.e2eRate = runSaturated(b, s, k, reg, in, cfg.Group, p.cpu, p.exited)
 	rss = append(rss, fmt.Sprintf("saturation %.0fM", float64(p.peakRSS())/(1<<20)))
+	logMemory(b, k.name, mode+" after saturation", scrape(b, ops))
+	if s.pprofDir != "" {
+		path := filepath.Join(s.pprofDir, fmt.Sprintf("%s-%s-heap.pprof", k.name, mode))
+		if err := fetchProfile("http://"+ops+"/debug/pprof/heap", path); err != nil {
+			b.Logf("heap profile: %v", err)
+		} else {
+			b.Logf("heap profile after the saturation phase written to %s", path)
+		}
+	}
 	prof = startProfile(b, s, ops, fmt.Sprintf("%s-%s-live", k.name, mode), s.warmup+s.live)
 	before, outBefore = scrape(b, ops), endOffsets(b, k, outputs...)
 	live := runLive(b, s, k, reg, in, cfg.Topics.Triggers, ops, r.e2eRate/2, p.exited)
 	after, outAfter = scrape(b, ops), endOffsets(b, k, outputs...)
 	prof()
 	logCycles(b, k.name, mode+" live", int64(live.rate*(s.warmup+s.live).Seconds()), before, after, outputs, outBefore, outAfter)
+	logMemory(b, k.name, mode+" after live", after)
 	r.liveRate, r.latency, r.fireLagP99, r.timersFired, r.pending, r.triggers = live.rate, live.latency, live.fireLagP99, live.fired, live.pending, live.triggers
 	r.peakRSS = p.peakRSS()
 	rss = append(rss, fmt.Sprintf("live %.0fM", float64(r.peakRSS)/(1<<20)))

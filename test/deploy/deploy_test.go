@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
@@ -22,6 +23,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/state"
 )
 
 const root = "../../"
@@ -49,8 +53,9 @@ func processorMetrics(t *testing.T) []string {
 // knownSeries returns every series name a scrape of triggerd can have:
 // the processor's metrics (histograms with _bucket, _sum, _count), those of
 // kprom as the processor configures it (namespace "triggerd", found by
-// running a client with its hooks against kfake), the Go and process
-// collectors that cmd/triggerd registers, and Prometheus's own "up".
+// running a client with its hooks against kfake), the state store's (from a
+// store in memory), the Go and process collectors that cmd/triggerd
+// registers, and Prometheus's own "up".
 func knownSeries(t *testing.T) map[string]bool {
 	t.Helper()
 	known := map[string]bool{"up": true}
@@ -65,6 +70,14 @@ func knownSeries(t *testing.T) map[string]bool {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sc := state.DefaultConfig()
+	sc.Dir, sc.FS = "db", vfs.NewMem()
+	store, err := state.Open(sc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reg.MustRegister(processor.NewStoreCollector(store))
 	m := kprom.NewMetrics("triggerd", kprom.Registerer(reg))
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	if err != nil {
