@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -52,6 +53,7 @@ func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleE
 	endCtx, endCancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
 	defer endCancel()
 	p.failpoint("before-end")
+	phase := time.Now()
 	flushErr := p.cl.Flush(endCtx)
 	produceErr := p.produceErr.Load()
 	if cycleErr == nil && produceErr == nil && flushErr == nil {
@@ -65,6 +67,7 @@ func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleE
 		}
 		flushErr = p.cl.Flush(endCtx)
 	}
+	phase = p.observePhase("flush", phase)
 	produceErr = p.produceErr.Swap(nil)
 	if produceErr == nil && flushErr != nil {
 		produceErr = &flushErr
@@ -114,6 +117,7 @@ func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleE
 			offsets[in.topic][w.id] = kgo.EpochOffset{Epoch: -1, Offset: in.next}
 		}
 	}
+	p.observePhase("apply", phase)
 	p.commitCount.Add(1)
 	p.m.commits.WithLabelValues("committed").Inc()
 	p.failpoint("after-apply")

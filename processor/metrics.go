@@ -16,6 +16,7 @@ type metrics struct {
 	timersPend       *prometheus.GaugeVec // partition
 	fireLag          prometheus.Histogram
 	cycleSeconds     prometheus.Histogram
+	cyclePhase       *prometheus.HistogramVec // phase: process, flush, end, apply
 	commits          *prometheus.CounterVec // result: committed, aborted
 	restored         *prometheus.CounterVec // partition
 	restoring        prometheus.Gauge
@@ -68,6 +69,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "triggerd_cycle_seconds", Help: "Duration of one poll/process/commit cycle.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		cyclePhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "triggerd_cycle_phase_seconds", Help: "Duration of a cycle's phases: process (rules and state, all partitions), flush (waiting for the produced records' acknowledgements), end (the transaction's offset commit and end; exactly-once only), apply (the Pebble batches).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"phase"}),
 		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triggerd_transactions_total", Help: "Kafka transactions ended, by result.",
 		}, []string{"result"}),
@@ -115,7 +120,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.policy.byReason = map[string]int64{}
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
-			m.cycleSeconds, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
+			m.cycleSeconds, m.cyclePhase, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
 			m.suppressions, m.deferrals)
 	}
 	return m

@@ -527,6 +527,7 @@ func (p *Processor) runCycle(ctx context.Context) error {
 		wg.Go(func() { w.cycle(now) })
 	}
 	wg.Wait()
+	p.m.cyclePhase.WithLabelValues("process").Observe(time.Since(started).Seconds())
 	var cycleErr error
 	for _, w := range active {
 		if w.err != nil {
@@ -572,7 +573,9 @@ func (p *Processor) endTransaction(ctx context.Context, active []*worker, cycleE
 	// otherwise be missing from a transaction that commits the offsets of
 	// the input that produced it. End commits whatever was acked; it does
 	// not look at produce errors.
+	phase := time.Now()
 	flushErr := p.cl.Flush(endCtx)
+	phase = p.observePhase("flush", phase)
 	produceErr := p.produceErr.Swap(nil)
 	if produceErr == nil && flushErr != nil {
 		produceErr = &flushErr
@@ -581,7 +584,9 @@ func (p *Processor) endTransaction(ctx context.Context, active []*worker, cycleE
 	p.failpoint("before-end")
 	committed, endErr := p.sess.End(endCtx, kgo.TransactionEndTry(commit))
 	endCancel()
+	phase = p.observePhase("end", phase)
 	if committed {
+		defer p.observePhase("apply", phase)
 		p.commitCount.Add(1)
 		p.m.commits.WithLabelValues("committed").Inc()
 		p.failpoint("after-end")
@@ -618,6 +623,14 @@ func (p *Processor) endTransaction(ctx context.Context, active []*worker, cycleE
 		endErr = fmt.Errorf("processor: ending transaction: %w", endErr)
 	}
 	return endErr, nil
+}
+
+// observePhase records the cycle phase that started at since, and returns
+// now, the start of the next.
+func (p *Processor) observePhase(phase string, since time.Time) time.Time {
+	now := time.Now()
+	p.m.cyclePhase.WithLabelValues(phase).Observe(now.Sub(since).Seconds())
+	return now
 }
 
 // traceHeads checks, in trace mode, that the consumer's positions (what

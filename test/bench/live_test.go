@@ -240,6 +240,14 @@ func logCycles(b *testing.B, cluster, mode string, events int64, before, after m
 		cluster, mode, events, cycles, float64(events)/max(cycles, 1), 1000*secs/max(cycles, 1),
 		histQuantile(after.diff(before, "triggerd_cycle_seconds_bucket"), 0.99), sb.String())
 	d := func(name string) float64 { return after.sum(name) - before.sum(name) }
+	var phases strings.Builder
+	for _, ph := range []string{"process", "flush", "end", "apply"} {
+		sel := `{phase="` + ph + `"}`
+		if n := d("triggerd_cycle_phase_seconds_count" + sel); n > 0 {
+			fmt.Fprintf(&phases, " %s %.1f", ph, 1000*d("triggerd_cycle_phase_seconds_sum"+sel)/n)
+		}
+	}
+	b.Logf("%s %s: ms per cycle by phase:%s", cluster, mode, phases.String())
 	wal := d("triggerd_store_wal_bytes_total")
 	hits, misses := d("triggerd_store_block_cache_hits_total"), d("triggerd_store_block_cache_misses_total")
 	b.Logf("%s %s: store: WAL %.0f B/event, flushed %.0f MB, compacted %.0f MB (write amplification %.1f), %.0f compactions taking %.1f s, block cache hits %.1f%%, %.0f write stalls (%.1f s); at the end: %.0f MB on disk, L0 %.0f sublevels, compaction debt %.0f MB",
