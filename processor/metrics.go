@@ -17,8 +17,8 @@ type metrics struct {
 	fireLag          prometheus.Histogram
 	cycleSeconds     prometheus.Histogram
 	cyclePhase       *prometheus.HistogramVec // phase: process, flush, end, apply
-	commits          *prometheus.CounterVec // result: committed, aborted
-	restored         *prometheus.CounterVec // partition
+	commits          *prometheus.CounterVec   // result: committed, aborted
+	restored         *prometheus.CounterVec   // partition
 	restoring        prometheus.Gauge
 	restoreLeft      *prometheus.GaugeVec // partition
 	sessionRestarts  prometheus.Counter
