@@ -22,6 +22,7 @@ func buildPeer(b *testing.B) string {
 		b.Fatal(err)
 	}
 	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as triggerd's (harness.BuildTriggerd)
 	cmd.Dir = src
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {

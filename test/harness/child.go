@@ -31,11 +31,15 @@ func FreeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// BuildTriggerd builds the binary once per test into a temp dir.
+// BuildTriggerd builds the binary once per test into a temp dir, as the
+// release image does (deploy/Dockerfile): without cgo, so that Pebble's
+// block cache and memtables are Go memory, under GOMEMLIMIT, as in
+// production (with cgo they are C memory, outside it).
 func BuildTriggerd(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "triggerd")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/triggerd/triggerd/cmd/triggerd")
+	cmd := exec.Command("go", "build", "-tags", "timetzdata", "-o", bin, "github.com/triggerd/triggerd/cmd/triggerd")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("go build: %v", err)
