@@ -213,3 +213,38 @@ func TestApplyChangelogRejects(t *testing.T) {
 		p.Abort()
 	}
 }
+
+// A restore into a partition without timers skips the timer index reads
+// (restoreRefs), and it must stop when anything else writes timers: here a
+// batch runs between two restore flushes (a processor catching up a
+// partition after it served it), and the second restore moves the timer the
+// batch scheduled. Reading nothing would leave its old entry behind.
+func TestRestoreAfterABatch(t *testing.T) {
+	a := openStore(t, vfs.NewMem())
+	defer closeStore(t, a)
+	pa := part(t, a, 0)
+	var log []record
+	must(t, pa.Schedule(tm("ann", "t", 100)))
+	log = runBatch(t, pa, log)
+	must(t, pa.Schedule(tm("bob", "t", 300))) // bob/t as the batch below has it, moved
+	log = runBatch(t, pa, log)
+
+	b := openStore(t, vfs.NewMem())
+	defer closeStore(t, b)
+	pb := part(t, b, 0)
+	must(t, pb.ApplyChangelog(log[0].key, log[0].value, 0))
+	must(t, pb.FlushRestore())
+	must(t, pb.Schedule(tm("bob", "t", 200)))
+	must(t, pb.Commit(-1))
+	for _, r := range log[1:] {
+		if r.key[0] == kindReverse {
+			must(t, pb.ApplyChangelog(r.key, r.value, r.offset))
+		}
+	}
+	must(t, pb.FlushRestore())
+	due, err := pb.PopDue(time.UnixMilli(1<<40), 0, nil)
+	must(t, err)
+	if got := refs(due); got != "ann/t@100 bob/t@300" || pb.PendingTimers() != 0 {
+		t.Fatalf("after the restore: pending %q (count %d before popping), want ann/t@100 bob/t@300", got, pb.PendingTimers()+int64(len(due)))
+	}
+}

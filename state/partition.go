@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"slices"
 
@@ -104,6 +105,14 @@ type Partition struct {
 	// Restore: a restore batch is open; restoreOffset is its last record's.
 	restoring     bool
 	restoreOffset int64
+	// restoreRefs tracks a restore into a partition that had no timers:
+	// the hashes of the timer refs applied since it started, over all its
+	// FlushRestores. A ref not there has no entry in Pebble, so applying
+	// it needs no index read (they were a third of a restore's CPU). nil
+	// when not tracking; Commit stops it (a batch writes timers too). A
+	// hash collision only costs the read.
+	restoreRefs map[uint64]struct{}
+	refSeed     maphash.Seed
 
 	key, key2 []byte           // scratch keys
 	rkey      []byte           // scratch key, for PopDue
@@ -147,6 +156,7 @@ func newPartition(s *Store, num int32) *Partition {
 		heldIdx:         make(map[heldRef]int),
 		committedInputs: make(map[string]int64),
 		inputs:          make(map[string]int64),
+		refSeed:         maphash.MakeSeed(),
 		custCache:       newCache[schemas.CustomerID, *schemas.Customer](s.cached),
 		timerCache:      newCache[string, storedTimer](timersPerCustomer * s.cached),
 	}
@@ -535,6 +545,7 @@ func (p *Partition) Commit(changelogOffset int64) error {
 	if p.restoring {
 		return fmt.Errorf("state: partition %d: Commit during a restore: call FlushRestore", p.num)
 	}
+	p.restoreRefs = nil
 	p.seal()
 	for i := range p.custs {
 		e := &p.custs[i]
