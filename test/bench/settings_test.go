@@ -25,11 +25,15 @@ type settings struct {
 	// measured.
 	span           time.Duration
 	stateCustomers int // BENCH_STATE_CUSTOMERS: customers (one pending timer each) seeded into the changelog
-	live           time.Duration
-	saturate       time.Duration // BENCH_SATURATE: the end-to-end maximum rate phase
-	warmup         time.Duration
-	lateness       time.Duration
-	goka           bool // BENCH_GOKA: run the peer
+	// kfakeStateCustomers (BENCH_KFAKE_STATE_CUSTOMERS, default the
+	// smaller of 2,000,000 and stateCustomers) replaces it on kfake, which
+	// keeps every record in the benchmark's own memory.
+	kfakeStateCustomers int
+	live                time.Duration
+	saturate            time.Duration // BENCH_SATURATE: the end-to-end maximum rate phase
+	warmup              time.Duration
+	lateness            time.Duration
+	goka                bool // BENCH_GOKA: run the peer
 	// pprofDir (BENCH_PPROF): write CPU profiles of the processor's
 	// drain (its first BENCH_PPROF_SECONDS) and live phase there, as
 	// <cluster>-<mode>-drain.pprof and -live.pprof.
@@ -54,6 +58,7 @@ func loadSettings(b *testing.B) settings {
 		pprofDir:       os.Getenv("BENCH_PPROF"),
 		pprofSecs:      envDuration(b, "BENCH_PPROF_SECONDS", 10*time.Second),
 	}
+	s.kfakeStateCustomers = envInt(b, "BENCH_KFAKE_STATE_CUSTOMERS", min(2_000_000, s.stateCustomers))
 	if v := os.Getenv("BENCH_CLUSTERS"); v != "" {
 		s.clusters = strings.Split(v, ",")
 	}

@@ -57,6 +57,10 @@ func BenchmarkWorkload(b *testing.B) {
 	for _, cl := range s.clusters {
 		b.Run(cl, func(b *testing.B) {
 			k := openCluster(b, cl)
+			s := s
+			if cl == "kfake" {
+				s.stateCustomers = s.kfakeStateCustomers
+			}
 			results := runCluster(b, s, k, bin, peer)
 			printTable(b, s, k, results)
 		})
