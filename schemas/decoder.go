@@ -51,11 +51,9 @@ func NewDecoder(src Source, f Format, reg *sr.Client) (*Decoder, error) {
 func (d *Decoder) Source() Source { return d.src }
 
 // Decode resets ev and fills it from value. The strings, maps and slices in
-// ev are ev's own (none alias value), and ev.Items keeps its capacity
-// between calls. For Avro, the strings of one record share one copy of the
-// record's bytes: a string kept long after the record (in a cache, say)
-// keeps that copy in memory, so clone it (strings.Clone) if the record may
-// be large.
+// ev are ev's own (none alias value, nor one another: a string kept long
+// after the record keeps only its own bytes), and ev.Items keeps its
+// capacity between calls.
 //
 // A *DecodeError means the record is bad for good: dead-letter it with its
 // Reason. Any other error means the schema registry could not be reached to
