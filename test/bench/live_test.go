@@ -236,7 +236,7 @@ func logCycles(b *testing.B, cluster, mode string, events int64, before, after m
 		})
 		fmt.Fprintf(&sb, " %s=%.2f", t, float64(n)/float64(max(events, 1)))
 	}
-	b.Logf("%s %s: %d events in %.0f cycles (%.0f events/cycle, %.1f ms/cycle, p99 %s); output offsets per event:%s",
+	logf("%s %s: %d events in %.0f cycles (%.0f events/cycle, %.1f ms/cycle, p99 %s); output offsets per event:%s",
 		cluster, mode, events, cycles, float64(events)/max(cycles, 1), 1000*secs/max(cycles, 1),
 		histQuantile(after.diff(before, "triggerd_cycle_seconds_bucket"), 0.99), sb.String())
 	d := func(name string) float64 { return after.sum(name) - before.sum(name) }
@@ -247,10 +247,10 @@ func logCycles(b *testing.B, cluster, mode string, events int64, before, after m
 			fmt.Fprintf(&phases, " %s %.1f", ph, 1000*d("triggerd_cycle_phase_seconds_sum"+sel)/n)
 		}
 	}
-	b.Logf("%s %s: ms per cycle by phase:%s", cluster, mode, phases.String())
+	logf("%s %s: ms per cycle by phase:%s", cluster, mode, phases.String())
 	wal := d("triggerd_store_wal_bytes_total")
 	hits, misses := d("triggerd_store_block_cache_hits_total"), d("triggerd_store_block_cache_misses_total")
-	b.Logf("%s %s: store: WAL %.0f B/event, flushed %.0f MB, compacted %.0f MB (write amplification %.1f), %.0f compactions taking %.1f s, block cache hits %.1f%%, %.0f write stalls (%.1f s); at the end: %.0f MB on disk, L0 %.0f sublevels, compaction debt %.0f MB",
+	logf("%s %s: store: WAL %.0f B/event, flushed %.0f MB, compacted %.0f MB (write amplification %.1f), %.0f compactions taking %.1f s, block cache hits %.1f%%, %.0f write stalls (%.1f s); at the end: %.0f MB on disk, L0 %.0f sublevels, compaction debt %.0f MB",
 		cluster, mode, wal/float64(max(events, 1)), d("triggerd_store_flushed_bytes_total")/1e6, d("triggerd_store_compacted_bytes_total")/1e6,
 		(d("triggerd_store_flushed_bytes_total")+d("triggerd_store_compacted_bytes_total"))/max(wal, 1),
 		d("triggerd_store_compactions_total"), d("triggerd_store_compaction_seconds_total"), 100*hits/max(hits+misses, 1),
@@ -263,7 +263,7 @@ func logCycles(b *testing.B, cluster, mode string, events int64, before, after m
 // Pebble's block cache and memtables, which live outside the Go heap.
 func logMemory(b *testing.B, cluster, what string, m metricSet) {
 	mb := func(name string) float64 { return m.sum(name) / (1 << 20) }
-	b.Logf("%s %s: memory: RSS %.0fM; Go heap in use %.0fM, Go runtime total %.0fM; Pebble block cache %.0fM, memtables %.0fM",
+	logf("%s %s: memory: RSS %.0fM; Go heap in use %.0fM, Go runtime total %.0fM; Pebble block cache %.0fM, memtables %.0fM",
 		cluster, what, mb("process_resident_memory_bytes"), mb("go_memstats_heap_inuse_bytes"), mb("go_memstats_sys_bytes"),
 		mb("triggerd_store_block_cache_bytes"), mb("triggerd_store_memtable_bytes"))
 }

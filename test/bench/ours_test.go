@@ -79,7 +79,7 @@ func runOurs(b *testing.B, s settings, k *cluster, registryURL string, reg *sr.C
 	cfg.Topics.Suppressions = in.prefix + mode + "-suppressions"
 
 	seeded := seedState(b, s, k, cfg)
-	b.Logf("%s %s: seeded %d changelog records", k.name, mode, seeded)
+	logf("%s %s: seeded %d changelog records", k.name, mode, seeded)
 
 	rulesFile := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(rulesFile, benchRules(b), 0o600); err != nil {
@@ -133,7 +133,7 @@ log:
 	r.events = d.events
 	r.eventsPerSec = float64(d.events) / d.seconds
 	r.cpuPerEvent = float64(d.cpu.Microseconds()) / float64(max(d.events, 1))
-	b.Logf("%s %s: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event", k.name, mode, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent)
+	logf("%s %s: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event", k.name, mode, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent)
 
 	// The live traffic of an earlier run is input too: catch up before
 	// the live phase so that it starts with no lag.
@@ -144,9 +144,9 @@ log:
 	if s.pprofDir != "" {
 		path := filepath.Join(s.pprofDir, fmt.Sprintf("%s-%s-heap.pprof", k.name, mode))
 		if err := fetchProfile("http://"+ops+"/debug/pprof/heap", path); err != nil {
-			b.Logf("heap profile: %v", err)
+			logf("heap profile: %v", err)
 		} else {
-			b.Logf("heap profile after the saturation phase written to %s", path)
+			logf("heap profile after the saturation phase written to %s", path)
 		}
 	}
 	prof = startProfile(b, s, ops, fmt.Sprintf("%s-%s-live", k.name, mode), s.warmup+s.live)
@@ -159,7 +159,7 @@ log:
 	r.liveRate, r.latency, r.fireLagP99, r.timersFired, r.pending, r.triggers = live.rate, live.latency, live.fireLagP99, live.fired, live.pending, live.triggers
 	r.peakRSS = p.peakRSS()
 	rss = append(rss, fmt.Sprintf("live %.0fM", float64(r.peakRSS)/(1<<20)))
-	b.Logf("%s %s: peak RSS after each phase: %s", k.name, mode, strings.Join(rss, ", "))
+	logf("%s %s: peak RSS after each phase: %s", k.name, mode, strings.Join(rss, ", "))
 	if live.behind > 0 {
 		r.note = fmt.Sprintf("live phase: %d events still uncommitted at its end (did not keep up with half the end-to-end maximum)", live.behind)
 	}
@@ -245,6 +245,9 @@ func seedState(b *testing.B, s settings, k *cluster, cfg processor.Config) int {
 		}
 		if pending[p]++; pending[p] == 5000 {
 			flush(p)
+		}
+		if (i+1)%2_000_000 == 0 {
+			logf("%s: seeded %d of %d state customers", k.name, i+1, s.stateCustomers)
 		}
 	}
 	for p := range parts {

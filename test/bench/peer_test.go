@@ -66,7 +66,7 @@ func runPeer(b *testing.B, s settings, k *cluster, registryURL string, in inputs
 	r.cpuPerEvent = float64(d.cpu.Microseconds()) / float64(max(d.events, 1))
 	r.peakRSS = p.peakRSS()
 	r.note = fmt.Sprintf("at-least-once (sarama consumer group, 1 s offset commits), no contact policy, no other rules; timers: delay stream + in-memory heap + ticker emitter")
-	b.Logf("%s goka: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event", k.name, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent)
+	logf("%s goka: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event", k.name, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent)
 	return r
 }
 

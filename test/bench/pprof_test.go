@@ -26,10 +26,10 @@ func startProfile(b *testing.B, s settings, ops, name string, d time.Duration) (
 		path := filepath.Join(s.pprofDir, name+".pprof")
 		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", ops, max(1, int(d.Seconds())))
 		if err := fetchProfile(url, path); err != nil {
-			b.Logf("profile %s: %v", name, err)
+			logf("profile %s: %v", name, err)
 			return
 		}
-		b.Logf("profile %s (%s) written to %s", name, d, path)
+		logf("profile %s (%s) written to %s", name, d, path)
 	}()
 	return func() { <-done }
 }

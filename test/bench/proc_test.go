@@ -72,10 +72,10 @@ func (p *proc) stop(b *testing.B) {
 	case <-time.After(60 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
-		b.Logf("%s did not stop within 60s of SIGTERM: killed", p.cmd.Path)
+		logf("%s did not stop within 60s of SIGTERM: killed", p.cmd.Path)
 	}
 	if n, first := p.warnings(3); n > 0 {
-		b.Logf("the processor logged %d warnings or errors; the first:\n%s", n, strings.Join(first, "\n"))
+		logf("the processor logged %d warnings or errors; the first:\n%s", n, strings.Join(first, "\n"))
 	}
 }
 

@@ -109,7 +109,7 @@ func BenchmarkProfileDrain(b *testing.B) {
 	cancel()
 	<-done
 	b.ReportMetric(float64(d.events)/d.seconds, "events/s")
-	b.Logf("in-process %s on kfake: %d events in %.1fs (%.0f/s) after %.1fs", mode, d.events, d.seconds, float64(d.events)/d.seconds, time.Since(started).Seconds())
+	logf("in-process %s on kfake: %d events in %.1fs (%.0f/s) after %.1fs", mode, d.events, d.seconds, float64(d.events)/d.seconds, time.Since(started).Seconds())
 }
 
 func envString(name, def string) string {

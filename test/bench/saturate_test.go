@@ -42,6 +42,6 @@ func runSaturated(b *testing.B, s settings, k *cluster, reg *sr.Client, in input
 	w.flush()
 	drain(b, k, group, endOffsets(b, k, in.topics.Clickstream, in.topics.Transactions, in.topics.Profiles), cpu, alive, 30*time.Minute)
 	secs := time.Since(start).Seconds()
-	b.Logf("%s: saturation: %d events produced in %s, all committed after %.1fs", k.name, produced, s.saturate, secs)
+	logf("%s: saturation: %d events produced in %s, all committed after %.1fs", k.name, produced, s.saturate, secs)
 	return float64(produced) / secs
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -93,3 +94,10 @@ func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
 }
 
 func numCPU() int { return runtime.NumCPU() }
+
+// logf prints a progress or diagnostic line at once, on stdout, with the
+// time. Not b.Logf: the testing package prints a benchmark's log only at its
+// end and keeps only its last ten lines, and a full run takes half an hour.
+func logf(format string, args ...any) {
+	fmt.Printf("    %s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}

@@ -199,7 +199,7 @@ func writeInputs(b *testing.B, s settings, k *cluster, reg *sr.Client) inputs {
 	w.flush()
 	in.ends = endOffsets(b, k, topics...)
 	in.bytes = float64(w.bytes.Load()) / float64(max(s.events, 1))
-	b.Logf("%s: wrote %d input events (%.0f B each on average) in %s", k.name, s.events, in.bytes, time.Since(began).Round(time.Millisecond))
+	logf("%s: wrote %d input events (%.0f B each on average) in %s", k.name, s.events, in.bytes, time.Since(began).Round(time.Millisecond))
 	return in
 }
 
