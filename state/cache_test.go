@@ -193,6 +193,11 @@ func TestTimerCache(t *testing.T) {
 			defer s.Close()
 			p = part(t, s, 0)
 			check("reopened", "ann/t1@500 cid/t1@600")
+			// The reopened handle knows the stored timers (its timer
+			// filter is built from Pebble): moving one replaces it.
+			must(t, p.Schedule(tm("cid", "t1", 50)))
+			must(t, p.Commit(-1))
+			check("moved after reopening", "cid/t1@50 ann/t1@500")
 		})
 	}
 }

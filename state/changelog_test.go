@@ -214,11 +214,11 @@ func TestApplyChangelogRejects(t *testing.T) {
 	}
 }
 
-// A restore into a partition without timers skips the timer index reads
-// (restoreRefs), and it must stop when anything else writes timers: here a
-// batch runs between two restore flushes (a processor catching up a
+// A batch runs between two restore flushes (a processor catching up a
 // partition after it served it), and the second restore moves the timer the
-// batch scheduled. Reading nothing would leave its old entry behind.
+// batch scheduled: the restore must find the batch's entry (a restore that
+// skipped the index reads for refs it had not applied itself left it
+// behind).
 func TestRestoreAfterABatch(t *testing.T) {
 	a := openStore(t, vfs.NewMem())
 	defer closeStore(t, a)

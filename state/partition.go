@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"maps"
 	"slices"
 
@@ -105,14 +104,9 @@ type Partition struct {
 	// Restore: a restore batch is open; restoreOffset is its last record's.
 	restoring     bool
 	restoreOffset int64
-	// restoreRefs tracks a restore into a partition that had no timers:
-	// the hashes of the timer refs applied since it started, over all its
-	// FlushRestores. A ref not there has no entry in Pebble, so applying
-	// it needs no index read (they were a third of a restore's CPU). nil
-	// when not tracking; Commit stops it (a batch writes timers too). A
-	// hash collision only costs the read.
-	restoreRefs map[uint64]struct{}
-	refSeed     maphash.Seed
+	// tfilter holds the refs of the pending timers in Pebble (and some
+	// more): a ref it does not hold needs no index read.
+	tfilter timerFilter
 
 	key, key2 []byte           // scratch keys
 	rkey      []byte           // scratch key, for PopDue
@@ -156,7 +150,6 @@ func newPartition(s *Store, num int32) *Partition {
 		heldIdx:         make(map[heldRef]int),
 		committedInputs: make(map[string]int64),
 		inputs:          make(map[string]int64),
-		refSeed:         maphash.MakeSeed(),
 		custCache:       newCache[schemas.CustomerID, *schemas.Customer](s.cached),
 		timerCache:      newCache[string, storedTimer](timersPerCustomer * s.cached),
 	}
@@ -186,6 +179,9 @@ func (p *Partition) load() error {
 		return err
 	}
 	if p.committedHeld, err = p.loadCount(metaHeld, "held-record count"); err != nil {
+		return err
+	}
+	if err := p.buildTimerFilter(); err != nil {
 		return err
 	}
 	p.reset()
@@ -545,7 +541,6 @@ func (p *Partition) Commit(changelogOffset int64) error {
 	if p.restoring {
 		return fmt.Errorf("state: partition %d: Commit during a restore: call FlushRestore", p.num)
 	}
-	p.restoreRefs = nil
 	p.seal()
 	for i := range p.custs {
 		e := &p.custs[i]
@@ -644,6 +639,13 @@ func (p *Partition) committed(changelog int64) {
 	p.committedPending = p.pending
 	p.committedHeld = p.heldCount
 	p.committedFloor = p.floor
+	if p.tfilter.full() { // after committedPending: the rebuild sizes by it
+		if err := p.buildTimerFilter(); err != nil {
+			// The full filter still holds every pending ref; it only
+			// answers yes more often. Try again after as many adds.
+			p.tfilter.limit *= 2
+		}
+	}
 	p.reset()
 }
 

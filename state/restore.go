@@ -1,12 +1,7 @@
 package state
 
 import (
-	"errors"
 	"fmt"
-	"hash/maphash"
-	"slices"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/triggerd/triggerd/schemas"
 )
@@ -40,15 +35,6 @@ func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 		// overlay, and FlushRestore updates the cache like Commit.)
 		// Restored timers may be due at any time.
 		p.floor, p.committedFloor = 0, 0
-		if p.restoreRefs == nil {
-			fresh, err := p.noTimers()
-			if err != nil {
-				return err
-			}
-			if fresh {
-				p.restoreRefs = make(map[uint64]struct{})
-			}
-		}
 	}
 	if len(key) == 0 {
 		return fmt.Errorf("state: partition %d: changelog offset %d: empty key", p.num, offset)
@@ -110,23 +96,6 @@ func (p *Partition) applyCustomer(key, value []byte) error {
 	return nil
 }
 
-// noTimers reports whether Pebble has no timer of the partition: no
-// reverse-index key, not even an unset one.
-func (p *Partition) noTimers() (bool, error) {
-	lower := appendPartition(nil, p.num)
-	upper := append(slices.Clone(lower), kindReverse+1)
-	lower = append(lower, kindReverse)
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return false, fmt.Errorf("state: partition %d: look for timers: %w", p.num, err)
-	}
-	found := it.First()
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return false, fmt.Errorf("state: partition %d: look for timers: %w", p.num, err)
-	}
-	return !found, nil
-}
-
 func (p *Partition) applyTimer(key, value []byte) error {
 	c, id, err := parseTimerRef(key[1:])
 	if err != nil {
@@ -134,18 +103,9 @@ func (p *Partition) applyTimer(key, value []byte) error {
 	}
 	p.key2 = appendPartition(p.key2[:0], p.num)
 	p.key2 = append(p.key2, key...)
-	var e *timerEntry
-	if p.restoreRefs != nil {
-		h := maphash.Bytes(p.refSeed, key[1:])
-		if _, seen := p.restoreRefs[h]; !seen {
-			p.restoreRefs[h] = struct{}{}
-			e = p.addTimer(p.key2, false, 0) // not in Pebble, nor in the overlay
-		}
-	}
-	if e == nil {
-		if e, err = p.timer(p.key2); err != nil {
-			return err
-		}
+	e, err := p.timer(p.key2)
+	if err != nil {
+		return err
 	}
 	if len(value) == 0 {
 		// Deleted for real, not unset as a batch does (see

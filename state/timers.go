@@ -49,10 +49,15 @@ type storedTimer struct {
 const timersPerCustomer = 4
 
 // committedDue returns the committed due time of the timer whose
-// reverse-index key is rkey, from the timer cache or else from Pebble.
+// reverse-index key is rkey: from the timer cache, or not pending if the
+// timer filter does not have it, or else from Pebble.
 func (p *Partition) committedDue(rkey []byte) (uint64, bool, error) {
-	if t, ok := p.timerCache.get(string(rkey[partLen+1:])); ok {
+	ref := rkey[partLen+1:]
+	if t, ok := p.timerCache.get(string(ref)); ok {
 		return t.due, t.pending, nil
+	}
+	if !p.tfilter.mayHave(ref) {
+		return 0, false, nil
 	}
 	return p.storedDue(rkey)
 }
@@ -380,6 +385,7 @@ func (p *Partition) writeTimers() error {
 			if !e.existed || e.due != e.oldDue {
 				binary.BigEndian.PutUint64(due[:], e.due)
 				err = p.batch.Set(rkey, due[:], nil)
+				p.tfilter.add(ref)
 			}
 		case e.erase:
 			err = p.batch.Delete(rkey, nil)

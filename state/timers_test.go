@@ -121,7 +121,31 @@ func TestTimers(t *testing.T) {
 // TestTimersModel runs random schedules, cancels and pops over several
 // batches (some aborted) against a map, checking PopDue's order and the count.
 func TestTimersModel(t *testing.T) {
-	s := openStore(t, vfs.NewMem())
+	// Small: tiny timer filters, rebuilt every few batches, and no timer
+	// cache to answer for them.
+	for _, small := range []bool{false, true} {
+		t.Run(fmt.Sprintf("small_filter=%v", small), func(t *testing.T) {
+			cfg := testConfig(vfs.NewMem())
+			if small {
+				smallTimerFilter(t)
+				cfg.CachedCustomers = -1
+			}
+			timersModel(t, cfg)
+		})
+	}
+}
+
+// smallTimerFilter makes timer filters tiny for the test, so that they
+// fill and are rebuilt every few batches.
+func smallTimerFilter(t *testing.T) {
+	old := timerFilterMin
+	timerFilterMin = 2
+	t.Cleanup(func() { timerFilterMin = old })
+}
+
+func timersModel(t *testing.T, cfg Config) {
+	s, err := Open(cfg, nil)
+	must(t, err)
 	defer closeStore(t, s)
 	p := part(t, s, 1)
 	type ref struct {
