@@ -59,7 +59,11 @@
 //
 // Firing is a range scan from the front of the 't' range; Schedule, Cancel
 // and rescheduling are a point read of the 'r' entry plus two index writes.
-// Nothing scans the whole state.
+// Nothing scans the whole state while it runs; opening a partition scans
+// its 'r' range once, to build a Bloom filter of the pending timers' refs
+// (timerfilter.go), and the point read is skipped when the filter does not
+// have the ref or the timer cache (cache.go) knows the timer: most Schedules
+// are of new timers, and most Cancels of timers that are not pending.
 //
 // A batch's timer changes are kept in memory (an overlay that reads fall
 // through to Pebble) and written once per timer at Commit: a hot customer's
