@@ -201,3 +201,31 @@ func TestTimerCache(t *testing.T) {
 		})
 	}
 }
+
+// A batch of many customers leaves at most maxFree records kept for reuse
+// (the rest go to the GC), with the cache on or off.
+func TestFreeCustomersBounded(t *testing.T) {
+	for _, size := range []int{-1, 16} {
+		cfg := testConfig(vfs.NewMem())
+		cfg.CachedCustomers = size
+		s, err := Open(cfg, nil)
+		must(t, err)
+		p := part(t, s, 0)
+		for round := range 2 {
+			for i := range 4 * maxFree {
+				c, err := p.Customer(schemas.CustomerID(fmt.Sprintf("c%d-%d", round, i)))
+				must(t, err)
+				c.Events++
+			}
+			if round == 0 {
+				must(t, p.Commit(-1))
+			} else {
+				p.Abort()
+			}
+			if len(p.free) > maxFree {
+				t.Fatalf("cache %d, round %d: %d records kept for reuse, want at most %d", size, round, len(p.free), maxFree)
+			}
+		}
+		must(t, s.Close())
+	}
+}

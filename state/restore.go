@@ -30,7 +30,7 @@ func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 		}
 		p.restoring = true
 		// The changelog may replace any record.
-		p.custCache.clear(func(c *schemas.Customer) { p.free = append(p.free, c) })
+		p.custCache.clear(p.freeCustomer)
 		// (The timer cache stays: restored timers go through the
 		// overlay, and FlushRestore updates the cache like Commit.)
 		// Restored timers may be due at any time.
