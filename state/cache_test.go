@@ -12,18 +12,28 @@ import (
 	"github.com/triggerd/triggerd/schemas"
 )
 
+// cacheSizes are the cache sizes the cache tests run with: off, evicting at
+// every put, and the default.
+var cacheSizes = []int{-1, 1, 2, 1024}
+
+// openCached opens a store in memory with the customer cache size (and so
+// the timer cache's), and its partition 0.
+func openCached(t *testing.T, size int) (Config, *Store, *Partition) {
+	t.Helper()
+	cfg := testConfig(vfs.NewMem())
+	cfg.CachedCustomers = size
+	s, err := Open(cfg, nil)
+	must(t, err)
+	return cfg, s, part(t, s, 0)
+}
+
 // The customer cache holds committed records only: whatever a batch does,
 // the next batch sees what Pebble holds, with the cache on (several sizes,
 // evicting) and off.
 func TestCustomerCache(t *testing.T) {
-	for _, size := range []int{-1, 1, 2, 1024} {
+	for _, size := range cacheSizes {
 		t.Run(fmt.Sprintf("cached=%d", size), func(t *testing.T) {
-			fs := vfs.NewMem()
-			cfg := testConfig(fs)
-			cfg.CachedCustomers = size
-			s, err := Open(cfg, nil)
-			must(t, err)
-			p := part(t, s, 0)
+			cfg, s, p := openCached(t, size)
 			ids := []schemas.CustomerID{"ann", "bob", "cid"}
 			events := func(p *Partition, id schemas.CustomerID) int64 {
 				t.Helper()
@@ -121,14 +131,9 @@ func TestCustomerCache(t *testing.T) {
 // cancels timers from where Pebble has them (a stale due time would leave
 // the stored entry behind, to fire later, and miscount the pending timers).
 func TestTimerCache(t *testing.T) {
-	for _, size := range []int{-1, 1, 2, 1024} {
+	for _, size := range cacheSizes {
 		t.Run(fmt.Sprintf("cached=%d", size), func(t *testing.T) {
-			fs := vfs.NewMem()
-			cfg := testConfig(fs)
-			cfg.CachedCustomers = size
-			s, err := Open(cfg, nil)
-			must(t, err)
-			p := part(t, s, 0)
+			cfg, s, p := openCached(t, size)
 			check := func(step string, want string) {
 				t.Helper()
 				if got := p.PendingTimers(); got != int64(strings.Count(want, "@")) {
@@ -206,11 +211,7 @@ func TestTimerCache(t *testing.T) {
 // (the rest go to the GC), with the cache on or off.
 func TestFreeCustomersBounded(t *testing.T) {
 	for _, size := range []int{-1, 16} {
-		cfg := testConfig(vfs.NewMem())
-		cfg.CachedCustomers = size
-		s, err := Open(cfg, nil)
-		must(t, err)
-		p := part(t, s, 0)
+		_, s, p := openCached(t, size)
 		for round := range 2 {
 			for i := range 4 * maxFree {
 				c, err := p.Customer(schemas.CustomerID(fmt.Sprintf("c%d-%d", round, i)))
