@@ -148,7 +148,7 @@ func New(cfg Config, o Options) (*Processor, error) {
 		m: newMetrics(o.Registerer), registry: o.Registry, workers: map[int32]*worker{},
 	}
 	if o.Registerer != nil && o.Store != nil {
-		o.Registerer.MustRegister(NewStoreCollector(o.Store))
+		o.Registerer.MustRegister(storeCollector{o.Store})
 	}
 	p.trace = o.Trace
 	p.adminAddr = o.AdminAddress

@@ -8,10 +8,6 @@ import (
 	"github.com/triggerd/triggerd/state"
 )
 
-// NewStoreCollector returns the collector of the store's figures that New
-// registers (exported for tests that check the dashboards' series).
-func NewStoreCollector(s *state.Store) prometheus.Collector { return storeCollector{s} }
-
 // storeCollector exports the state store's Pebble figures at scrape time:
 // what an SRE needs to see whether the store keeps up (compaction debt, L0
 // sublevels, write stalls), what it costs (bytes written by the WAL, flushes

@@ -23,7 +23,7 @@ func TestStoreCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewStoreCollector(store))
+	reg.MustRegister(storeCollector{store})
 	value := func(name string) float64 {
 		t.Helper()
 		fams, err := reg.Gather()
@@ -60,13 +60,13 @@ func TestStoreCollector(t *testing.T) {
 	if got := value("triggerd_store_disk_bytes"); got <= 0 {
 		t.Errorf("disk bytes = %v", got)
 	}
-	if n := testutil.CollectAndCount(NewStoreCollector(store), "triggerd_store_level_bytes"); n != 7 {
+	if n := testutil.CollectAndCount(storeCollector{store}, "triggerd_store_level_bytes"); n != 7 {
 		t.Errorf("%d level_bytes series, want one per level (7)", n)
 	}
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(NewStoreCollector(store)); n != 0 {
+	if n := testutil.CollectAndCount(storeCollector{store}); n != 0 {
 		t.Errorf("a closed store exported %d series", n)
 	}
 }
