@@ -21,5 +21,8 @@
 // benchmark's memory), BENCH_LIVE,
 // BENCH_WARMUP, BENCH_SATURATE, BENCH_LATENESS, BENCH_GOKA (0 skips the peer), and
 // BENCH_PPROF=dir with BENCH_PPROF_SECONDS to write CPU profiles of the
-// processor child's drain and live phases (through ops.pprof).
+// processor child's drain and live phases and a heap profile after the
+// saturation phase (through ops.pprof). The processor is built as the
+// release image builds it, without cgo; TRIGGERD_TEST_CGO=1 builds it with
+// cgo, to compare.
 package bench

@@ -34,12 +34,17 @@ func FreeAddr(t testing.TB) string {
 // BuildTriggerd builds the binary once per test into a temp dir, as the
 // release image does (deploy/Dockerfile): without cgo, so that Pebble's
 // block cache and memtables are Go memory, under GOMEMLIMIT, as in
-// production (with cgo they are C memory, outside it).
+// production (with cgo they are C memory, outside it). TRIGGERD_TEST_CGO=1
+// builds with cgo, to compare.
 func BuildTriggerd(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "triggerd")
 	cmd := exec.Command("go", "build", "-tags", "timetzdata", "-o", bin, "github.com/triggerd/triggerd/cmd/triggerd")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cgo := "0"
+	if os.Getenv("TRIGGERD_TEST_CGO") == "1" {
+		cgo = "1"
+	}
+	cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("go build: %v", err)
