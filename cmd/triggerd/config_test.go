@@ -33,6 +33,7 @@ func TestConfigReportsEveryProblem(t *testing.T) {
   sasl:
     mechanism: KERBEROS
   tick: 0s
+  fetch_partition_bytes: 1000
 rules:
   file: RULESFILE
   poll: -1s
@@ -57,6 +58,7 @@ log:
 		"registry.url: required",
 		`sasl.mechanism: "KERBEROS"`,
 		"tick: must be > 0",
+		"fetch_partition_bytes: 1000, must be at least 1024",
 		"rules.poll must be >= 0",
 		"rules.yaml:7:16: when: undeclared reference to 'event.amout'",
 		`log.level "loud"`,
