@@ -130,17 +130,27 @@ func (in *avroIn) readDate(t *wtype) Date {
 	return Date{}
 }
 
+// record resolves t (a union's branch) to a record to read field by field.
+// It returns nil for a null, and for a type that is not a record, which it
+// notes as wrong and skips.
+func (in *avroIn) record(t *wtype, want string) *wtype {
+	t = in.value(t)
+	if t == nil {
+		return nil
+	}
+	if t.kind != wRecord {
+		in.wrongType(want, t)
+		in.skip(t)
+		return nil
+	}
+	return t
+}
+
 // readMoney reads any record as a Money, by its fields' names: the
 // writer's minor and currency, whatever their order; other fields are
 // skipped.
 func (in *avroIn) readMoney(t *wtype) Money {
-	t = in.value(t)
-	if t == nil {
-		return Money{}
-	}
-	if t.kind != wRecord {
-		in.wrongType("Money record", t)
-		in.skip(t)
+	if t = in.record(t, "Money record"); t == nil {
 		return Money{}
 	}
 	var m Money
@@ -159,13 +169,7 @@ func (in *avroIn) readMoney(t *wtype) Money {
 
 // readItem reads any record as an Item, by its fields' names.
 func (in *avroIn) readItem(t *wtype) Item {
-	t = in.value(t)
-	if t == nil {
-		return Item{}
-	}
-	if t.kind != wRecord {
-		in.wrongType("Item record", t)
-		in.skip(t)
+	if t = in.record(t, "Item record"); t == nil {
 		return Item{}
 	}
 	var it Item
