@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
@@ -51,7 +52,8 @@ func testCartAbandonment(t *testing.T, f schemas.Format) {
 		cfg.Registry.URL = fake.URL()
 	}
 	cfg.Encodings = processor.Encodings{Clickstream: f, Transactions: f, Profiles: f, Triggers: f}
-	proc := harness.RunProcessor(t, cfg, harness.CartRules(t), reg)
+	metrics := prometheus.NewRegistry()
+	proc, _ := harness.StartProcessor(t, cfg, harness.CartRules(t), reg, processor.Options{Registerer: metrics})
 	p := harness.NewProducer(t, c, cfg, reg)
 	reader := harness.NewTriggerReader(t, c, cfg.Topics.Triggers, f, reg)
 
@@ -105,6 +107,23 @@ func testCartAbandonment(t *testing.T, f schemas.Format) {
 		}
 	}
 	checkUniqueIDs(t, append(got, got2...))
+
+	// The cycles that carried them show in every phase of the cycle
+	// histogram (exactly-once: end too), one observation per phase per
+	// committed cycle, and their state writes in the store's WAL bytes.
+	cycles := metric(t, metrics, "triggerd_cycle_seconds", nil).GetHistogram().GetSampleCount()
+	if cycles == 0 {
+		t.Fatal("no cycle observed")
+	}
+	for _, phase := range []string{"process", "flush", "end", "apply"} {
+		n := metric(t, metrics, "triggerd_cycle_phase_seconds", map[string]string{"phase": phase}).GetHistogram().GetSampleCount()
+		if n == 0 || n > cycles+1 { // +1: a cycle may be between phases
+			t.Errorf("phase %s observed %d times in %d cycles", phase, n, cycles)
+		}
+	}
+	if wal := metric(t, metrics, "triggerd_store_wal_bytes_total", nil).GetCounter().GetValue(); wal <= 0 {
+		t.Errorf("store WAL bytes = %v after the cart events were committed", wal)
+	}
 }
 
 // checkTriggers compares "customer/stage" of the cart_abandoned triggers

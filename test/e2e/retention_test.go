@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/triggerd/triggerd/schemas"
@@ -56,34 +55,9 @@ func TestInputDeletedWhileStopped(t *testing.T) {
 	second := start(t, cfg, store)
 	defer second.stop(t)
 	harness.WaitEvents(t, second.proc, 5)
-	lost := counterValue(t, second.reg, "triggerd_input_lost_records_total", map[string]string{"topic": cfg.Topics.Clickstream, "partition": "0"})
+	lost := metric(t, second.reg, "triggerd_input_lost_records_total", map[string]string{"topic": cfg.Topics.Clickstream, "partition": "0"}).GetCounter().GetValue()
 	if lost != 5 {
 		t.Errorf("triggerd_input_lost_records_total = %v, want 5 (offsets 5..9 were deleted unprocessed)", lost)
 	}
 	t.Logf("retention: deleted=5 counted_lost=%v processed_after=%d", lost, second.proc.Stats().Events)
-}
-
-// counterValue reads the counter of a registry with this name and labels.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			ok := len(m.GetLabel()) == len(labels)
-			for _, l := range m.GetLabel() {
-				ok = ok && labels[l.GetName()] == l.GetValue()
-			}
-			if ok {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no %s%v in the registry", name, labels)
-	return 0
 }
