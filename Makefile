@@ -36,12 +36,7 @@ test-unit:
 
 # Each fuzz target for a short, bounded time on top of its committed corpus.
 test-fuzz:
-	@set -e; for pkg in $$($(GO) list ./... | grep -v /test/); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
-		done; \
-	done
+	test/fuzz/run.sh "$(GO)" "$(FUZZTIME)"
 
 # The Helm chart renders and its manifests pass kubeconform's schemas
 # (strict), the alert rules pass promtool, the dashboard and alerts name only
