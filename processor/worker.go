@@ -47,6 +47,7 @@ type input struct {
 	// This cycle's polled records, the fetch's last stable offset and the
 	// partition's log start offset (where retention has deleted up to).
 	recs     []*kgo.Record
+	consumed int // records queued this cycle, counted at commit
 	lso      int64
 	logStart int64
 	lost     prometheus.Counter
@@ -88,6 +89,7 @@ type worker struct {
 	timersFired  int
 	evalErrors   int // expression errors logged this cycle
 	erased       int // customers erased this cycle, counted at commit
+	deadLettered int // records dead-lettered this cycle, counted at commit
 	emitted      []emitted
 	suppressed   []suppressed // the contact policy's records, counted at commit
 	chlogLast    atomic.Int64 // offset of the last changelog record produced; written by promises
@@ -284,6 +286,7 @@ func (w *worker) runCycle(now time.Time) error {
 	w.timersFired = 0
 	w.evalErrors = 0
 	w.erased = 0
+	w.deadLettered = 0
 	w.emitted = w.emitted[:0]
 	w.suppressed = w.suppressed[:0]
 	w.chlogLast.Store(-1)
@@ -291,6 +294,7 @@ func (w *worker) runCycle(now time.Time) error {
 	nowMs := now.UnixMilli()
 	for i := range w.inputs {
 		in := &w.inputs[i]
+		in.consumed = 0
 		if len(in.recs) == 0 {
 			continue
 		}
@@ -325,8 +329,7 @@ func (w *worker) runCycle(now time.Time) error {
 		in.caughtUp = last.Offset+1 >= in.lso
 		w.part.SetOffset(in.topic, last.Offset+1)
 		w.part.SetOffset(progressKey(in.topic), in.maxTs)
-		in.events.Add(float64(len(in.recs)))
-		w.p.stats.events.Add(int64(len(in.recs)))
+		in.consumed = len(in.recs)
 	}
 	for {
 		i, ok := w.next(nowMs)
@@ -618,7 +621,7 @@ func (w *worker) deadLetter(in *input, r *kgo.Record, reason, detail string, now
 	hs = append(hs, r.Headers...)
 	w.p.produce(&kgo.Record{Topic: w.p.cfg.Topics.DeadLetter, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: now}, w.p.promise)
 	w.p.m.deadLettered.WithLabelValues(in.topic, reason).Inc()
-	w.p.stats.deadLetters.Add(1)
+	w.deadLettered++
 	if w.log.Core().Enabled(zap.DebugLevel) {
 		w.log.Debug("dead-lettered record", zap.String("topic", in.topic), zap.Int64("offset", r.Offset), zap.String("reason", reason))
 	}
@@ -635,6 +638,14 @@ func (w *worker) commit() error {
 	}
 	w.p.m.timersPend.WithLabelValues(strconv.Itoa(int(w.id))).Set(float64(w.part.PendingTimers()))
 	w.countSuppressed()
+	for i := range w.inputs {
+		in := &w.inputs[i]
+		in.events.Add(float64(in.consumed))
+		w.p.stats.events.Add(int64(in.consumed))
+		in.consumed = 0
+	}
+	w.p.stats.deadLetters.Add(int64(w.deadLettered))
+	w.deadLettered = 0
 	if w.erased > 0 {
 		w.p.m.erasures.Add(float64(w.erased))
 		w.p.stats.erasures.Add(int64(w.erased))
