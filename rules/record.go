@@ -17,12 +17,9 @@ func (s *Set) isDuplicate(c *schemas.Customer, ev *schemas.Event) bool {
 	if d.max <= 0 || ev.ID == "" {
 		return false
 	}
-	last := ev.ID[len(ev.ID)-1]
+	key := schemas.EventKey(ev.ID)
 	for i := range c.Recent {
-		id := c.Recent[i].ID
-		// IDs of one producer share their prefix and length: the
-		// last byte rejects most of them without a full compare.
-		if len(id) == 0 || id[len(id)-1] != last || id != ev.ID {
+		if c.Recent[i].Key != key {
 			continue
 		}
 		if ev.Time.Sub(c.Recent[i].At) < d.window && c.Recent[i].At.Sub(ev.Time) < d.window {
@@ -41,11 +38,7 @@ func (s *Set) isDuplicate(c *schemas.Customer, ev *schemas.Event) bool {
 		c.Recent = c.Recent[:n]
 	}
 	c.Recent = grow(c.Recent)
-	r := &c.Recent[len(c.Recent)-1]
-	if r.ID != ev.ID {
-		r.ID = ev.ID
-	}
-	r.At = ev.Time
+	c.Recent[len(c.Recent)-1] = schemas.SeenEvent{Key: key, At: ev.Time}
 	return false
 }
 

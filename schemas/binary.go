@@ -144,7 +144,7 @@ func (in *avroIn) length() int {
 // string reads a string, a copy of its bytes: the caller's buffer is
 // Kafka's, which reuses it. Each string is its own allocation, not a slice
 // of one copy of the record: rules keep event strings in customer records
-// (dedupe IDs, cart lines, run keys) for days, and a slice would keep its
+// (cart lines, run keys, marks) for days, and a slice would keep its
 // whole record alive; in the workload benchmark that was 237 MB of the heap.
 func (in *avroIn) string() string {
 	n := in.length()

@@ -616,3 +616,14 @@ func TestNewDecoderArgs(t *testing.T) {
 		t.Error("avro encoder without a registry client")
 	}
 }
+
+// TestEventKeyIsPinned: event keys are stored in customer records (the
+// dedupe window), so the function must never change. The vectors are
+// 64-bit FNV-1a's published ones.
+func TestEventKeyIsPinned(t *testing.T) {
+	for id, want := range map[string]uint64{"": 0xcbf29ce484222325, "a": 0xaf63dc4c8601ec8c, "foobar": 0x85944171f73967e8} {
+		if got := EventKey(id); got != want {
+			t.Errorf("EventKey(%q) = %#x, want %#x", id, got, want)
+		}
+	}
+}

@@ -271,7 +271,7 @@ type Customer struct {
 	RFM            RFM
 	Runs           []Run
 	Marks          []Mark
-	Recent         []SeenEvent // recent event IDs for deduplication, oldest first
+	Recent         []SeenEvent // recent events (ID fingerprints) for deduplication, oldest first
 
 	// Maintained by the contact policy (only when the rules file has one).
 	Contacts   []Contact // marketing triggers emitted, oldest first, pruned by the longest cap window
@@ -414,8 +414,22 @@ type Mark struct {
 	Expires time.Time // zero: never
 }
 
-// SeenEvent is an event ID remembered for input deduplication.
+// SeenEvent is an event remembered for input deduplication.
 type SeenEvent struct {
-	ID string
-	At time.Time
+	Key uint64 // EventKey of the event's ID
+	At  time.Time
+}
+
+// EventKey is the fingerprint of an event ID that the dedupe window keeps:
+// 8 bytes however long the ID (a UUID is 36), so a hot customer's record
+// does not carry 64 IDs. It is 64-bit FNV-1a: two of one customer's IDs
+// within the window collide with a chance of about 2^-58, and a collision
+// drops an event as a duplicate. It is stored, so it never changes.
+func EventKey(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return h
 }

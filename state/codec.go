@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"time"
@@ -15,13 +16,19 @@ import (
 // every version it has ever written.
 const (
 	customerV1 = 1
+	// customerV2: the base time (varint unix milliseconds) follows the
+	// version byte, and every time in the record is compact (see
+	// appendCTime), relative to it.
+	customerV2 = 2
 	timerV1    = 1
 	offsetsV1  = 1
 	heldV1     = 1
 )
 
 // Field numbers. Never renumber or reuse one: an old record would decode
-// into the wrong field. Retire a number by leaving it in a comment.
+// into the wrong field. Retire a number by leaving it in a comment. A time
+// inside a customer record is (unix seconds, nanoseconds) in format 1 and
+// compact (appendCTime) in format 2.
 const (
 	// schemas.Customer. The ID is not stored: it is the key.
 	custFirstSeen        = 1 // time
@@ -35,17 +42,19 @@ const (
 	// Maintained by the rules engine (added with the rules language).
 	custTx             = 9  // nested tx stat, repeated
 	custLastPurchaseAt = 10 // time
-	custSeen           = 11 // tuple (unix seconds, nanos, type...), repeated
+	custSeen           = 11 // tuple (time, type...), repeated
 	custAggregate      = 12 // nested aggregate, repeated
 	custRFM            = 13 // nested RFM
 	custRun            = 14 // nested run, repeated
 	custMark           = 15 // nested mark, repeated
-	custRecent         = 16 // tuple (unix seconds, nanos, event ID...), repeated
+	custRecent         = 16 // tuple (time, event ID...), repeated (format 1; format 2 writes custRecentKeys)
 	// Maintained by the contact policy (added with the contact policy).
 	custContact    = 17 // nested contact, repeated
 	custUnanswered = 18 // varint
 	// Maintained by the processor (added with the admin API).
 	custDecision = 19 // nested decision, repeated
+	// Format 2: the dedupe window as fingerprints (see schemas.EventKey).
+	custRecentKeys = 20 // tuple (8-byte little-endian key, compact time)..., one field for all
 
 	// schemas.Decision: the audit trail. Strings only from the rules file
 	// and the policy (rule, channel, reason, policy) and the trigger ID:
@@ -61,6 +70,7 @@ const (
 	decReason     = 9  // string
 	decPolicy     = 10 // string
 	decDeferredTo = 11 // time
+	decTriggerKey = 12 // bytes: the trigger ID's 16 bytes when it is 32 lowercase hex digits (format 2)
 
 	// schemas.Contact
 	contactAt      = 1 // time
@@ -74,7 +84,7 @@ const (
 
 	// schemas.Aggregate
 	aggName  = 1 // string
-	aggEntry = 2 // tuple (unix seconds, nanos, value, key...), repeated
+	aggEntry = 2 // tuple (time, value, key...), repeated
 
 	// schemas.RFM
 	rfmR       = 1 // varint
@@ -83,14 +93,15 @@ const (
 	rfmSegment = 4 // string
 
 	// schemas.Run
-	runRule       = 1 // string
-	runKey        = 2 // string
-	runOccurrence = 3 // string
-	runStage      = 4 // varint
-	runStartedAt  = 5 // time
-	runVersion    = 6 // varint
-	runDue        = 7 // time, repeated (a zero time is written as (0, 0))
-	runCausedBy   = 8 // string
+	runRule                 = 1 // string
+	runKey                  = 2 // string
+	runOccurrence           = 3 // string
+	runStage                = 4 // varint
+	runStartedAt            = 5 // time
+	runVersion              = 6 // varint
+	runDue                  = 7 // time, repeated (format 1 wrote a zero time as (0, 0), format 2 as nothing)
+	runCausedBy             = 8 // string
+	runCausedByIsOccurrence = 9 // varint 1: CausedBy equals Occurrence, not written (format 2)
 
 	// schemas.Mark
 	markRule    = 1 // string
@@ -151,9 +162,11 @@ const (
 // appendCustomer appends the encoding of c to b. It allocates only when b
 // lacks capacity (or c has more than 8 opt-in channels, see sortedChannels).
 func appendCustomer(b []byte, c *schemas.Customer) []byte {
-	b = append(b, customerV1)
-	b = appendTimeField(b, custFirstSeen, c.FirstSeen)
-	b = appendTimeField(b, custLastSeen, c.LastSeen)
+	base := newTimeBase(c.LastSeen)
+	b = append(b, customerV2)
+	b = binary.AppendVarint(b, int64(base))
+	b = base.appendCTimeField(b, custFirstSeen, c.FirstSeen)
+	b = base.appendCTimeField(b, custLastSeen, c.LastSeen)
 	if len(c.Cart.Items) > 0 || !c.Cart.UpdatedAt.IsZero() || c.Cart.LastEvent != "" {
 		var at int
 		b, at = beginNested(b, custCart)
@@ -172,7 +185,7 @@ func appendCustomer(b []byte, c *schemas.Customer) []byte {
 			}
 			b = endNested(b, at2)
 		}
-		b = appendTimeField(b, cartUpdatedAt, c.Cart.UpdatedAt)
+		b = base.appendCTimeField(b, cartUpdatedAt, c.Cart.UpdatedAt)
 		if c.Cart.LastEvent != "" {
 			b = appendStringField(b, cartLastEvent, c.Cart.LastEvent)
 		}
@@ -214,12 +227,12 @@ func appendCustomer(b []byte, c *schemas.Customer) []byte {
 		b = appendDateField(b, profContractEnd, pr.ContractEnd)
 		b = endNested(b, at)
 	}
-	b = appendTimeField(b, custProfileUpdatedAt, c.ProfileUpdatedAt)
-	return appendEngineFields(b, c)
+	b = base.appendCTimeField(b, custProfileUpdatedAt, c.ProfileUpdatedAt)
+	return appendEngineFields(b, c, base)
 }
 
 // appendEngineFields appends the fields the rules engine maintains.
-func appendEngineFields(b []byte, c *schemas.Customer) []byte {
+func appendEngineFields(b []byte, c *schemas.Customer, base timeBase) []byte {
 	for i := range c.Tx {
 		tx := &c.Tx[i]
 		var at int
@@ -235,9 +248,9 @@ func appendEngineFields(b []byte, c *schemas.Customer) []byte {
 		}
 		b = endNested(b, at)
 	}
-	b = appendTimeField(b, custLastPurchaseAt, c.LastPurchaseAt)
+	b = base.appendCTimeField(b, custLastPurchaseAt, c.LastPurchaseAt)
 	for i := range c.Seen {
-		b = appendStampedString(b, custSeen, c.Seen[i].At, 0, false, string(c.Seen[i].Type))
+		b = base.appendStampedString(b, custSeen, c.Seen[i].At, 0, false, string(c.Seen[i].Type))
 	}
 	for i := range c.Aggregates {
 		ag := &c.Aggregates[i]
@@ -248,7 +261,7 @@ func appendEngineFields(b []byte, c *schemas.Customer) []byte {
 		}
 		for j := range ag.Entries {
 			e := &ag.Entries[j]
-			b = appendStampedString(b, aggEntry, e.At, e.Value, true, e.Key)
+			b = base.appendStampedString(b, aggEntry, e.At, e.Value, true, e.Key)
 		}
 		b = endNested(b, at)
 	}
@@ -285,7 +298,7 @@ func appendEngineFields(b []byte, c *schemas.Customer) []byte {
 		if run.Stage != 0 {
 			b = appendIntField(b, runStage, int64(run.Stage))
 		}
-		b = appendTimeField(b, runStartedAt, run.StartedAt)
+		b = base.appendCTimeField(b, runStartedAt, run.StartedAt)
 		if run.Version != 0 {
 			b = appendIntField(b, runVersion, int64(run.Version))
 		}
@@ -295,12 +308,16 @@ func appendEngineFields(b []byte, c *schemas.Customer) []byte {
 			var at2 int
 			b, at2 = beginNested(b, runDue)
 			if !d.IsZero() {
-				b = binary.AppendVarint(b, d.Unix())
-				b = binary.AppendUvarint(b, uint64(d.Nanosecond()))
+				b = base.appendCTime(b, d)
 			}
 			b = endNested(b, at2)
 		}
-		if run.CausedBy != "" {
+		switch {
+		case run.CausedBy == "":
+		case run.CausedBy == run.Occurrence:
+			// A run per event: its occurrence is the event ID.
+			b = appendIntField(b, runCausedByIsOccurrence, 1)
+		default:
 			b = appendStringField(b, runCausedBy, run.CausedBy)
 		}
 		b = endNested(b, at)
@@ -315,18 +332,24 @@ func appendEngineFields(b []byte, c *schemas.Customer) []byte {
 		if m.Key != "" {
 			b = appendStringField(b, markKey, m.Key)
 		}
-		b = appendTimeField(b, markAt, m.At)
-		b = appendTimeField(b, markExpires, m.Expires)
+		b = base.appendCTimeField(b, markAt, m.At)
+		b = base.appendCTimeField(b, markExpires, m.Expires)
 		b = endNested(b, at)
 	}
-	for i := range c.Recent {
-		b = appendStampedString(b, custRecent, c.Recent[i].At, 0, false, c.Recent[i].ID)
+	if len(c.Recent) > 0 {
+		var at int
+		b, at = beginNested(b, custRecentKeys)
+		for i := range c.Recent {
+			b = binary.LittleEndian.AppendUint64(b, c.Recent[i].Key)
+			b = base.appendCTime(b, c.Recent[i].At)
+		}
+		b = endNested(b, at)
 	}
 	for i := range c.Contacts {
 		ct := &c.Contacts[i]
 		var at int
 		b, at = beginNested(b, custContact)
-		b = appendTimeField(b, contactAt, ct.At)
+		b = base.appendCTimeField(b, contactAt, ct.At)
 		if ct.Channel != "" {
 			b = appendStringField(b, contactChannel, string(ct.Channel))
 		}
@@ -339,15 +362,15 @@ func appendEngineFields(b []byte, c *schemas.Customer) []byte {
 		b = appendIntField(b, custUnanswered, int64(c.Unanswered))
 	}
 	for i := range c.Decisions {
-		b = appendDecision(b, &c.Decisions[i])
+		b = appendDecision(b, &c.Decisions[i], base)
 	}
 	return b
 }
 
-func appendDecision(b []byte, d *schemas.Decision) []byte {
+func appendDecision(b []byte, d *schemas.Decision, base timeBase) []byte {
 	b, at := beginNested(b, custDecision)
-	b = appendTimeField(b, decAt, d.At)
-	b = appendTimeField(b, decRecorded, d.Recorded)
+	b = base.appendCTimeField(b, decAt, d.At)
+	b = base.appendCTimeField(b, decRecorded, d.Recorded)
 	for _, f := range [...]struct {
 		num int
 		s   string
@@ -365,21 +388,27 @@ func appendDecision(b []byte, d *schemas.Decision) []byte {
 	for _, f := range [...]struct {
 		num int
 		s   string
-	}{{decChannel, string(d.Channel)}, {decTriggerID, d.TriggerID}, {decReason, d.Reason}, {decPolicy, d.Policy}} {
+	}{{decChannel, string(d.Channel)}, {decReason, d.Reason}, {decPolicy, d.Policy}} {
 		if f.s != "" {
 			b = appendStringField(b, f.num, f.s)
 		}
 	}
-	b = appendTimeField(b, decDeferredTo, d.DeferredTo)
+	if id, ok := hexID(d.TriggerID); ok {
+		b = appendTag(b, decTriggerKey, wireBytes)
+		b = append(b, byte(len(id)))
+		b = append(b, id[:]...)
+	} else if d.TriggerID != "" {
+		b = appendStringField(b, decTriggerID, d.TriggerID)
+	}
+	b = base.appendCTimeField(b, decDeferredTo, d.DeferredTo)
 	return endNested(b, at)
 }
 
 // decodeDecision decodes into d, a reused slot whose old strings are hints
 // (the same rule, channel and policy names recur from entry to entry).
-func decodeDecision(b []byte, d *schemas.Decision) error {
+func decodeDecision(r reader, d *schemas.Decision) error {
 	old := *d
 	*d = schemas.Decision{}
-	r := reader{b: b}
 	for !r.done() {
 		f, w := r.tag()
 		if r.err != nil {
@@ -418,6 +447,18 @@ func decodeDecision(b []byte, d *schemas.Decision) error {
 			if r.expect(w, wireBytes) {
 				d.TriggerID = str(r.bytes(), old.TriggerID)
 			}
+		case decTriggerKey:
+			if r.expect(w, wireBytes) {
+				if v := r.bytes(); r.err == nil {
+					if len(v) != 16 {
+						r.fail(errTruncated)
+						break
+					}
+					var buf [32]byte
+					hex.Encode(buf[:], v)
+					d.TriggerID = str(buf[:], old.TriggerID)
+				}
+			}
 		case decReason:
 			if r.expect(w, wireBytes) {
 				d.Reason = str(r.bytes(), old.Reason)
@@ -437,10 +478,9 @@ func decodeDecision(b []byte, d *schemas.Decision) error {
 	return r.err
 }
 
-func decodeContact(b []byte, ct *schemas.Contact) error {
+func decodeContact(r reader, ct *schemas.Contact) error {
 	old := *ct
 	*ct = schemas.Contact{}
-	r := reader{b: b}
 	for !r.done() {
 		f, w := r.tag()
 		if r.err != nil {
@@ -466,23 +506,43 @@ func decodeContact(b []byte, ct *schemas.Contact) error {
 	return r.err
 }
 
-// appendStampedString writes the tuple (unix seconds, nanos, [value,]
-// string...): the compact form of the small, numerous entries (windows,
-// dedupe IDs, last-seen types). A zero time is written as (0, 0) and read
-// back as the zero time.
-func appendStampedString(b []byte, field int, t time.Time, v int64, withValue bool, s string) []byte {
+// appendStampedString writes the tuple (compact time, [value,] string...):
+// the compact form of the small, numerous entries (windows, last seen per
+// type). Format 1 wrote (unix seconds, nanos, [value,] string...).
+func (base timeBase) appendStampedString(b []byte, field int, t time.Time, v int64, withValue bool, s string) []byte {
 	b, at := beginNested(b, field)
-	if t.IsZero() {
-		b = append(b, 0, 0)
-	} else {
-		b = binary.AppendVarint(b, t.Unix())
-		b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
-	}
+	b = base.appendCTime(b, t)
 	if withValue {
 		b = binary.AppendVarint(b, v)
 	}
 	b = append(b, s...)
 	return endNested(b, at)
+}
+
+// hexID returns the 16 bytes of a 32-digit lowercase hex ID (a trigger ID),
+// which the audit trail stores in half the space.
+func hexID(s string) (id [16]byte, ok bool) {
+	if len(s) != 32 {
+		return id, false
+	}
+	for i := range id {
+		hi, lo := unhex(s[2*i]), unhex(s[2*i+1])
+		if hi > 15 || lo > 15 {
+			return id, false
+		}
+		id[i] = hi<<4 | lo
+	}
+	return id, true
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 255
 }
 
 // sortedChannels returns the keys of m in order, so that equal records encode
@@ -526,7 +586,17 @@ func decodeCustomer(b []byte, c *schemas.Customer) error {
 	}
 	switch b[0] {
 	case customerV1:
-		if err := decodeCustomerV1(b[1:], c, &h); err != nil {
+		if err := decodeCustomerFields(reader{b: b[1:]}, c, &h); err != nil {
+			return fmt.Errorf("customer record: %w", err)
+		}
+		return nil
+	case customerV2:
+		r := reader{b: b[1:], compact: true}
+		r.base = timeBase(r.varint())
+		if r.err != nil {
+			return fmt.Errorf("customer record: %w", r.err)
+		}
+		if err := decodeCustomerFields(r, c, &h); err != nil {
 			return fmt.Errorf("customer record: %w", err)
 		}
 		return nil
@@ -538,8 +608,9 @@ func decodeCustomer(b []byte, c *schemas.Customer) error {
 // hints are strings the record held before it was reset (see str).
 type hints struct{ tz, country, segment string }
 
-func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
-	r := reader{b: b}
+// decodeCustomerFields decodes the fields of a customer record of either
+// format; r says which.
+func decodeCustomerFields(r reader, c *schemas.Customer, h *hints) error {
 	for !r.done() {
 		f, w := r.tag()
 		if r.err != nil {
@@ -557,7 +628,7 @@ func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
 		case custCart:
 			if r.expect(w, wireBytes) {
 				if v := r.bytes(); r.err == nil {
-					if err := decodeCart(v, &c.Cart); err != nil {
+					if err := decodeCart(r.nested(v), &c.Cart); err != nil {
 						r.fail(err)
 					}
 				}
@@ -580,7 +651,7 @@ func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
 		case custProfile:
 			if r.expect(w, wireBytes) {
 				if v := r.bytes(); r.err == nil {
-					if err := decodeProfile(v, &c.Profile, h); err != nil {
+					if err := decodeProfile(r.nested(v), &c.Profile, h); err != nil {
 						r.fail(err)
 					}
 				}
@@ -593,7 +664,7 @@ func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
 			if r.expect(w, wireBytes) {
 				c.Tx = grow(c.Tx)
 				if v := r.bytes(); r.err == nil {
-					r.failIf(decodeTx(v, &c.Tx[len(c.Tx)-1]))
+					r.failIf(decodeTx(r.nested(v), &c.Tx[len(c.Tx)-1]))
 				}
 			}
 		case custLastPurchaseAt:
@@ -612,40 +683,59 @@ func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
 			if r.expect(w, wireBytes) {
 				c.Aggregates = grow(c.Aggregates)
 				if v := r.bytes(); r.err == nil {
-					r.failIf(decodeAggregate(v, &c.Aggregates[len(c.Aggregates)-1]))
+					r.failIf(decodeAggregate(r.nested(v), &c.Aggregates[len(c.Aggregates)-1]))
 				}
 			}
 		case custRFM:
 			if r.expect(w, wireBytes) {
 				if v := r.bytes(); r.err == nil {
-					r.failIf(decodeRFM(v, &c.RFM, h.segment))
+					r.failIf(decodeRFM(r.nested(v), &c.RFM, h.segment))
 				}
 			}
 		case custRun:
 			if r.expect(w, wireBytes) {
 				c.Runs = grow(c.Runs)
 				if v := r.bytes(); r.err == nil {
-					r.failIf(decodeRun(v, &c.Runs[len(c.Runs)-1]))
+					r.failIf(decodeRun(r.nested(v), &c.Runs[len(c.Runs)-1]))
 				}
 			}
 		case custMark:
 			if r.expect(w, wireBytes) {
 				c.Marks = grow(c.Marks)
 				if v := r.bytes(); r.err == nil {
-					r.failIf(decodeMark(v, &c.Marks[len(c.Marks)-1]))
+					r.failIf(decodeMark(r.nested(v), &c.Marks[len(c.Marks)-1]))
 				}
 			}
 		case custRecent:
+			// Format 1: the event IDs themselves.
 			if r.expect(w, wireBytes) {
 				c.Recent = grow(c.Recent)
 				s := &c.Recent[len(c.Recent)-1]
-				s.At, _, s.ID = r.stampedString(false, s.ID)
+				var id string
+				s.At, _, id = r.stampedString(false, "")
+				s.Key = schemas.EventKey(id)
+			}
+		case custRecentKeys:
+			if r.expect(w, wireBytes) {
+				t := r.nested(r.bytes())
+				for !t.done() {
+					if len(t.b) < 8 {
+						t.fail(errTruncated)
+						break
+					}
+					c.Recent = grow(c.Recent)
+					s := &c.Recent[len(c.Recent)-1]
+					s.Key = binary.LittleEndian.Uint64(t.b)
+					t.b = t.b[8:]
+					s.At = t.ctime()
+				}
+				r.failIf(t.err)
 			}
 		case custContact:
 			if r.expect(w, wireBytes) {
 				c.Contacts = grow(c.Contacts)
 				if v := r.bytes(); r.err == nil {
-					r.failIf(decodeContact(v, &c.Contacts[len(c.Contacts)-1]))
+					r.failIf(decodeContact(r.nested(v), &c.Contacts[len(c.Contacts)-1]))
 				}
 			}
 		case custUnanswered:
@@ -656,7 +746,7 @@ func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
 			if r.expect(w, wireBytes) {
 				c.Decisions = grow(c.Decisions)
 				if v := r.bytes(); r.err == nil {
-					r.failIf(decodeDecision(v, &c.Decisions[len(c.Decisions)-1]))
+					r.failIf(decodeDecision(r.nested(v), &c.Decisions[len(c.Decisions)-1]))
 				}
 			}
 		default:
@@ -666,8 +756,7 @@ func decodeCustomerV1(b []byte, c *schemas.Customer, h *hints) error {
 	return r.err
 }
 
-func decodeCart(b []byte, cart *schemas.Cart) error {
-	r := reader{b: b}
+func decodeCart(r reader, cart *schemas.Cart) error {
 	for !r.done() {
 		f, w := r.tag()
 		if r.err != nil {
@@ -731,8 +820,7 @@ func decodeItem(b []byte, it *schemas.Item) error {
 	return r.err
 }
 
-func decodeProfile(b []byte, p *schemas.Profile, h *hints) error {
-	r := reader{b: b}
+func decodeProfile(r reader, p *schemas.Profile, h *hints) error {
 	for !r.done() {
 		f, w := r.tag()
 		if r.err != nil {
@@ -797,9 +885,21 @@ func (r *reader) failIf(err error) {
 // stampedString reads the tuple written by appendStampedString; hint is the
 // string the slot held before.
 func (r *reader) stampedString(withValue bool, hint string) (time.Time, int64, string) {
-	t := reader{b: r.bytes()}
+	t := r.nested(r.bytes())
 	if r.err != nil {
 		return time.Time{}, 0, ""
+	}
+	if t.compact {
+		at := t.ctime()
+		var v int64
+		if withValue {
+			v = t.varint()
+		}
+		if t.err != nil {
+			r.fail(t.err)
+			return time.Time{}, 0, ""
+		}
+		return at, v, str(t.b, hint)
 	}
 	sec := t.varint()
 	nsec := t.uvarint()
@@ -822,10 +922,9 @@ func (r *reader) stampedString(withValue bool, hint string) (time.Time, int64, s
 	return at, v, str(t.b, hint)
 }
 
-func decodeTx(b []byte, tx *schemas.TxStat) error {
+func decodeTx(r reader, tx *schemas.TxStat) error {
 	hint := tx.Currency
 	*tx = schemas.TxStat{}
-	r := reader{b: b}
 	for !r.done() {
 		f, w := r.tag()
 		if r.err != nil {
@@ -851,10 +950,9 @@ func decodeTx(b []byte, tx *schemas.TxStat) error {
 	return r.err
 }
 
-func decodeAggregate(b []byte, ag *schemas.Aggregate) error {
+func decodeAggregate(r reader, ag *schemas.Aggregate) error {
 	hint := ag.Name
 	ag.Name, ag.Entries = "", ag.Entries[:0]
-	r := reader{b: b}
 	for !r.done() {
 		f, w := r.tag()
 		if r.err != nil {
@@ -878,9 +976,8 @@ func decodeAggregate(b []byte, ag *schemas.Aggregate) error {
 	return r.err
 }
 
-func decodeRFM(b []byte, rfm *schemas.RFM, hint string) error {
+func decodeRFM(r reader, rfm *schemas.RFM, hint string) error {
 	*rfm = schemas.RFM{}
-	r := reader{b: b}
 	for !r.done() {
 		f, w := r.tag()
 		if r.err != nil {
@@ -910,10 +1007,10 @@ func decodeRFM(b []byte, rfm *schemas.RFM, hint string) error {
 	return r.err
 }
 
-func decodeRun(b []byte, run *schemas.Run) error {
+func decodeRun(r reader, run *schemas.Run) error {
 	old := *run
 	*run = schemas.Run{Due: old.Due[:0]}
-	r := reader{b: b}
+	causedByOcc := false
 	for !r.done() {
 		f, w := r.tag()
 		if r.err != nil {
@@ -947,7 +1044,14 @@ func decodeRun(b []byte, run *schemas.Run) error {
 		case runDue:
 			if r.expect(w, wireBytes) {
 				var d time.Time
-				if v := r.bytes(); r.err == nil && len(v) > 0 {
+				if v := r.bytes(); r.err == nil && len(v) > 0 && r.compact {
+					t := r.nested(v)
+					d = t.ctime()
+					if t.err == nil && len(t.b) > 0 {
+						t.fail(errOverflow)
+					}
+					r.failIf(t.err)
+				} else if r.err == nil && len(v) > 0 {
 					t := reader{b: v}
 					sec, nsec := t.varint(), t.uvarint()
 					switch {
@@ -959,8 +1063,8 @@ func decodeRun(b []byte, run *schemas.Run) error {
 						d = time.Unix(sec, int64(nsec)).UTC()
 					}
 				}
-				if d.Equal(time.Unix(0, 0)) {
-					d = time.Time{} // (0, 0) is how the zero time is written
+				if !r.compact && d.Equal(time.Unix(0, 0)) {
+					d = time.Time{} // (0, 0) is how format 1 wrote the zero time
 				}
 				run.Due = append(run.Due, d)
 			}
@@ -968,17 +1072,23 @@ func decodeRun(b []byte, run *schemas.Run) error {
 			if r.expect(w, wireBytes) {
 				run.CausedBy = str(r.bytes(), old.CausedBy)
 			}
+		case runCausedByIsOccurrence:
+			if r.expect(w, wireVarint) {
+				causedByOcc = r.varint() == 1
+			}
 		default:
 			r.skip(w)
 		}
 	}
+	if causedByOcc {
+		run.CausedBy = run.Occurrence
+	}
 	return r.err
 }
 
-func decodeMark(b []byte, m *schemas.Mark) error {
+func decodeMark(r reader, m *schemas.Mark) error {
 	old := *m
 	*m = schemas.Mark{}
-	r := reader{b: b}
 	for !r.done() {
 		f, w := r.tag()
 		if r.err != nil {

@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the newest testdata/customer_*.
 // newestCustomerHex is the record written by the current codec, kept so that
 // every later release is tested against it. Add a new file (and keep this
 // one) when the codec gains fields.
-const newestCustomerHex = "customer_v1_audit.hex"
+const newestCustomerHex = "customer_v2.hex"
 
 // fullCustomer sets every field of schemas.Customer to a non-zero value
 // (TestFullCustomerIsFull checks that, so a field added to the type without
@@ -77,7 +77,7 @@ func fullCustomer() *schemas.Customer {
 			{Rule: "vip_threshold", Key: "EUR", At: at("2024-01-01T00:00:00Z"), Expires: at("2025-01-01T00:00:00Z")},
 			{Rule: "welcome", At: at("2023-01-02T03:04:05Z")},
 		},
-		Recent: []schemas.SeenEvent{{ID: "evt-8", At: at("2024-06-07T08:09:00Z")}, {ID: "evt-9", At: at("2024-06-07T08:09:10.5Z")}},
+		Recent: []schemas.SeenEvent{{Key: schemas.EventKey("evt-8"), At: at("2024-06-07T08:09:00Z")}, {Key: schemas.EventKey("evt-9"), At: at("2024-06-07T08:09:10.5Z")}},
 		Contacts: []schemas.Contact{
 			{At: at("2024-06-01T09:00:00Z"), Channel: schemas.ChannelEmail, Rule: "welcome"},
 			{At: at("2024-06-02T09:00:00Z"), Channel: "whatsapp", Rule: "birthday"},
@@ -158,8 +158,8 @@ func TestCustomerRoundTrip(t *testing.T) {
 		t.Fatalf("decode into a used record left old data: %+v", dirty)
 	}
 
-	// The empty record is the version byte alone.
-	if b := appendCustomer(nil, &schemas.Customer{ID: "x"}); !bytes.Equal(b, []byte{customerV1}) {
+	// The empty record is the version byte and a zero base time.
+	if b := appendCustomer(nil, &schemas.Customer{ID: "x"}); !bytes.Equal(b, []byte{customerV2, 0}) {
 		t.Fatalf("empty customer encodes to %x", b)
 	}
 }
@@ -207,7 +207,7 @@ func TestCustomerRejects(t *testing.T) {
 	good := appendCustomer(nil, fullCustomer())
 	for name, b := range map[string][]byte{
 		"empty":           nil,
-		"future version":  append([]byte{customerV1 + 1}, good[1:]...),
+		"future version":  append([]byte{customerV2 + 1}, good[1:]...),
 		"truncated":       good[:len(good)-4], // inside the last field (a decision)
 		"wrong wire type": appendStringField([]byte{customerV1}, custEvents, "x"),
 		"wire type 5":     appendTag([]byte{customerV1}, 77, 5),
@@ -264,15 +264,97 @@ func TestCustomerFormatV1Policy(t *testing.T) {
 }
 
 // TestCustomerFormatV1Audit decodes a record written by the release that
-// added the audit trail (field 19, the decisions).
+// added the audit trail (field 19, the decisions), the last of format 1: its
+// dedupe window holds the event IDs, which come back as their keys.
 func TestCustomerFormatV1Audit(t *testing.T) {
+	want := fullCustomer()
+	got := &schemas.Customer{ID: want.ID}
+	if err := decodeCustomer(readHex(t, "customer_v1_audit.hex", false), got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("v1 record with the audit trail:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestCustomerFormatV2 decodes a record written by the release that made
+// times compact (format 2).
+func TestCustomerFormatV2(t *testing.T) {
 	want := fullCustomer()
 	got := &schemas.Customer{ID: want.ID}
 	if err := decodeCustomer(readHex(t, newestCustomerHex, *update), got); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("v1 record with the audit trail:\n got %+v\nwant %+v", got, want)
+		t.Fatalf("v2 record:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// compactCustomer has the values format 2 writes in a special form: times
+// at the edges of the compact encoding, a run whose cause is its
+// occurrence, trigger IDs of 32 hex digits (and one in capitals, which is
+// kept as it is).
+func compactCustomer() *schemas.Customer {
+	last := time.Date(2026, 11, 28, 14, 0, 0, 123_000_000, time.UTC)
+	return &schemas.Customer{
+		ID:        "c",
+		FirstSeen: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), // one nanosecond after the zero time
+		LastSeen:  last,
+		Seen:      []schemas.TypeSeen{{Type: "page_view", At: last.Add(-time.Nanosecond)}},
+		Aggregates: []schemas.Aggregate{{Name: "w", Entries: []schemas.AggEntry{
+			{At: last.Add(-time.Hour), Value: -5, Key: "k"}, {At: time.Unix(-1, 999_999_999).UTC(), Value: 1},
+		}}},
+		Runs: []schemas.Run{
+			{Rule: "r", Occurrence: "e-1", CausedBy: "e-1", StartedAt: last, Due: []time.Time{{}, last.AddDate(1, 0, 0)}},
+			{Rule: "r", Key: "k", Occurrence: "k", CausedBy: "e-2", Due: []time.Time{time.Unix(1<<41, 5).UTC()}},
+		},
+		Marks:  []schemas.Mark{{Rule: "m", At: time.Unix(-1<<41, 0).UTC(), Expires: last.Add(time.Microsecond)}},
+		Recent: []schemas.SeenEvent{{Key: schemas.EventKey("e-1"), At: last}, {Key: 0, At: time.Time{}}, {Key: ^uint64(0), At: last.Add(-1)}},
+		Decisions: []schemas.Decision{
+			{At: last, Recorded: last.Add(1500 * time.Microsecond), Action: schemas.DecisionFired, Rule: "r", TriggerID: "1ad60bc59c65607bd55c1fac4396d612"},
+			{At: last, Action: schemas.DecisionFired, Rule: "r", TriggerID: "1AD60BC59C65607BD55C1FAC4396D612"},
+			{At: last, Action: schemas.DecisionFired, Rule: "r", TriggerID: "00000000000000000000000000000000"},
+		},
+	}
+}
+
+func TestCustomerCompactForms(t *testing.T) {
+	want := compactCustomer()
+	b := appendCustomer(nil, want)
+	got := &schemas.Customer{ID: want.ID}
+	if err := decodeCustomer(b, got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
+	}
+	// A time near the base takes a few bytes; its field, two more.
+	base := newTimeBase(want.LastSeen)
+	for d, size := range map[time.Duration]int{0: 1, -time.Hour: 4, 24 * time.Hour: 5, time.Millisecond + 1: 3} {
+		if n := len(base.appendCTime(nil, want.LastSeen.Add(d))); n > size {
+			t.Errorf("a time %v from the base takes %d bytes, want <= %d", d, n, size)
+		}
+	}
+	// The run whose cause is its occurrence does not write it twice, and
+	// the hex trigger IDs take 16 bytes.
+	if n := bytes.Count(b, []byte("e-1")); n != 1 {
+		t.Errorf("the run's event ID is written %d times, want once", n)
+	}
+	if bytes.Contains(b, []byte("1ad60bc59c65607bd55c1fac4396d612")) || !bytes.Contains(b, []byte("1AD60BC59C65607BD55C1FAC4396D612")) {
+		t.Errorf("trigger IDs: the lowercase hex one is not packed, or the other one is: %x", b)
+	}
+	for name, bad := range map[string][]byte{
+		"zero time with a payload":   {customerV2, 0, custFirstSeen<<3 | wireBytes, 2, 7, 0},
+		"absolute time nanos 1e9":    append([]byte{customerV2, 0, custFirstSeen<<3 | wireBytes, 7, ctimeAbsolute, 2}, 0x80, 0x94, 0xeb, 0xdc, 0x03),
+		"sub-millisecond 1e6":        {customerV2, 0, custFirstSeen<<3 | wireBytes, 4, ctimeSub, 0xc0, 0x84, 0x3d},
+		"short dedupe key":           {customerV2, 0, custRecentKeys<<3 | wireBytes, 3, 1, 2, 3},
+		"trigger key of 15 bytes":    append([]byte{customerV2, 0, custDecision<<3 | wireBytes, 17, decTriggerKey<<3 | wireBytes, 15}, make([]byte, 15)...),
+		"run due with trailing byte": {customerV2, 0, custRun<<3 | wireBytes, 4, runDue<<3 | wireBytes, 2, 0, 0},
+	} {
+		var c schemas.Customer
+		if err := decodeCustomer(bad, &c); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
 	}
 }
 
@@ -390,6 +472,8 @@ func FuzzDecodeCustomer(f *testing.F) {
 	f.Add(appendCustomer(nil, fullCustomer()))
 	f.Add(appendCustomer(nil, &schemas.Customer{Events: 1}))
 	f.Add([]byte{customerV1})
+	f.Add([]byte{customerV2, 0})
+	f.Add(appendCustomer(nil, compactCustomer()))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c1 schemas.Customer
 		if err := decodeCustomer(b, &c1); err != nil {

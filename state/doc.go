@@ -134,6 +134,21 @@
 // money (minor units, currency)). Zero fields are omitted. Times are stored as
 // instants and come back in UTC.
 //
+// Customer records are the bulk of what the store and the changelog write
+// (a busy customer's record is rewritten in every batch), so format 2 packs
+// them: the version byte is followed by a base time (the record's LastSeen),
+// and every time in the record is compact: milliseconds from the base,
+// usually 4 or 5 bytes where (unix seconds, nanoseconds) took 10 (see
+// appendCTime in wire.go). The dedupe window keeps 8-byte fingerprints of
+// event IDs (schemas.EventKey) in one packed field, a run whose cause is its
+// occurrence does not write the event ID twice, and a 32-digit hex trigger
+// ID in the audit trail is stored as its 16 bytes. On the benchmark's
+// workload that made the customer records written about 29% smaller.
+// Format 1 records (with their event IDs) still decode; a release before
+// format 2 refuses format 2 records with an error that names the version, so
+// rolling back past it needs the state rebuilt (see the README's operations
+// section).
+//
 // How a new release reads the old format, and the other way round:
 //   - A new field gets a new field number; readers skip fields they do not
 //     know (by wire type), and a missing field decodes as its zero value.

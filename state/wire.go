@@ -108,7 +108,14 @@ func appendMoneyField(b []byte, field int, m schemas.Money) []byte {
 type reader struct {
 	b   []byte
 	err error
+	// compact says the record's times are compact (customer records from
+	// format 2 on), relative to base.
+	compact bool
+	base    timeBase
 }
+
+// nested returns a reader of b, a value inside r's record.
+func (r *reader) nested(b []byte) reader { return reader{b: b, compact: r.compact, base: r.base} }
 
 func (r *reader) done() bool { return r.err != nil || len(r.b) == 0 }
 
@@ -203,9 +210,14 @@ func str(b []byte, hint string) string {
 }
 
 func (r *reader) time() time.Time {
-	t := reader{b: r.bytes()}
+	t := r.nested(r.bytes())
 	if r.err != nil {
 		return time.Time{}
+	}
+	if t.compact {
+		at := t.ctime()
+		r.failIf(t.err)
+		return at
 	}
 	sec := t.varint()
 	nsec := t.uvarint()
@@ -245,4 +257,115 @@ func (r *reader) money(m *schemas.Money, hint string) {
 		return
 	}
 	m.Currency = str(t.b, hint)
+}
+
+// Compact times, used in customer records from format 2 on. A customer
+// record holds dozens of times (runs, marks, windows, its audit trail), most
+// within days of its last event; as (unix seconds, nanoseconds) each took 10
+// bytes. A compact time is one uvarint v, by its low two bits:
+//
+//	x0: relative: v>>2 is the zigzag-encoded milliseconds from the record's
+//	    base (its LastSeen); bit 0 says a uvarint of the sub-millisecond
+//	    nanoseconds follows. A time within a day of the base takes 4 or 5
+//	    bytes.
+//	10: absolute: a varint of unix seconds and a uvarint of nanoseconds
+//	    follow (a time too far out for milliseconds to be exact).
+//	11: the zero time (v is exactly 3).
+//
+// Decoding never fails on a relative value: an out-of-range one gives some
+// time, which re-encodes in absolute form (canonical after one round).
+const (
+	ctimeSub      = 1
+	ctimeAbsolute = 2
+	ctimeZero     = 3
+	// ctimeMaxSec bounds the times (and bases) in relative form, so that
+	// their milliseconds and the difference of two never overflow.
+	ctimeMaxSec = 1 << 40
+)
+
+// timeBase is a customer record's base for compact times, in unix
+// milliseconds (0 for a record without a LastSeen in range).
+type timeBase int64
+
+func newTimeBase(lastSeen time.Time) timeBase {
+	if lastSeen.IsZero() || !ctimeInRange(lastSeen) {
+		return 0
+	}
+	return timeBase(lastSeen.UnixMilli())
+}
+
+func ctimeInRange(t time.Time) bool {
+	s := t.Unix()
+	return s > -ctimeMaxSec && s < ctimeMaxSec
+}
+
+// appendCTime appends the compact form of t (see above).
+func (base timeBase) appendCTime(b []byte, t time.Time) []byte {
+	switch {
+	case t.IsZero():
+		return append(b, ctimeZero)
+	case !ctimeInRange(t):
+		b = append(b, ctimeAbsolute)
+		b = binary.AppendVarint(b, t.Unix())
+		return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+	}
+	d := t.UnixMilli() - int64(base)
+	v := uint64(d<<1^d>>63) << 2
+	sub := t.Nanosecond() % 1e6
+	if sub == 0 {
+		return binary.AppendUvarint(b, v)
+	}
+	b = binary.AppendUvarint(b, v|ctimeSub)
+	return binary.AppendUvarint(b, uint64(sub))
+}
+
+// appendCTimeField writes a non-zero time as a field holding its compact
+// form; the zero time is omitted, as in appendTimeField.
+func (base timeBase) appendCTimeField(b []byte, field int, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	b, at := beginNested(b, field)
+	b = base.appendCTime(b, t)
+	return endNested(b, at)
+}
+
+// ctime reads a compact time (see appendCTime).
+func (r *reader) ctime() time.Time {
+	v := r.uvarint()
+	if r.err != nil {
+		return time.Time{}
+	}
+	switch v & 3 {
+	case ctimeZero:
+		if v != ctimeZero {
+			r.fail(errOverflow)
+		}
+		return time.Time{}
+	case ctimeAbsolute:
+		if v != ctimeAbsolute {
+			r.fail(errOverflow)
+			return time.Time{}
+		}
+		sec, nsec := r.varint(), r.uvarint()
+		if r.err == nil && nsec >= 1e9 {
+			r.fail(errOverflow)
+		}
+		if r.err != nil {
+			return time.Time{}
+		}
+		return time.Unix(sec, int64(nsec)).UTC()
+	}
+	z := v >> 2
+	ms := int64(r.base) + (int64(z>>1) ^ -int64(z&1))
+	var sub uint64
+	if v&ctimeSub != 0 {
+		if sub = r.uvarint(); r.err == nil && sub >= 1e6 {
+			r.fail(errOverflow)
+		}
+		if r.err != nil {
+			return time.Time{}
+		}
+	}
+	return time.UnixMilli(ms).Add(time.Duration(sub)).UTC()
 }
