@@ -104,6 +104,11 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	// Compactions are about a fifth of the processor's CPU, and block
+	// compression a third of that with Pebble's default (Snappy). MinLZ
+	// (Pebble's "fastest") compressed the benchmark's customer records to
+	// 62% where Snappy made 59%, in half the time.
+	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", cfg.Dir, err)
