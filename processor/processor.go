@@ -435,21 +435,43 @@ func (p *Processor) prepare(ctx context.Context, base []kgo.Opt) error {
 	return nil
 }
 
+// freshFetchWait bounds the wait for the fetch a poll sends (see runCycle):
+// on a busy broker a fetch with data is answered within a millisecond or
+// two; one without waits for data, and is left for the next cycle.
+const freshFetchWait = 5 * time.Millisecond
+
+// poll takes up to max records, waiting at most wait for the first.
+func (p *Processor) poll(ctx context.Context, wait time.Duration, max int) kgo.Fetches {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if p.sess != nil {
+		return p.sess.PollRecords(ctx, max)
+	}
+	return p.cl.PollRecords(ctx, max)
+}
+
 // runCycle is one poll → process → transaction → state cycle.
 func (p *Processor) runCycle(ctx context.Context) error {
-	pollCtx, cancel := context.WithTimeout(ctx, p.cfg.Tick)
-	var fetches kgo.Fetches
-	if p.sess != nil {
-		fetches = p.sess.PollRecords(pollCtx, p.cfg.PollRecords)
-	} else {
-		fetches = p.cl.PollRecords(pollCtx, p.cfg.PollRecords)
-	}
-	cancel()
+	fetches := p.poll(ctx, p.cfg.Tick, p.cfg.PollRecords)
 	// Rebalances wait until AllowRebalance: the assignment cannot change
 	// under a cycle, so a revoke never lands mid-transaction.
 	defer p.cl.AllowRebalance()
 	if fetches.IsClientClosed() {
 		return nil
+	}
+	// The client keeps one fetch per broker buffered, and sends the next
+	// when a poll takes it. So the fetch just taken was answered right
+	// after the previous poll, and holds only what had arrived by then:
+	// what arrived during the last cycle is in the fetch sent now, which
+	// the broker answers at once. Waiting a moment for it takes those
+	// records in this cycle rather than the next: about a cycle less
+	// latency in live traffic, at most freshFetchWait more per cycle.
+	if n := fetches.NumRecords(); n > 0 && n < p.cfg.PollRecords {
+		more := p.poll(ctx, freshFetchWait, p.cfg.PollRecords-n)
+		if more.IsClientClosed() {
+			return nil
+		}
+		fetches = append(fetches, more...)
 	}
 	var fatal error
 	fetches.EachError(func(t string, part int32, err error) {
