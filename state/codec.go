@@ -71,11 +71,20 @@ const (
 	decPolicy     = 10 // string
 	decDeferredTo = 11 // time
 	decTriggerKey = 12 // bytes: the trigger ID's 16 bytes when it is 32 lowercase hex digits (format 2)
+	// Format 2: a name used before in the record, by its index (see names).
+	decActionRef  = 13 // varint
+	decRuleRef    = 14 // varint
+	decChannelRef = 15 // varint
+	decReasonRef  = 16 // varint
+	decPolicyRef  = 17 // varint
 
 	// schemas.Contact
 	contactAt      = 1 // time
 	contactChannel = 2 // string
 	contactRule    = 3 // string
+	// Format 2: names by index (see names).
+	contactChannelRef = 4 // varint
+	contactRuleRef    = 5 // varint
 
 	// schemas.TxStat
 	txCurrency = 1 // string
@@ -93,21 +102,23 @@ const (
 	rfmSegment = 4 // string
 
 	// schemas.Run
-	runRule                 = 1 // string
-	runKey                  = 2 // string
-	runOccurrence           = 3 // string
-	runStage                = 4 // varint
-	runStartedAt            = 5 // time
-	runVersion              = 6 // varint
-	runDue                  = 7 // time, repeated (format 1 wrote a zero time as (0, 0), format 2 as nothing)
-	runCausedBy             = 8 // string
-	runCausedByIsOccurrence = 9 // varint 1: CausedBy equals Occurrence, not written (format 2)
+	runRule                 = 1  // string
+	runKey                  = 2  // string
+	runOccurrence           = 3  // string
+	runStage                = 4  // varint
+	runStartedAt            = 5  // time
+	runVersion              = 6  // varint
+	runDue                  = 7  // time, repeated (format 1 wrote a zero time as (0, 0), format 2 as nothing)
+	runCausedBy             = 8  // string
+	runCausedByIsOccurrence = 9  // varint 1: CausedBy equals Occurrence, not written (format 2)
+	runRuleRef              = 10 // varint: the rule by index (format 2, see names)
 
 	// schemas.Mark
 	markRule    = 1 // string
 	markKey     = 2 // string
 	markAt      = 3 // time
 	markExpires = 4 // time
+	markRuleRef = 5 // varint: the rule by index (format 2, see names)
 
 	// schemas.Cart
 	cartItem      = 1 // nested item, repeated
@@ -228,11 +239,12 @@ func appendCustomer(b []byte, c *schemas.Customer) []byte {
 		b = endNested(b, at)
 	}
 	b = base.appendCTimeField(b, custProfileUpdatedAt, c.ProfileUpdatedAt)
-	return appendEngineFields(b, c, base)
+	var nm names
+	return appendEngineFields(b, c, base, &nm)
 }
 
 // appendEngineFields appends the fields the rules engine maintains.
-func appendEngineFields(b []byte, c *schemas.Customer, base timeBase) []byte {
+func appendEngineFields(b []byte, c *schemas.Customer, base timeBase, nm *names) []byte {
 	for i := range c.Tx {
 		tx := &c.Tx[i]
 		var at int
@@ -286,9 +298,7 @@ func appendEngineFields(b []byte, c *schemas.Customer, base timeBase) []byte {
 		run := &c.Runs[i]
 		var at int
 		b, at = beginNested(b, custRun)
-		if run.Rule != "" {
-			b = appendStringField(b, runRule, string(run.Rule))
-		}
+		b = nm.append(b, runRule, runRuleRef, string(run.Rule))
 		if run.Key != "" {
 			b = appendStringField(b, runKey, run.Key)
 		}
@@ -326,9 +336,7 @@ func appendEngineFields(b []byte, c *schemas.Customer, base timeBase) []byte {
 		m := &c.Marks[i]
 		var at int
 		b, at = beginNested(b, custMark)
-		if m.Rule != "" {
-			b = appendStringField(b, markRule, string(m.Rule))
-		}
+		b = nm.append(b, markRule, markRuleRef, string(m.Rule))
 		if m.Key != "" {
 			b = appendStringField(b, markKey, m.Key)
 		}
@@ -350,49 +358,34 @@ func appendEngineFields(b []byte, c *schemas.Customer, base timeBase) []byte {
 		var at int
 		b, at = beginNested(b, custContact)
 		b = base.appendCTimeField(b, contactAt, ct.At)
-		if ct.Channel != "" {
-			b = appendStringField(b, contactChannel, string(ct.Channel))
-		}
-		if ct.Rule != "" {
-			b = appendStringField(b, contactRule, string(ct.Rule))
-		}
+		b = nm.append(b, contactChannel, contactChannelRef, string(ct.Channel))
+		b = nm.append(b, contactRule, contactRuleRef, string(ct.Rule))
 		b = endNested(b, at)
 	}
 	if c.Unanswered != 0 {
 		b = appendIntField(b, custUnanswered, int64(c.Unanswered))
 	}
 	for i := range c.Decisions {
-		b = appendDecision(b, &c.Decisions[i], base)
+		b = appendDecision(b, &c.Decisions[i], base, nm)
 	}
 	return b
 }
 
-func appendDecision(b []byte, d *schemas.Decision, base timeBase) []byte {
+func appendDecision(b []byte, d *schemas.Decision, base timeBase, nm *names) []byte {
 	b, at := beginNested(b, custDecision)
 	b = base.appendCTimeField(b, decAt, d.At)
 	b = base.appendCTimeField(b, decRecorded, d.Recorded)
-	for _, f := range [...]struct {
-		num int
-		s   string
-	}{{decAction, string(d.Action)}, {decRule, string(d.Rule)}} {
-		if f.s != "" {
-			b = appendStringField(b, f.num, f.s)
-		}
-	}
+	b = nm.append(b, decAction, decActionRef, string(d.Action))
+	b = nm.append(b, decRule, decRuleRef, string(d.Rule))
 	if d.RuleVersion != 0 {
 		b = appendIntField(b, decVersion, int64(d.RuleVersion))
 	}
 	if d.Stage != 0 {
 		b = appendIntField(b, decStage, int64(d.Stage))
 	}
-	for _, f := range [...]struct {
-		num int
-		s   string
-	}{{decChannel, string(d.Channel)}, {decReason, d.Reason}, {decPolicy, d.Policy}} {
-		if f.s != "" {
-			b = appendStringField(b, f.num, f.s)
-		}
-	}
+	b = nm.append(b, decChannel, decChannelRef, string(d.Channel))
+	b = nm.append(b, decReason, decReasonRef, d.Reason)
+	b = nm.append(b, decPolicy, decPolicyRef, d.Policy)
 	if id, ok := hexID(d.TriggerID); ok {
 		b = appendTag(b, decTriggerKey, wireBytes)
 		b = append(b, byte(len(id)))
@@ -425,11 +418,19 @@ func decodeDecision(r reader, d *schemas.Decision) error {
 			}
 		case decAction:
 			if r.expect(w, wireBytes) {
-				d.Action = schemas.DecisionAction(str(r.bytes(), string(old.Action)))
+				d.Action = schemas.DecisionAction(r.name(string(old.Action)))
+			}
+		case decActionRef:
+			if r.expect(w, wireVarint) {
+				d.Action = schemas.DecisionAction(r.nameRef())
 			}
 		case decRule:
 			if r.expect(w, wireBytes) {
-				d.Rule = schemas.RuleID(str(r.bytes(), string(old.Rule)))
+				d.Rule = schemas.RuleID(r.name(string(old.Rule)))
+			}
+		case decRuleRef:
+			if r.expect(w, wireVarint) {
+				d.Rule = schemas.RuleID(r.nameRef())
 			}
 		case decVersion:
 			if r.expect(w, wireVarint) {
@@ -441,7 +442,11 @@ func decodeDecision(r reader, d *schemas.Decision) error {
 			}
 		case decChannel:
 			if r.expect(w, wireBytes) {
-				d.Channel = schemas.Channel(str(r.bytes(), string(old.Channel)))
+				d.Channel = schemas.Channel(r.name(string(old.Channel)))
+			}
+		case decChannelRef:
+			if r.expect(w, wireVarint) {
+				d.Channel = schemas.Channel(r.nameRef())
 			}
 		case decTriggerID:
 			if r.expect(w, wireBytes) {
@@ -461,11 +466,19 @@ func decodeDecision(r reader, d *schemas.Decision) error {
 			}
 		case decReason:
 			if r.expect(w, wireBytes) {
-				d.Reason = str(r.bytes(), old.Reason)
+				d.Reason = r.name(old.Reason)
+			}
+		case decReasonRef:
+			if r.expect(w, wireVarint) {
+				d.Reason = r.nameRef()
 			}
 		case decPolicy:
 			if r.expect(w, wireBytes) {
-				d.Policy = str(r.bytes(), old.Policy)
+				d.Policy = r.name(old.Policy)
+			}
+		case decPolicyRef:
+			if r.expect(w, wireVarint) {
+				d.Policy = r.nameRef()
 			}
 		case decDeferredTo:
 			if r.expect(w, wireBytes) {
@@ -493,11 +506,19 @@ func decodeContact(r reader, ct *schemas.Contact) error {
 			}
 		case contactChannel:
 			if r.expect(w, wireBytes) {
-				ct.Channel = schemas.Channel(str(r.bytes(), string(old.Channel)))
+				ct.Channel = schemas.Channel(r.name(string(old.Channel)))
+			}
+		case contactChannelRef:
+			if r.expect(w, wireVarint) {
+				ct.Channel = schemas.Channel(r.nameRef())
 			}
 		case contactRule:
 			if r.expect(w, wireBytes) {
-				ct.Rule = schemas.RuleID(str(r.bytes(), string(old.Rule)))
+				ct.Rule = schemas.RuleID(r.name(string(old.Rule)))
+			}
+		case contactRuleRef:
+			if r.expect(w, wireVarint) {
+				ct.Rule = schemas.RuleID(r.nameRef())
 			}
 		default:
 			r.skip(w)
@@ -520,30 +541,31 @@ func (base timeBase) appendStampedString(b []byte, field int, t time.Time, v int
 }
 
 // hexID returns the 16 bytes of a 32-digit lowercase hex ID (a trigger ID),
-// which the audit trail stores in half the space.
+// which the audit trail stores in half the space. It runs for every decision
+// of every customer record written, so it looks digits up in a table.
 func hexID(s string) (id [16]byte, ok bool) {
 	if len(s) != 32 {
 		return id, false
 	}
+	var bad byte
 	for i := range id {
-		hi, lo := unhex(s[2*i]), unhex(s[2*i+1])
-		if hi > 15 || lo > 15 {
-			return id, false
-		}
-		id[i] = hi<<4 | lo
+		hi, lo := hexValue[s[2*i]], hexValue[s[2*i+1]]
+		bad |= hi | lo
+		id[i] = hi<<4 | lo&15
 	}
-	return id, true
+	return id, bad < 16
 }
 
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
+// hexValue maps a lowercase hex digit to its value, anything else to 0xff.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 255
-}
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
+	}
+	return t
+}()
 
 // sortedChannels returns the keys of m in order, so that equal records encode
 // to equal bytes. It appends to dst (a stack array in the caller: a customer
@@ -579,6 +601,14 @@ func resetCustomer(c *schemas.Customer) {
 // overwritten except c.ID, which the caller takes from the key. On error c
 // holds a partial record.
 func decodeCustomer(b []byte, c *schemas.Customer) error {
+	var nm names
+	return decodeCustomerWith(b, c, &nm)
+}
+
+// decodeCustomerWith is decodeCustomer with a names table to reuse: a
+// partition decodes with its own, so that a decode allocates nothing the
+// record does not keep.
+func decodeCustomerWith(b []byte, c *schemas.Customer, nm *names) error {
 	h := hints{tz: c.Profile.TimeZone, country: c.Profile.Country, segment: c.RFM.Segment}
 	resetCustomer(c)
 	if len(b) == 0 {
@@ -591,7 +621,8 @@ func decodeCustomer(b []byte, c *schemas.Customer) error {
 		}
 		return nil
 	case customerV2:
-		r := reader{b: b[1:], compact: true}
+		nm.n = 0
+		r := reader{b: b[1:], compact: true, names: nm}
 		r.base = timeBase(r.varint())
 		if r.err != nil {
 			return fmt.Errorf("customer record: %w", r.err)
@@ -1019,7 +1050,11 @@ func decodeRun(r reader, run *schemas.Run) error {
 		switch f {
 		case runRule:
 			if r.expect(w, wireBytes) {
-				run.Rule = schemas.RuleID(str(r.bytes(), string(old.Rule)))
+				run.Rule = schemas.RuleID(r.name(string(old.Rule)))
+			}
+		case runRuleRef:
+			if r.expect(w, wireVarint) {
+				run.Rule = schemas.RuleID(r.nameRef())
 			}
 		case runKey:
 			if r.expect(w, wireBytes) {
@@ -1097,7 +1132,11 @@ func decodeMark(r reader, m *schemas.Mark) error {
 		switch f {
 		case markRule:
 			if r.expect(w, wireBytes) {
-				m.Rule = schemas.RuleID(str(r.bytes(), string(old.Rule)))
+				m.Rule = schemas.RuleID(r.name(string(old.Rule)))
+			}
+		case markRuleRef:
+			if r.expect(w, wireVarint) {
+				m.Rule = schemas.RuleID(r.nameRef())
 			}
 		case markKey:
 			if r.expect(w, wireBytes) {

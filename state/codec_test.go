@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -172,8 +173,9 @@ func TestCustomerEncodeAllocs(t *testing.T) {
 		t.Fatalf("appendCustomer into a buffer with capacity: %v allocations, want 0", allocs)
 	}
 	into := fullCustomer()
+	var nm names
 	allocs = testing.AllocsPerRun(100, func() {
-		if err := decodeCustomer(buf, into); err != nil {
+		if err := decodeCustomerWith(buf, into, &nm); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -296,7 +298,7 @@ func TestCustomerFormatV2(t *testing.T) {
 // kept as it is).
 func compactCustomer() *schemas.Customer {
 	last := time.Date(2026, 11, 28, 14, 0, 0, 123_000_000, time.UTC)
-	return &schemas.Customer{
+	c := &schemas.Customer{
 		ID:        "c",
 		FirstSeen: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), // one nanosecond after the zero time
 		LastSeen:  last,
@@ -308,14 +310,18 @@ func compactCustomer() *schemas.Customer {
 			{Rule: "r", Occurrence: "e-1", CausedBy: "e-1", StartedAt: last, Due: []time.Time{{}, last.AddDate(1, 0, 0)}},
 			{Rule: "r", Key: "k", Occurrence: "k", CausedBy: "e-2", Due: []time.Time{time.Unix(1<<41, 5).UTC()}},
 		},
-		Marks:  []schemas.Mark{{Rule: "m", At: time.Unix(-1<<41, 0).UTC(), Expires: last.Add(time.Microsecond)}},
-		Recent: []schemas.SeenEvent{{Key: schemas.EventKey("e-1"), At: last}, {Key: 0, At: time.Time{}}, {Key: ^uint64(0), At: last.Add(-1)}},
+		Marks:    []schemas.Mark{{Rule: "m", At: time.Unix(-1<<41, 0).UTC(), Expires: last.Add(time.Microsecond)}},
+		Recent:   []schemas.SeenEvent{{Key: schemas.EventKey("e-1"), At: last}, {Key: 0, At: time.Time{}}, {Key: ^uint64(0), At: last.Add(-1)}},
+		Contacts: []schemas.Contact{{At: last, Channel: schemas.ChannelEmail, Rule: "welcome_rule"}, {At: last, Channel: "fax", Rule: "welcome_rule"}},
 		Decisions: []schemas.Decision{
-			{At: last, Recorded: last.Add(1500 * time.Microsecond), Action: schemas.DecisionFired, Rule: "r", TriggerID: "1ad60bc59c65607bd55c1fac4396d612"},
-			{At: last, Action: schemas.DecisionFired, Rule: "r", TriggerID: "1AD60BC59C65607BD55C1FAC4396D612"},
-			{At: last, Action: schemas.DecisionFired, Rule: "r", TriggerID: "00000000000000000000000000000000"},
+			{At: last, Recorded: last.Add(1500 * time.Microsecond), Action: schemas.DecisionFired, Rule: "welcome_rule", TriggerID: "1ad60bc59c65607bd55c1fac4396d612"},
+			{At: last, Action: schemas.DecisionFired, Rule: "welcome_rule", TriggerID: "1AD60BC59C65607BD55C1FAC4396D612",
+				Channel: "fax", Reason: "quiet_hours", Policy: "quiet_hours"},
+			{At: last, Action: schemas.DecisionSuppressed, Rule: "welcome_rule", TriggerID: "00000000000000000000000000000000",
+				Channel: schemas.ChannelEmail, Reason: "quiet_hours", Policy: "cap_email"},
 		},
 	}
+	return c
 }
 
 func TestCustomerCompactForms(t *testing.T) {
@@ -340,6 +346,31 @@ func TestCustomerCompactForms(t *testing.T) {
 	if n := bytes.Count(b, []byte("e-1")); n != 1 {
 		t.Errorf("the run's event ID is written %d times, want once", n)
 	}
+	// A name the record repeats is written once; names past the table's
+	// size every time.
+	for name, want := range map[string]int{"welcome_rule": 1, "fired": 1, "quiet_hours": 1, "fax": 1} {
+		if n := bytes.Count(b, []byte(name)); n != want {
+			t.Errorf("%q is written %d times, want %d", name, n, want)
+		}
+	}
+	// More names than the table holds, each used twice: those past it
+	// are written as strings every time.
+	many := &schemas.Customer{ID: "m"}
+	for round := range 2 {
+		for i := range maxNames + 8 {
+			many.Marks = append(many.Marks, schemas.Mark{Rule: schemas.RuleID(fmt.Sprintf("mark_rule_%02d", i)), At: time.Unix(int64(round), 0).UTC()})
+		}
+	}
+	mb := appendCustomer(nil, many)
+	back := &schemas.Customer{ID: many.ID}
+	if err := decodeCustomer(mb, back); err != nil || !reflect.DeepEqual(back, many) {
+		t.Errorf("a record with more names than the table: %v\n got %+v\nwant %+v", err, back, many)
+	}
+	for name, want := range map[string]int{"mark_rule_00": 1, fmt.Sprintf("mark_rule_%02d", maxNames-1): 1, fmt.Sprintf("mark_rule_%02d", maxNames): 2} {
+		if n := bytes.Count(mb, []byte(name)); n != want {
+			t.Errorf("%q is written %d times, want %d", name, n, want)
+		}
+	}
 	if bytes.Contains(b, []byte("1ad60bc59c65607bd55c1fac4396d612")) || !bytes.Contains(b, []byte("1AD60BC59C65607BD55C1FAC4396D612")) {
 		t.Errorf("trigger IDs: the lowercase hex one is not packed, or the other one is: %x", b)
 	}
@@ -350,6 +381,8 @@ func TestCustomerCompactForms(t *testing.T) {
 		"short dedupe key":           {customerV2, 0, custRecentKeys<<3 | wireBytes, 3, 1, 2, 3},
 		"trigger key of 15 bytes":    append([]byte{customerV2, 0, custDecision<<3 | wireBytes, 17, decTriggerKey<<3 | wireBytes, 15}, make([]byte, 15)...),
 		"run due with trailing byte": {customerV2, 0, custRun<<3 | wireBytes, 4, runDue<<3 | wireBytes, 2, 0, 0},
+		"name index past the table":  {customerV2, 0, custRun<<3 | wireBytes, 5, runRule<<3 | wireBytes, 1, 'r', runRuleRef << 3, 2},
+		"name index in format 1":     {customerV1, custMark<<3 | wireBytes, 2, markRuleRef << 3, 0},
 	} {
 		var c schemas.Customer
 		if err := decodeCustomer(bad, &c); err == nil {

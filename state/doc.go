@@ -141,9 +141,12 @@
 // usually 4 or 5 bytes where (unix seconds, nanoseconds) took 10 (see
 // appendCTime in wire.go). The dedupe window keeps 8-byte fingerprints of
 // event IDs (schemas.EventKey) in one packed field, a run whose cause is its
-// occurrence does not write the event ID twice, and a 32-digit hex trigger
-// ID in the audit trail is stored as its 16 bytes. On the benchmark's
-// workload that made the customer records written about 29% smaller.
+// occurrence does not write the event ID twice, a 32-digit hex trigger ID in
+// the audit trail is stored as its 16 bytes, and the names a record repeats
+// (rule IDs, channels, actions, reasons, policies) are written once and then
+// by index (see names in wire.go). The customer records of a benchmark run
+// (532,181 of them, rewritten in format 2) shrank to 58% of their size, the
+// busiest (over 10 KB) from 14.7 to 8.4 KB on average.
 // Format 1 records (with their event IDs) still decode; a release before
 // format 2 refuses format 2 records with an error that names the version, so
 // rolling back past it needs the state rebuilt (see the README's operations

@@ -113,6 +113,7 @@ type Partition struct {
 	topics    []string         // scratch: sorted topics
 	due       []int            // scratch: overlay timers due, for PopDue
 	scratch   schemas.Customer // scratch: restore validation
+	names     names            // scratch: the names table of a customer record being decoded
 }
 
 type span struct{ off, end int }
@@ -319,7 +320,7 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 		p.freeCustomer(c)
 		return nil, fmt.Errorf("state: partition %d: read customer %q: %w", p.num, id, err)
 	default:
-		err = decodeCustomer(v, c)
+		err = decodeCustomerWith(v, c, &p.names)
 		closer.Close()
 		if err != nil {
 			p.freeCustomer(c)

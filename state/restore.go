@@ -87,7 +87,7 @@ func (p *Partition) applyCustomer(key, value []byte) error {
 	}
 	// Decode to validate: a record we cannot read must stop the restore
 	// here, not fail a batch later.
-	if err := decodeCustomer(value, &p.scratch); err != nil {
+	if err := decodeCustomerWith(value, &p.scratch, &p.names); err != nil {
 		return err
 	}
 	if err := p.batch.Set(p.key, value, nil); err != nil {

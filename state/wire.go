@@ -112,10 +112,13 @@ type reader struct {
 	// format 2 on), relative to base.
 	compact bool
 	base    timeBase
+	names   *names // the record's names (format 2), nil in a record without
 }
 
 // nested returns a reader of b, a value inside r's record.
-func (r *reader) nested(b []byte) reader { return reader{b: b, compact: r.compact, base: r.base} }
+func (r *reader) nested(b []byte) reader {
+	return reader{b: b, compact: r.compact, base: r.base, names: r.names}
+}
 
 func (r *reader) done() bool { return r.err != nil || len(r.b) == 0 }
 
@@ -368,4 +371,64 @@ func (r *reader) ctime() time.Time {
 		}
 	}
 	return time.UnixMilli(ms).Add(time.Duration(sub)).UTC()
+}
+
+// names is a customer record's table of the names it repeats (format 2):
+// rule IDs, channels, actions, reasons and policies recur across its runs,
+// marks, contacts and audit trail (a busy customer has up to 32 runs of one
+// rule, 64 marks of another, 32 decisions). maxNames is more than a rules
+// file's rules and the policy's names that one customer meets. The first use of a name in the
+// record is written as a string and enters the table; a later use writes
+// its index, one byte. The decoder builds the same table in the same order,
+// from the same fields.
+type names struct {
+	s [maxNames]string
+	n int
+}
+
+// maxNames bounds the table; names past it are written as strings.
+const maxNames = 64
+
+// append writes a non-empty name as field (its first use) or refField (its
+// index), and nothing for the empty name.
+func (t *names) append(b []byte, field, refField int, s string) []byte {
+	if s == "" {
+		return b
+	}
+	for i := range t.n {
+		if t.s[i] == s {
+			return appendIntField(b, refField, int64(i))
+		}
+	}
+	t.add(s)
+	return appendStringField(b, field, s)
+}
+
+func (t *names) add(s string) {
+	if t.n < maxNames {
+		t.s[t.n] = s
+		t.n++
+	}
+}
+
+// name reads a name written as a string (see str for hint).
+func (r *reader) name(hint string) string {
+	s := str(r.bytes(), hint)
+	if r.err == nil && r.names != nil && s != "" {
+		r.names.add(s)
+	}
+	return s
+}
+
+// nameRef reads a name written as its index.
+func (r *reader) nameRef() string {
+	i := r.varint()
+	if r.err != nil {
+		return ""
+	}
+	if r.names == nil || i < 0 || i >= int64(r.names.n) {
+		r.fail(errOverflow)
+		return ""
+	}
+	return r.names.s[i]
 }
