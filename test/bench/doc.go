@@ -18,7 +18,8 @@
 // BENCH_CLUSTERS (real,kfake), BENCH_MODES (exactly_once,at_least_once),
 // BENCH_CUSTOMERS, BENCH_EVENTS, BENCH_STATE_CUSTOMERS (BENCH_KFAKE_STATE_CUSTOMERS
 // on kfake, at most 2,000,000 by default: kfake holds the changelog in the
-// benchmark's memory), BENCH_LIVE,
+// benchmark's memory), BENCH_LIVE, BENCH_LIVE_RATE (events/s; default half
+// the end-to-end maximum the run measured),
 // BENCH_WARMUP, BENCH_SATURATE, BENCH_LATENESS, BENCH_GOKA (0 skips the peer), and
 // BENCH_PPROF=dir with BENCH_PPROF_SECONDS to write CPU profiles of the
 // processor child's drain and live phases and a heap profile after the

@@ -151,7 +151,11 @@ log:
 	}
 	prof = startProfile(b, s, ops, fmt.Sprintf("%s-%s-live", k.name, mode), s.warmup+s.live)
 	before, outBefore = scrape(b, ops), endOffsets(b, k, outputs...)
-	live := runLive(b, s, k, reg, in, cfg.Topics.Triggers, ops, r.e2eRate/2, p.exited)
+	rate := r.e2eRate / 2
+	if s.liveRate > 0 {
+		rate = s.liveRate
+	}
+	live := runLive(b, s, k, reg, in, cfg.Topics.Triggers, ops, rate, p.exited)
 	after, outAfter = scrape(b, ops), endOffsets(b, k, outputs...)
 	prof()
 	logCycles(b, k.name, mode+" live", int64(live.rate*(s.warmup+s.live).Seconds()), before, after, outputs, outBefore, outAfter)
@@ -161,7 +165,7 @@ log:
 	rss = append(rss, fmt.Sprintf("live %.0fM", float64(r.peakRSS)/(1<<20)))
 	logf("%s %s: peak RSS after each phase: %s", k.name, mode, strings.Join(rss, ", "))
 	if live.behind > 0 {
-		r.note = fmt.Sprintf("live phase: %d events still uncommitted at its end (did not keep up with half the end-to-end maximum)", live.behind)
+		r.note = fmt.Sprintf("live phase: %d events still uncommitted at its end (did not keep up with the live rate)", live.behind)
 	}
 	return r
 }

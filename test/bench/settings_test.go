@@ -31,10 +31,14 @@ type settings struct {
 	// keeps every record in the benchmark's own memory.
 	kfakeStateCustomers int
 	live                time.Duration
-	saturate            time.Duration // BENCH_SATURATE: the end-to-end maximum rate phase
-	warmup              time.Duration
-	lateness            time.Duration
-	goka                bool // BENCH_GOKA: run the peer
+	// liveRate (BENCH_LIVE_RATE, events/s): the live phase's rate, fixed
+	// so that two builds can be compared at the same load; 0 (the default)
+	// is half the end-to-end maximum this run measured.
+	liveRate float64
+	saturate time.Duration // BENCH_SATURATE: the end-to-end maximum rate phase
+	warmup   time.Duration
+	lateness time.Duration
+	goka     bool // BENCH_GOKA: run the peer
 	// pprofDir (BENCH_PPROF): write CPU profiles of the processor's
 	// drain (its first BENCH_PPROF_SECONDS) and live phase there, as
 	// <cluster>-<mode>-drain.pprof and -live.pprof.
@@ -52,6 +56,7 @@ func loadSettings(b *testing.B) settings {
 		span:           envDuration(b, "BENCH_SPAN", 90*time.Minute),
 		stateCustomers: envInt(b, "BENCH_STATE_CUSTOMERS", 1_000_000),
 		live:           envDuration(b, "BENCH_LIVE", 30*time.Second),
+		liveRate:       float64(envInt(b, "BENCH_LIVE_RATE", 0)),
 		saturate:       envDuration(b, "BENCH_SATURATE", 15*time.Second),
 		warmup:         envDuration(b, "BENCH_WARMUP", 5*time.Second),
 		lateness:       envDuration(b, "BENCH_LATENESS", 100*time.Millisecond),
