@@ -920,20 +920,18 @@ func (r *reader) stampedString(withValue bool, hint string) (time.Time, int64, s
 	if r.err != nil {
 		return time.Time{}, 0, ""
 	}
+	var at time.Time
 	if t.compact {
-		at := t.ctime()
-		var v int64
-		if withValue {
-			v = t.varint()
+		at = t.ctime()
+	} else {
+		sec, nsec := t.varint(), t.uvarint()
+		if t.err == nil && nsec >= 1e9 {
+			t.fail(errOverflow)
 		}
-		if t.err != nil {
-			r.fail(t.err)
-			return time.Time{}, 0, ""
+		if sec != 0 || nsec != 0 {
+			at = time.Unix(sec, int64(nsec)).UTC()
 		}
-		return at, v, str(t.b, hint)
 	}
-	sec := t.varint()
-	nsec := t.uvarint()
 	var v int64
 	if withValue {
 		v = t.varint()
@@ -941,14 +939,6 @@ func (r *reader) stampedString(withValue bool, hint string) (time.Time, int64, s
 	if t.err != nil {
 		r.fail(t.err)
 		return time.Time{}, 0, ""
-	}
-	if nsec >= 1e9 {
-		r.fail(errOverflow)
-		return time.Time{}, 0, ""
-	}
-	var at time.Time
-	if sec != 0 || nsec != 0 {
-		at = time.Unix(sec, int64(nsec)).UTC()
 	}
 	return at, v, str(t.b, hint)
 }
