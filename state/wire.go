@@ -112,7 +112,7 @@ type reader struct {
 	// format 2 on), relative to base.
 	compact bool
 	base    timeBase
-	names   *names // the record's names (format 2), nil in a record without
+	names   *names // the record's table of names (format 2); nil in format 1
 }
 
 // nested returns a reader of b, a value inside r's record.
@@ -275,8 +275,8 @@ func (r *reader) money(m *schemas.Money, hint string) {
 //	    follow (a time too far out for milliseconds to be exact).
 //	11: the zero time (v is exactly 3).
 //
-// Decoding never fails on a relative value: an out-of-range one gives some
-// time, which re-encodes in absolute form (canonical after one round).
+// A relative value out of range does not fail to decode: it gives some time,
+// which re-encodes in absolute form (canonical after one round).
 const (
 	ctimeSub      = 1
 	ctimeAbsolute = 2
