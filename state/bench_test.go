@@ -3,6 +3,10 @@ package state
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,4 +187,198 @@ func BenchmarkRestore(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(applied)/time.Since(start).Seconds(), "records/s")
+}
+
+// BenchmarkDrainAtScale is the processor's write pattern against a store
+// that already holds many customers, to weigh the LSM's shape (compaction
+// settings, compression) without Kafka: BENCH_STORE_SEED customers (default
+// 1,000,000; the workload benchmark seeds 10,000,000), each with a cart and a
+// timer, are written in 5,000-customer batches; then BENCH_STORE_EVENTS
+// events (default 1,000,000) over 1,000,000 other customers, Zipf-skewed
+// (s=1.1, like the workload), in 8,000-event batches over 12 partitions. Per
+// event: a read-modify-write of the customer that grows three sliding
+// windows (capped at 80 entries) and the dedupe window; a tenth schedule a
+// timer, a fifth cancel one. It reports the process's CPU per event, which
+// counts Pebble's flushes and compactions (a batch's own cost is small
+// beside them at this size), and the store's figures for the drain. One op
+// is the whole run (-benchtime=1x).
+func BenchmarkDrainAtScale(b *testing.B) {
+	const (
+		partitions = 12
+		seedBatch  = 5000
+		cycle      = 8000
+		windowCap  = 80
+	)
+	seedN := benchEnv(b, "BENCH_STORE_SEED", 1_000_000)
+	events := benchEnv(b, "BENCH_STORE_EVENTS", 1_000_000)
+	cfg := DefaultConfig()
+	cfg.Dir = b.TempDir()
+	s, err := Open(cfg, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ps := make([]*Partition, partitions)
+	for i := range ps {
+		ps[i] = s.Partition(int32(i))
+	}
+	partitionOf := func(id schemas.CustomerID) int { return int(schemas.EventKey(string(id)) % partitions) }
+	offset := int64(0)
+	commit := func(p *Partition) {
+		if err := p.Changes(func(k, v []byte) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+		offset++
+		if err := p.Commit(offset); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	now := time.Now().UTC().Truncate(time.Second)
+	pending := make([]int, partitions)
+	for i := range seedN {
+		id := schemas.CustomerID(fmt.Sprintf("s-%08d", i))
+		p := partitionOf(id)
+		c, err := ps[p].Customer(id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		at := now.Add(-time.Duration(i%86400) * time.Second)
+		c.FirstSeen, c.LastSeen, c.Events = at, at, int64(3+i%40)
+		c.Cart.Items = append(c.Cart.Items, schemas.Item{ProductID: fmt.Sprintf("p-%d", i%500), Quantity: 1,
+			UnitPrice: schemas.Money{Minor: int64(500 + i%20000), Currency: "EUR"}})
+		c.Cart.UpdatedAt, c.Cart.LastEvent = at, fmt.Sprintf("seed-%d", i)
+		if err := ps[p].Schedule(schemas.Timer{Customer: id, ID: "cart_abandoned", Due: now.Add(30 * 24 * time.Hour),
+			Rule: "cart_abandoned", Stage: 1, Occurrence: c.Cart.LastEvent}); err != nil {
+			b.Fatal(err)
+		}
+		if pending[p]++; pending[p] == seedBatch {
+			commit(ps[p])
+			pending[p] = 0
+		}
+	}
+	for _, p := range ps {
+		commit(p)
+	}
+
+	ids := make([]schemas.CustomerID, 1_000_000)
+	for i := range ids {
+		ids[i] = schemas.CustomerID(fmt.Sprintf("c-%06d", i))
+	}
+	keys := make([]string, 997)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("sku-%05d", i*7)
+	}
+	seen := [...]schemas.EventType{"page_view", "product_view", "add_to_cart", "remove_from_cart", "purchase", "coupon_viewed"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	zipf := rand.NewZipf(rng, 1.1, 1, uint64(len(ids)-1))
+	item := schemas.Item{ProductID: "sku-123", Quantity: 1, UnitPrice: schemas.Money{Minor: 1999, Currency: "EUR"}}
+	before, _ := s.Metrics()
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	start := time.Now()
+	at := now
+	for e := range events {
+		id := ids[zipf.Uint64()]
+		p := ps[partitionOf(id)]
+		c, err := p.Customer(id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if c.FirstSeen.IsZero() {
+			c.FirstSeen = at
+			c.Profile.TimeZone, c.Profile.Country = "Europe/Berlin", "DE"
+			c.Aggregates = append(c.Aggregates, schemas.Aggregate{Name: "views_1h"},
+				schemas.Aggregate{Name: "spend_24h"}, schemas.Aggregate{Name: "categories_7d"})
+		}
+		c.Events++
+		c.LastSeen = at
+		c.Recent = append(c.Recent, schemas.SeenEvent{Key: rng.Uint64(), At: at})
+		if len(c.Recent) > 20 {
+			c.Recent = c.Recent[1:]
+		}
+		typ, found := seen[e%len(seen)], false
+		for i := range c.Seen {
+			if c.Seen[i].Type == typ {
+				c.Seen[i].At, found = at, true
+			}
+		}
+		if !found {
+			c.Seen = append(c.Seen, schemas.TypeSeen{Type: typ, At: at})
+		}
+		for i := range c.Aggregates {
+			if i == 1 && e%4 != 0 { // spend: purchases only
+				continue
+			}
+			w := &c.Aggregates[i]
+			w.Entries = append(w.Entries, schemas.AggEntry{At: at, Value: int64(e % 5000), Key: keys[e%len(keys)]})
+			if len(w.Entries) > windowCap {
+				w.Entries = w.Entries[1:]
+			}
+		}
+		switch e % 10 {
+		case 0:
+			if err := p.Schedule(schemas.Timer{Customer: id, ID: "cart_abandoned", Due: at.Add(30 * time.Minute),
+				Rule: "cart_abandoned", Stage: 1, Occurrence: "o"}); err != nil {
+				b.Fatal(err)
+			}
+			c.Cart.Items = append(c.Cart.Items, item)
+		case 1, 2:
+			if err := p.Cancel(id, "cart_abandoned"); err != nil {
+				b.Fatal(err)
+			}
+			c.Cart.Items = c.Cart.Items[:0]
+		}
+		at = at.Add(time.Millisecond)
+		if (e+1)%cycle == 0 {
+			for _, p := range ps {
+				commit(p)
+			}
+		}
+	}
+	for _, p := range ps {
+		commit(p)
+	}
+	elapsed, cpu := time.Since(start), processCPU(b)-cpu0
+	b.StopTimer()
+	after, _ := s.Metrics()
+	var compacted uint64
+	for i := range after.Levels {
+		compacted += after.Levels[i].TableBytesCompacted - before.Levels[i].TableBytesCompacted
+	}
+	b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(events), "cpu_µs/event")
+	b.ReportMetric(float64(after.WAL.BytesWritten-before.WAL.BytesWritten)/float64(events), "WAL_B/event")
+	b.ReportMetric(float64(compacted)/(1<<20), "compacted_MB")
+	b.ReportMetric((after.Compact.Duration - before.Compact.Duration).Seconds(), "compaction_s")
+	var lsm strings.Builder
+	for i := range after.Levels {
+		if n := after.Levels[i].TablesSize; n > 0 {
+			fmt.Fprintf(&lsm, " L%d %d MB", i, n>>20)
+		}
+	}
+	b.Logf("seeded %d customers, drained %d events; LSM at the end:%s; compaction debt %d MB",
+		seedN, events, lsm.String(), after.Compact.EstimatedDebt>>20)
+}
+
+// processCPU is the CPU time (user and system) the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchEnv reads a positive size from the environment, or def.
+func benchEnv(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
 }
