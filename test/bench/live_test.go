@@ -250,11 +250,12 @@ func logCycles(b *testing.B, cluster, mode string, events int64, before, after m
 	logf("%s %s: ms per cycle by phase:%s", cluster, mode, phases.String())
 	wal := d("triggerd_store_wal_bytes_total")
 	hits, misses := d("triggerd_store_block_cache_hits_total"), d("triggerd_store_block_cache_misses_total")
-	logf("%s %s: store: WAL %.0f B/event, flushed %.0f MB, compacted %.0f MB (write amplification %.1f), %.0f compactions taking %.1f s, block cache hits %.1f%%, %.0f write stalls (%.1f s); at the end: %.0f MB on disk, L0 %.0f sublevels, compaction debt %.0f MB",
+	logf("%s %s: store: WAL %.0f B/event, flushed %.0f MB, compacted %.0f MB (write amplification %.1f), %.0f compactions taking %.1f s, block cache hits %.1f%%, %.0f write stalls (%.1f s); compaction debt at the start %.0f MB; at the end: %.0f MB on disk, L0 %.0f sublevels, compaction debt %.0f MB",
 		cluster, mode, wal/float64(max(events, 1)), d("triggerd_store_flushed_bytes_total")/1e6, d("triggerd_store_compacted_bytes_total")/1e6,
 		(d("triggerd_store_flushed_bytes_total")+d("triggerd_store_compacted_bytes_total"))/max(wal, 1),
 		d("triggerd_store_compactions_total"), d("triggerd_store_compaction_seconds_total"), 100*hits/max(hits+misses, 1),
 		d("triggerd_store_write_stalls_total"), d("triggerd_store_write_stall_seconds_total"),
+		before.sum("triggerd_store_compaction_debt_bytes")/1e6,
 		after.sum("triggerd_store_disk_bytes")/1e6, after.sum("triggerd_store_l0_sublevels"), after.sum("triggerd_store_compaction_debt_bytes")/1e6)
 }
 

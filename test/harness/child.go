@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -215,16 +216,17 @@ func WaitCaughtUp(t testing.TB, c *Cluster, cfg processor.Config, ch *Child) {
 	t.Helper()
 	adm := kadm.NewClient(c.Client(t))
 	deadline := time.Now().Add(90 * time.Second)
+	behind, lastErr := int64(-1), error(nil)
 	for {
 		if err := ch.Exited(); err != nil {
-			t.Fatalf("triggerd died: %v (log: %s)", err, ch.Log.Name())
+			t.Fatalf("triggerd died: %v (log: %s)%s", err, ch.Log.Name(), logProblems(ch.Log.Name()))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ends, err1 := adm.ListEndOffsets(ctx, cfg.Inputs()...)
 		committed, err2 := adm.FetchOffsets(ctx, cfg.Group)
 		cancel()
-		if err1 == nil && err2 == nil {
-			behind := int64(0)
+		if lastErr = errors.Join(err1, err2); lastErr == nil {
+			behind = 0
 			ends.Each(func(o kadm.ListedOffset) {
 				got, _ := committed.Lookup(o.Topic, o.Partition)
 				if got.At < o.Offset {
@@ -236,7 +238,10 @@ func WaitCaughtUp(t testing.TB, c *Cluster, cfg processor.Config, ch *Child) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("group not caught up within 90s (log: %s)", ch.Log.Name())
+			// The log is in a temporary directory that the test's end
+			// removes: say what went wrong here.
+			t.Fatalf("group not caught up within 90s: %d records behind (-1: unknown), last check error %v (log: %s)%s",
+				behind, lastErr, ch.Log.Name(), logProblems(ch.Log.Name()))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -253,4 +258,28 @@ func WorkDir(t testing.TB) string {
 		return d
 	}
 	return t.TempDir()
+}
+
+// logProblems returns the last warnings and errors of a processor log, for
+// a failure message (at most 20 lines, each cut at 400 bytes).
+func logProblems(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("\n(reading the log: %v)", err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, `{"level":"warn"`) || strings.HasPrefix(l, `{"level":"error"`) {
+			if len(l) > 400 {
+				l = l[:400] + "..."
+			}
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return "\nno warnings or errors in the log"
+	}
+	n := len(lines)
+	lines = lines[max(0, n-20):]
+	return fmt.Sprintf("\nlast %d of the log's %d warnings and errors:\n%s", len(lines), n, strings.Join(lines, "\n"))
 }
