@@ -199,9 +199,9 @@ func BenchmarkRestore(b *testing.B) {
 // event: a read-modify-write of the customer that grows three sliding
 // windows (capped at 80 entries) and the dedupe window; a tenth schedule a
 // timer, a fifth cancel one. It reports the process's CPU per event, which
-// counts Pebble's flushes and compactions (a batch's own cost is small
-// beside them at this size), and the store's figures for the drain. One op
-// is the whole run (-benchtime=1x).
+// counts Pebble's flushes and compactions, and the store's figures for the
+// drain. It shares the seeded customers with test/bench's seedState (the
+// same records, without Kafka). One op is the whole run (-benchtime=1x).
 func BenchmarkDrainAtScale(b *testing.B) {
 	const (
 		partitions = 12
