@@ -90,7 +90,7 @@ bench-kafka:
 	addr=$$(test/kafka/broker.sh start); \
 	trap 'test/kafka/broker.sh stop' EXIT; \
 	echo "real Kafka broker at $$addr"; \
-	env $(BENCH_SIZES) TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=1x -benchmem -count=1 -timeout 120m ./test/bench/...
+	env $(BENCH_SIZES) TRIGGERD_KAFKA_BROKERS=$$addr BENCH_BROKER_PID=$$(test/kafka/broker.sh pid) $(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=1x -benchmem -count=1 -timeout 120m ./test/bench/...
 
 # The workload table at small sizes, on the real broker and kfake, with the
 # goka peer: a smoke run of the whole benchmark, not figures to quote.
@@ -100,7 +100,7 @@ bench-quick:
 	trap 'test/kafka/broker.sh stop' EXIT; \
 	echo "real Kafka broker at $$addr"; \
 	BENCH_CUSTOMERS=20000 BENCH_EVENTS=40000 BENCH_STATE_CUSTOMERS=20000 BENCH_LIVE=5s BENCH_WARMUP=2s BENCH_SATURATE=3s \
-	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -run='^$$' -bench='^BenchmarkWorkload$$' -benchtime=1x -count=1 -timeout 10m ./test/bench/
+	TRIGGERD_KAFKA_BROKERS=$$addr BENCH_BROKER_PID=$$(test/kafka/broker.sh pid) $(GO) test -run='^$$' -bench='^BenchmarkWorkload$$' -benchtime=1x -count=1 -timeout 10m ./test/bench/
 
 clean:
 	rm -rf bin

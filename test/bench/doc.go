@@ -23,7 +23,11 @@
 // BENCH_WARMUP, BENCH_SATURATE, BENCH_LATENESS, BENCH_GOKA (0 skips the peer), and
 // BENCH_PPROF=dir with BENCH_PPROF_SECONDS to write CPU profiles of the
 // processor child's drain and live phases and a heap profile after the
-// saturation phase (through ops.pprof). The processor is built as the
+// saturation phase (through ops.pprof). BENCH_BROKER_PID (make bench sets
+// it) names the real broker's process, so that each drain also says how
+// much CPU the broker spent per event, next to the processor's, this
+// benchmark process's and the rest of the machine's, and how busy the
+// machine was: which part of the machine a rate ran out of. The processor is built as the
 // release image builds it, without cgo; TRIGGERD_TEST_CGO=1 builds it with
 // cgo, to compare.
 package bench

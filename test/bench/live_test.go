@@ -22,8 +22,13 @@ import (
 )
 
 type liveResult struct {
-	rate       float64 // events/s produced while measuring
-	latency    []time.Duration
+	rate    float64 // events/s produced while measuring
+	latency []time.Duration
+	// processed is the part of each latency before the processor fired
+	// the trigger (its FiredAt): the wait for a poll and the event-time
+	// ordering of the inputs; the rest is the cycle's end (flush, commit)
+	// and the reader's fetch.
+	processed  []time.Duration
 	fireLagP99 string
 	fired      float64 // timers fired while measuring
 	pending    float64 // timers pending at the end
@@ -80,6 +85,7 @@ func runLive(b *testing.B, s settings, k *cluster, reg *sr.Client, in inputs, tr
 				}
 				mu.Lock()
 				res.latency = append(res.latency, now.Sub(tr.DueAt))
+				res.processed = append(res.processed, tr.FiredAt.Sub(tr.DueAt))
 				mu.Unlock()
 			})
 		}
@@ -171,11 +177,17 @@ func (m metricSet) sum(name string) float64 {
 }
 
 // diff returns the histogram's cumulative buckets (upper bound → count)
-// observed between before and m.
+// observed between before and m. bucket is the series' name, or its name
+// and the labels before le (`name{phase="end",`) to pick one histogram of
+// a vector.
 func (m metricSet) diff(before metricSet, bucket string) map[float64]float64 {
+	prefix := bucket + `{le="`
+	if strings.HasSuffix(bucket, ",") {
+		prefix = bucket + `le="`
+	}
 	out := map[float64]float64{}
 	for k, v := range m {
-		rest, ok := strings.CutPrefix(k, bucket+`{le="`)
+		rest, ok := strings.CutPrefix(k, prefix)
 		if !ok {
 			continue
 		}
@@ -244,10 +256,11 @@ func logCycles(b *testing.B, cluster, mode string, events int64, before, after m
 	for _, ph := range []string{"process", "flush", "end", "apply"} {
 		sel := `{phase="` + ph + `"}`
 		if n := d("triggerd_cycle_phase_seconds_count" + sel); n > 0 {
-			fmt.Fprintf(&phases, " %s %.1f", ph, 1000*d("triggerd_cycle_phase_seconds_sum"+sel)/n)
+			fmt.Fprintf(&phases, " %s %.1f (p99 %s)", ph, 1000*d("triggerd_cycle_phase_seconds_sum"+sel)/n,
+				histQuantile(after.diff(before, `triggerd_cycle_phase_seconds_bucket{phase="`+ph+`",`), 0.99))
 		}
 	}
-	logf("%s %s: ms per cycle by phase:%s", cluster, mode, phases.String())
+	logf("%s %s: ms per cycle by phase (p99 bucket in s):%s", cluster, mode, phases.String())
 	wal := d("triggerd_store_wal_bytes_total")
 	hits, misses := d("triggerd_store_block_cache_hits_total"), d("triggerd_store_block_cache_misses_total")
 	logf("%s %s: store: WAL %.0f B/event, flushed %.0f MB, compacted %.0f MB (write amplification %.1f), %.0f compactions taking %.1f s, block cache hits %.1f%%, %.0f write stalls (%.1f s); compaction debt at the start %.0f MB; at the end: %.0f MB on disk, L0 %.0f sublevels, compaction debt %.0f MB",

@@ -134,6 +134,8 @@ log:
 	r.eventsPerSec = float64(d.events) / d.seconds
 	r.cpuPerEvent = float64(d.cpu.Microseconds()) / float64(max(d.events, 1))
 	logf("%s %s: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event", k.name, mode, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent)
+	r.kafkaPerEvent, r.busy = d.machine.kafkaPerEvent(k, d.events), d.machine.busyShare()
+	logf("%s %s drain: %s", k.name, mode, d.machine.split(k, "processor", d.events))
 
 	// The live traffic of an earlier run is input too: catch up before
 	// the live phase so that it starts with no lag.
@@ -160,6 +162,8 @@ log:
 	prof()
 	logCycles(b, k.name, mode+" live", int64(live.rate*(s.warmup+s.live).Seconds()), before, after, outputs, outBefore, outAfter)
 	logMemory(b, k.name, mode+" after live", after)
+	logf("%s %s live: latency p50/p99 %s/%s, of which event to fired %s/%s (the rest: the cycle's end and the reader)", k.name, mode,
+		quantile(live.latency, 0.5), quantile(live.latency, 0.99), quantile(live.processed, 0.5), quantile(live.processed, 0.99))
 	r.liveRate, r.latency, r.fireLagP99, r.timersFired, r.pending, r.triggers = live.rate, live.latency, live.fireLagP99, live.fired, live.pending, live.triggers
 	r.peakRSS = p.peakRSS()
 	rss = append(rss, fmt.Sprintf("live %.0fM", float64(r.peakRSS)/(1<<20)))

@@ -67,6 +67,8 @@ func runPeer(b *testing.B, s settings, k *cluster, registryURL string, in inputs
 	r.peakRSS = p.peakRSS()
 	r.note = fmt.Sprintf("at-least-once (sarama consumer group, 1 s offset commits), no contact policy, no other rules; timers: delay stream + in-memory heap + ticker emitter")
 	logf("%s goka: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event", k.name, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent)
+	r.kafkaPerEvent, r.busy = d.machine.kafkaPerEvent(k, d.events), d.machine.busyShare()
+	logf("%s goka drain: %s", k.name, d.machine.split(k, "goka", d.events))
 	return r
 }
 

@@ -111,19 +111,7 @@ func (p *proc) warnings(n int) (int, []string) {
 const clockTick = 100
 
 // cpu returns the process's user + system CPU time so far.
-func (p *proc) cpu() time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may contain spaces) in ")".
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clockTick
-}
+func (p *proc) cpu() time.Duration { return pidCPU(p.cmd.Process.Pid) }
 
 // peakRSS returns VmHWM in bytes.
 func (p *proc) peakRSS() int64 {

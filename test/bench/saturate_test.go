@@ -26,6 +26,7 @@ func runSaturated(b *testing.B, s settings, k *cluster, reg *sr.Client, in input
 	wc.Customers, wc.AllKinds, wc.Attributes, wc.Seed = s.customers, true, true, uint64(time.Now().UnixNano())
 	gen := workload.New(wc)
 	var ev schemas.Event
+	m0 := sampleMachine(cpu, k.brokerPID)
 	start := time.Now()
 	end := start.Add(s.saturate)
 	var produced int64
@@ -43,5 +44,6 @@ func runSaturated(b *testing.B, s settings, k *cluster, reg *sr.Client, in input
 	drain(b, k, group, endOffsets(b, k, in.topics.Clickstream, in.topics.Transactions, in.topics.Profiles), cpu, alive, 30*time.Minute)
 	secs := time.Since(start).Seconds()
 	logf("%s: saturation: %d events produced in %s, all committed after %.1fs", k.name, produced, s.saturate, secs)
+	logf("%s: saturation: %s", k.name, sampleMachine(cpu, k.brokerPID).sub(m0).split(k, "processor", produced))
 	return float64(produced) / secs
 }

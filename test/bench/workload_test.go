@@ -71,6 +71,9 @@ func BenchmarkWorkload(b *testing.B) {
 type cluster struct {
 	name    string
 	brokers []string
+	// brokerPID is the real broker's process (BENCH_BROKER_PID), whose CPU
+	// time the benchmark reports; 0 when unknown.
+	brokerPID int
 }
 
 func openCluster(b *testing.B, name string) *cluster {
@@ -80,7 +83,7 @@ func openCluster(b *testing.B, name string) *cluster {
 		if addr == "" {
 			b.Skip("real: TRIGGERD_KAFKA_BROKERS is not set (make bench starts the broker)")
 		}
-		return &cluster{name: "real", brokers: strings.Split(addr, ",")}
+		return &cluster{name: "real", brokers: strings.Split(addr, ","), brokerPID: brokerPID()}
 	case "kfake":
 		c, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
@@ -109,6 +112,8 @@ type row struct {
 	events        int64
 	eventsPerSec  float64
 	cpuPerEvent   float64 // µs
+	kafkaPerEvent float64 // µs: the broker's CPU in the drain (machineCPU.kafkaPerEvent)
+	busy          float64 // the machine's busy share in the drain, 0-1
 	e2eRate       float64 // the end-to-end maximum (runSaturated)
 	liveRate      float64
 	latency       []time.Duration
@@ -268,6 +273,7 @@ type drainResult struct {
 	events  int64
 	seconds float64
 	cpu     time.Duration
+	machine machineCPU // where the machine's CPU went meanwhile
 }
 
 // endOffsets lists the current end offsets of topics.
@@ -297,7 +303,7 @@ func drain(b *testing.B, k *cluster, group string, ends kadm.ListedOffsets, cpu 
 		first   = true
 		done0   int64
 		firstAt time.Time
-		cpu0    time.Duration
+		m0      machineCPU
 	)
 	deadline := time.Now().Add(timeout)
 	for {
@@ -307,7 +313,7 @@ func drain(b *testing.B, k *cluster, group string, ends kadm.ListedOffsets, cpu 
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		committed, err := adm.FetchOffsets(ctx, group)
 		cancel()
-		now, c := time.Now(), cpu()
+		now, m := time.Now(), sampleMachine(cpu, k.brokerPID)
 		if err == nil {
 			var done int64
 			ends.Each(func(o kadm.ListedOffset) {
@@ -316,9 +322,10 @@ func drain(b *testing.B, k *cluster, group string, ends kadm.ListedOffsets, cpu 
 				}
 			})
 			if first {
-				first, done0, firstAt, cpu0 = false, done, now, c
+				first, done0, firstAt, m0 = false, done, now, m
 			} else if done >= total {
-				return drainResult{events: done - done0, seconds: now.Sub(firstAt).Seconds(), cpu: c - cpu0}
+				d := m.sub(m0)
+				return drainResult{events: done - done0, seconds: now.Sub(firstAt).Seconds(), cpu: d.measured, machine: d}
 			}
 		}
 		if now.After(deadline) {
@@ -332,12 +339,16 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n== triggerd benchmark: cluster=%s partitions=%d customers=%d backlog_events=%d avg_event_bytes=%.0f state_customers=%d(+1 timer each) live=%s lateness=%s GOMAXPROCS-of-host=%d\n",
 		k.name, s.partitions, s.customers, s.events, firstBytes(rows), s.stateCustomers, s.live, s.lateness, numCPU())
-	fmt.Fprintf(&sb, "%-22s %10s %9s %9s %10s %9s %9s %9s %11s %9s %11s %12s %9s %9s\n",
-		"run", "events/s", "cpu_us/ev", "e2e_ev/s", "live_ev/s", "lat_p50", "lat_p99", "lat_p99.9", "fire_lag99", "fired", "pending", "restore/s/p", "restored", "peak_rss")
+	fmt.Fprintf(&sb, "%-22s %10s %9s %11s %5s %9s %10s %9s %9s %9s %11s %9s %11s %12s %9s %9s\n",
+		"run", "events/s", "cpu_us/ev", "kafka_us/ev", "busy", "e2e_ev/s", "live_ev/s", "lat_p50", "lat_p99", "lat_p99.9", "fire_lag99", "fired", "pending", "restore/s/p", "restored", "peak_rss")
 	for _, r := range rows {
 		p50, p99, p999 := quantile(r.latency, 0.5), quantile(r.latency, 0.99), quantile(r.latency, 0.999)
-		fmt.Fprintf(&sb, "%-22s %10.0f %9.1f %9.0f %10.0f %9s %9s %9s %11s %9.0f %11.0f %12.0f %9d %8.0fM\n",
-			r.name, r.eventsPerSec, r.cpuPerEvent, r.e2eRate, r.liveRate, p50, p99, p999, r.fireLagP99, r.timersFired, r.pending,
+		kafka := "-"
+		if r.kafkaPerEvent >= 0 {
+			kafka = fmt.Sprintf("%.1f", r.kafkaPerEvent)
+		}
+		fmt.Fprintf(&sb, "%-22s %10.0f %9.1f %11s %4.0f%% %9.0f %10.0f %9s %9s %9s %11s %9.0f %11.0f %12.0f %9d %8.0fM\n",
+			r.name, r.eventsPerSec, r.cpuPerEvent, kafka, 100*r.busy, r.e2eRate, r.liveRate, p50, p99, p999, r.fireLagP99, r.timersFired, r.pending,
 			r.restoreRate, r.restoreRecs, float64(r.peakRSS)/(1<<20))
 	}
 	for _, r := range rows {
@@ -345,6 +356,11 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 			fmt.Fprintf(&sb, "  %s: %s\n", r.name, r.note)
 		}
 	}
+	kafka := "the broker's process"
+	if k.name == "kfake" {
+		kafka = "kfake's, this benchmark process"
+	}
+	fmt.Fprintf(&sb, "  kafka_us/ev: the broker's CPU per event in the drain (%s); busy: the share of the machine's CPU in use then, all cores\n", kafka)
 	var ours, goka *row
 	for i := range rows {
 		switch {

@@ -10,6 +10,8 @@
 #                                 start it again with its data, same address
 #   test/kafka/broker.sh status   exit 0 if the broker is running
 #   test/kafka/broker.sh env      print TRIGGERD_KAFKA_BROKERS=ADDR
+#   test/kafka/broker.sh pid      print the broker's process ID (the
+#                                 benchmarks measure its CPU time)
 #   test/kafka/broker.sh scram    print the SASL/SCRAM listener's settings
 #                                 (KAFKA_SCRAM_BROKERS=ADDR, mechanism, user,
 #                                 password), one NAME=VALUE a line
@@ -382,15 +384,20 @@ cmd_env() {
 	echo "TRIGGERD_KAFKA_BROKERS=$(<"$bootfile")"
 }
 
+cmd_pid() {
+	broker_pid || die "broker not running (start it with $0 start)"
+}
+
 case ${1:-} in
 start) cmd_start ;;
 stop) cmd_stop ;;
 restart) cmd_restart "${2:-term}" ;;
 status) cmd_status ;;
 env) cmd_env ;;
+pid) cmd_pid ;;
 scram) cmd_scram ;;
 *)
-	echo "usage: $0 start|stop|restart [term|kill]|status|env|scram" >&2
+	echo "usage: $0 start|stop|restart [term|kill]|status|env|pid|scram" >&2
 	exit 2
 	;;
 esac
