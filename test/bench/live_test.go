@@ -28,7 +28,10 @@ type liveResult struct {
 	// the trigger (its FiredAt): the wait for a poll and the event-time
 	// ordering of the inputs; the rest is the cycle's end (flush, commit)
 	// and the reader's fetch.
-	processed  []time.Duration
+	processed []time.Duration
+	// timerLag is, for each timer probe (timerProbeRule) due while
+	// measuring, its trigger's read time minus the timer's due time.
+	timerLag   []time.Duration
 	fireLagP99 string
 	fired      float64 // timers fired while measuring
 	pending    float64 // timers pending at the end
@@ -68,13 +71,13 @@ func runLive(b *testing.B, s settings, k *cluster, reg *sr.Client, in inputs, tr
 			fs := cons.PollFetches(ctx)
 			now := time.Now()
 			fs.EachRecord(func(r *kgo.Record) {
-				probe := false
+				var rule string
 				for _, h := range r.Headers {
-					if h.Key == "rule_id" && string(h.Value) == "bench_probe" {
-						probe = true
+					if h.Key == "rule_id" {
+						rule = string(h.Value)
 					}
 				}
-				if !probe {
+				if rule != "bench_probe" && rule != "bench_timer_probe" {
 					return
 				}
 				if err := dec.Decode(r.Value, &tr); err != nil {
@@ -84,8 +87,12 @@ func runLive(b *testing.B, s settings, k *cluster, reg *sr.Client, in inputs, tr
 					return
 				}
 				mu.Lock()
-				res.latency = append(res.latency, now.Sub(tr.DueAt))
-				res.processed = append(res.processed, tr.FiredAt.Sub(tr.DueAt))
+				if rule == "bench_probe" {
+					res.latency = append(res.latency, now.Sub(tr.DueAt))
+					res.processed = append(res.processed, tr.FiredAt.Sub(tr.DueAt))
+				} else {
+					res.timerLag = append(res.timerLag, now.Sub(tr.DueAt))
+				}
 				mu.Unlock()
 			})
 		}

@@ -48,6 +48,7 @@ scram_user=triggerd
 scram_password=triggerd-test-secret # a loopback test broker: not a secret
 log=$run/server.log # written by log4j2, see log4j2.properties
 out=$run/broker.out # the JVM's own stdout/stderr
+gclog=$run/gc.log   # the JVM's garbage collections and their pauses
 timeout=${KAFKA_START_TIMEOUT:-90}
 heap=${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}
 java=${JAVA_HOME:+$JAVA_HOME/bin/}java
@@ -219,9 +220,11 @@ launch() {
 # run_broker starts the JVM on the existing config and data and waits until
 # it has started and listens. Returns as launch does.
 run_broker() {
-	rm -f "$log" "$out"
+	rm -f "$log" "$out" "$gclog"
+	# The GC log tells a broker's own pauses from the processor's when a
+	# benchmark or a test sees a stall.
 	# shellcheck disable=SC2086 # heap holds several JVM options
-	nohup "$java" $heap -server "-Dkafka.logs.dir=$run" "${jvm_common[@]}" kafka.Kafka "$props" \
+	nohup "$java" $heap -server "-Xlog:gc:file=$gclog:uptime,time" "-Dkafka.logs.dir=$run" "${jvm_common[@]}" kafka.Kafka "$props" \
 		>"$out" 2>&1 </dev/null &
 	local pid=$!
 	echo "$pid" >"$pidfile"
