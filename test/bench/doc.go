@@ -10,9 +10,9 @@
 //     contact policy, after a restore of a seeded changelog; then events
 //     produced flat out while it runs (the end-to-end maximum), then live
 //     traffic at half that maximum for latency and timer fire lag (two
-//     probe rules: one fires at once on every purchase, one 2 s after it,
-//     and a read_committed consumer times their triggers). One table, and
-//     the line vs_goka: events_per_s ours=N goka=M ratio=R.
+//     probe rules: one fires at once on every purchase, one 2 s after one
+//     purchase in ten; a read_committed consumer times their triggers).
+//     One table, and the line vs_goka: events_per_s ours=N goka=M ratio=R.
 //   - BenchmarkRestore: changelog restore rate of one partition.
 //   - BenchmarkProfileDrain: the drain in-process on kfake, for pprof.
 //

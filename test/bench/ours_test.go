@@ -37,21 +37,26 @@ channel: risk
 on: [purchase]
 `
 
-// timerProbeRule schedules a timer 2 s after every purchase, whose
-// trigger's due time is the timer's: "read time − due time" is the timer
-// fire lag end to end (the watermark passing the due time plus the
-// lateness, the firing cycle, its commit), measured on every purchase
-// while the seeded timers stay pending. The processor's own fire-lag
-// histogram counts from the due time to the firing only.
+// timerProbeRule schedules a timer 2 s after one purchase in ten (event
+// IDs ending in 7), whose trigger's due time is the timer's: "read time −
+// due time" is the timer fire lag end to end (the watermark passing the due
+// time plus the lateness, the firing cycle, its commit), measured on
+// thousands of timers while the seeded timers stay pending. The processor's
+// own fire-lag histogram counts from the due time to the firing, and every
+// timer in it, those due before they were scheduled too. One purchase in
+// ten keeps the probe's own work (a timer set and fired, a trigger) under
+// 1% of the events: on every purchase it raised the changelog records per
+// event from 0.8 to 1.0.
 const timerProbeRule = `
 id: bench_timer_probe
-description: The benchmark's timer probe - a follow-up 2 s after every purchase.
+description: The benchmark's timer probe - a follow-up 2 s after one purchase in ten.
 version: 1
 family: anomaly
 channel: risk
 sequence:
   start:
     on: [purchase]
+    when: event.id.endsWith("7")
     key: event.order_id
   stages:
     - {delay: 2s}
