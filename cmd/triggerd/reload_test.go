@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,24 +51,48 @@ func TestWatchRulesReloads(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	// touch replaces the file as a deploy does: written aside, its time
+	// set, renamed over the old one, so that the watcher never reads it
+	// half written.
 	touch := func(data []byte, at time.Time) {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chtimes(path, at, at); err != nil {
+		if err := os.Chtimes(tmp, at, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	time.Sleep(30 * time.Millisecond) // the watcher has taken the first mtime
-	touch(rules.CartOnlyYAML(45*time.Minute, 24*time.Hour), time.Now().Add(time.Minute))
-	waitFor("the reload", func() bool { return count() == 1 })
+	// The watcher takes the file as it finds it when it starts, which
+	// this goroutine cannot see: change the file until a reload shows
+	// that the watcher runs. Each version differs (a comment), so each
+	// one it sees is a change.
+	for i := 1; count() == 0; i++ {
+		if i > 100 {
+			t.Fatal("timed out waiting for the reload")
+		}
+		good := append(rules.CartOnlyYAML(45*time.Minute, 24*time.Hour), fmt.Sprintf("# version %d\n", i)...)
+		touch(good, time.Now().Add(time.Duration(i)*time.Minute))
+		time.Sleep(50 * time.Millisecond)
+	}
+	loaded := count()
 
+	// The same content again, with a new time: not a change.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	touch(data, time.Now().Add(time.Hour))
+	time.Sleep(100 * time.Millisecond) // ten polls
 	bad := []byte("rules:\n  - id: x\n    version: 0\n    family: anomaly\n    channel: risk\n    on: [purchase]\n    when: event.amout > 1\n")
-	touch(bad, time.Now().Add(2*time.Minute))
+	touch(bad, time.Now().Add(2*time.Hour))
 	waitFor("the rejection", func() bool { return logs.FilterMessageSnippet("rejected").Len() >= 2 })
-	if count() != 1 {
-		t.Fatalf("a bad file was handed over")
+	if n := count(); n != loaded {
+		t.Fatalf("rule sets handed over after the first reload: %d, want none (the same content again, then a bad file)", n-loaded)
 	}
 	if n := rejected.Load(); n != 1 {
 		t.Errorf("rejections reported: %d, want 1", n)

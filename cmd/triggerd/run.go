@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -139,10 +140,12 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 }
 
 // watchRules reloads the rules file on SIGHUP and, when cfg.Poll > 0, when
-// its modification time changes. A file that does not compile is logged
-// with every error, reported to rejected, and the running rules stay in
-// force. The example rules built into the binary (no file configured)
-// never change.
+// its modification time changes and its content with it: a file rewritten
+// with what it held, or whose time alone was set (a deploy that writes the
+// file, then sets its time), is not compiled and announced again. SIGHUP
+// always reloads. A file that does not compile is logged with every error,
+// reported to rejected, and the running rules stay in force. The example
+// rules built into the binary (no file configured) never change.
 func watchRules(ctx context.Context, cfg RulesConfig, log *zap.Logger, set func(*rules.Set), rejected func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -164,8 +167,25 @@ func watchRules(ctx context.Context, cfg RulesConfig, log *zap.Logger, set func(
 		return fi.ModTime()
 	}
 	last := mtime()
+	// seen is the content last compiled, loaded or rejected; nil when
+	// unknown (no file, or it could not be read).
+	var seen []byte
+	if cfg.File != "" {
+		seen, _ = os.ReadFile(cfg.File)
+	}
 	reload := func(why string) {
-		rs, err := cfg.load()
+		var rs *rules.Set
+		var err error
+		if cfg.File == "" {
+			rs, err = cfg.load()
+		} else if data, rerr := os.ReadFile(cfg.File); rerr != nil {
+			err = fmt.Errorf("rules: %w", rerr)
+		} else {
+			// Compiled from the bytes remembered, so that a change
+			// made after this read is seen as one.
+			seen = data
+			rs, err = rules.Parse(cfg.File, data)
+		}
 		if err != nil {
 			var le *rules.LoadError
 			if errors.As(err, &le) {
@@ -191,6 +211,9 @@ func watchRules(ctx context.Context, cfg RulesConfig, log *zap.Logger, set func(
 		case <-poll:
 			if m := mtime(); !m.Equal(last) {
 				last = m
+				if data, err := os.ReadFile(cfg.File); err == nil && seen != nil && bytes.Equal(data, seen) {
+					continue
+				}
 				reload("file changed")
 			}
 		}
