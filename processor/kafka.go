@@ -45,6 +45,23 @@ func baseOpts(cfg *Config, log *zap.Logger) ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// compressionCodec maps the compression setting to kgo's codec.
+func compressionCodec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "snappy", "":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "none":
+		return kgo.NoCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("%q is not snappy, lz4, zstd, gzip or none", name)
+}
+
 func tlsConfig(c *TLSConfig) (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // opt-in for test clusters
 	if c.CAFile != "" {

@@ -297,6 +297,10 @@ func (p *Processor) run(ctx context.Context) error {
 		return err
 	}
 
+	codec, err := compressionCodec(p.cfg.Compression)
+	if err != nil {
+		return fmt.Errorf("processor: compression: %w", err)
+	}
 	start := kgo.NewOffset().AtEnd()
 	if p.cfg.StartFrom == "earliest" {
 		start = kgo.NewOffset().AtStart()
@@ -319,6 +323,7 @@ func (p *Processor) run(ctx context.Context) error {
 		kgo.SessionTimeout(p.cfg.SessionTimeout),
 		kgo.RecordPartitioner(newPartitioner(p.cfg.Topics.Changelog)),
 		kgo.ProducerLinger(0),
+		kgo.ProducerBatchCompression(codec),
 		// A cycle's output (changelog, triggers, suppressions, dead
 		// letters) is flushed at its end, and a Produce past kgo's
 		// default of 10,000 buffered records blocks the worker on broker

@@ -34,6 +34,7 @@ func TestConfigReportsEveryProblem(t *testing.T) {
     mechanism: KERBEROS
   tick: 0s
   fetch_partition_bytes: 1000
+  compression: brotli
 rules:
   file: RULESFILE
   poll: -1s
@@ -59,6 +60,7 @@ log:
 		`sasl.mechanism: "KERBEROS"`,
 		"tick: must be > 0",
 		"fetch_partition_bytes: 1000, must be at least 1024",
+		`compression: "brotli" is not snappy, lz4, zstd, gzip or none`,
 		"rules.poll must be >= 0",
 		"rules.yaml:7:16: when: undeclared reference to 'event.amout'",
 		`log.level "loud"`,

@@ -22,7 +22,8 @@
 // on kfake, at most 2,000,000 by default: kfake holds the changelog in the
 // benchmark's memory), BENCH_LIVE, BENCH_LIVE_RATE (events/s; default half
 // the end-to-end maximum the run measured),
-// BENCH_WARMUP, BENCH_SATURATE, BENCH_LATENESS, BENCH_GOKA (0 skips the peer), and
+// BENCH_WARMUP, BENCH_SATURATE, BENCH_LATENESS, BENCH_GOKA (0 skips the peer), BENCH_COMPRESSION (the
+// processor's kafka.compression, default snappy), and
 // BENCH_PPROF=dir with BENCH_PPROF_SECONDS to write CPU profiles of the
 // processor child's drain and live phases and a heap profile after the
 // saturation phase (through ops.pprof). BENCH_BROKER_PID (make bench sets

@@ -127,6 +127,7 @@ func runOurs(b *testing.B, s settings, k *cluster, registryURL string, reg *sr.C
   start_from: earliest
   idle_advance: true
   lateness: %s
+  compression: %s
 state:
   dir: %s
 ops:
@@ -139,7 +140,7 @@ log:
   level: info
 `, strings.Join(k.brokers, ", "), cfg.Group, mode, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
 		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.Topics.Suppressions, registryURL,
-		s.lateness, filepath.Join(dir, "state"), ops, s.pprofDir != "", rulesFile)
+		s.lateness, s.compression, filepath.Join(dir, "state"), ops, s.pprofDir != "", rulesFile)
 	confFile := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)

@@ -39,6 +39,9 @@ type settings struct {
 	warmup   time.Duration
 	lateness time.Duration
 	goka     bool // BENCH_GOKA: run the peer
+	// compression (BENCH_COMPRESSION): the processor's produce codec
+	// (kafka.compression), default snappy.
+	compression string
 	// pprofDir (BENCH_PPROF): write CPU profiles of the processor's
 	// drain (its first BENCH_PPROF_SECONDS) and live phase there, as
 	// <cluster>-<mode>-drain.pprof and -live.pprof.
@@ -62,11 +65,15 @@ func loadSettings(b *testing.B) settings {
 		lateness:       envDuration(b, "BENCH_LATENESS", 100*time.Millisecond),
 		goka:           envInt(b, "BENCH_GOKA", 1) == 1,
 		pprofDir:       os.Getenv("BENCH_PPROF"),
+		compression:    "snappy",
 		pprofSecs:      envDuration(b, "BENCH_PPROF_SECONDS", 10*time.Second),
 	}
 	s.kfakeStateCustomers = envInt(b, "BENCH_KFAKE_STATE_CUSTOMERS", min(2_000_000, s.stateCustomers))
 	if v := os.Getenv("BENCH_CLUSTERS"); v != "" {
 		s.clusters = strings.Split(v, ",")
+	}
+	if v := os.Getenv("BENCH_COMPRESSION"); v != "" {
+		s.compression = v
 	}
 	if v := os.Getenv("BENCH_MODES"); v != "" {
 		s.modes = strings.Split(v, ",")
