@@ -181,7 +181,7 @@ func TestCustomerEncodeAllocs(t *testing.T) {
 	into := fullCustomer()
 	var nm names
 	allocs = testing.AllocsPerRun(100, func() {
-		if err := decodeCustomerWith(buf, into, &nm); err != nil {
+		if _, err := decodeCustomerWith(buf, into, &nm); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"slices"
 
@@ -50,7 +51,7 @@ type Partition struct {
 	free    []*schemas.Customer
 	// Committed state between batches (see cache): decoded customer
 	// records, and timers' committed due times keyed like timerIdx.
-	custCache  cache[schemas.CustomerID, *schemas.Customer]
+	custCache  cache[schemas.CustomerID, cachedCustomer]
 	timerCache cache[string, storedTimer]
 
 	// The timer overlay, in first-touch order. timerIdx is keyed by the
@@ -122,8 +123,41 @@ type custEntry struct {
 	id     schemas.CustomerID
 	c      *schemas.Customer // nil when erased before use
 	erased bool
-	key    span // set when sealed
-	val    span // set when sealed; empty for erased
+	prog   progSum // the customer's stored progress record
+	key    span    // set when sealed
+	val    span    // set when sealed; empty for erased
+
+	// Set when sealed: the progress record changed (see appendProgress),
+	// to pval, or to none when pval is empty; newProg is its sum.
+	progWrite  bool
+	pkey, pval span
+	newProg    progSum
+}
+
+// cachedCustomer is a committed customer record kept between batches, with
+// the sum of its stored progress record.
+type cachedCustomer struct {
+	c    *schemas.Customer
+	prog progSum
+}
+
+// progSum identifies the bytes of a stored progress record, so that a batch
+// writes a customer's progress record only when its bytes change: a 64-bit
+// hash (seeded per process: it is never stored) and the length. n == 0: no
+// record is stored; n < 0: one may be (an erase that did not read it), so
+// the next write of the customer writes it or deletes it.
+type progSum struct {
+	hash uint64
+	n    int
+}
+
+var progSeed = maphash.MakeSeed()
+
+func sumProgress(b []byte) progSum {
+	if len(b) == 0 {
+		return progSum{}
+	}
+	return progSum{hash: maphash.Bytes(progSeed, b), n: len(b)}
 }
 
 // timerEntry is one timer touched in the batch: its committed state (as
@@ -151,7 +185,7 @@ func newPartition(s *Store, num int32) *Partition {
 		heldIdx:         make(map[heldRef]int),
 		committedInputs: make(map[string]int64),
 		inputs:          make(map[string]int64),
-		custCache:       newCache[schemas.CustomerID, *schemas.Customer](s.cached),
+		custCache:       newCache[schemas.CustomerID, cachedCustomer](s.cached),
 		timerCache:      newCache[string, storedTimer](timersPerCustomer * s.cached),
 	}
 	p.batch = s.db.NewBatch()
@@ -305,12 +339,13 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 	if id == "" {
 		return nil, errors.New("state: empty customer ID")
 	}
-	if c, ok := p.custCache.take(id); ok {
+	if cc, ok := p.custCache.take(id); ok {
 		p.custIdx[id] = len(p.custs)
-		p.custs = append(p.custs, custEntry{id: id, c: c})
-		return c, nil
+		p.custs = append(p.custs, custEntry{id: id, c: cc.c, prog: cc.prog})
+		return cc.c, nil
 	}
 	c := p.newCustomer()
+	var prog progSum
 	p.key = appendCustomerKey(p.key[:0], p.num, id)
 	v, closer, err := p.db.Get(p.key)
 	switch {
@@ -320,8 +355,12 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 		p.freeCustomer(c)
 		return nil, fmt.Errorf("state: partition %d: read customer %q: %w", p.num, id, err)
 	default:
-		err = decodeCustomerWith(v, c, &p.names)
+		var progress bool
+		progress, err = decodeCustomerWith(v, c, &p.names)
 		closer.Close()
+		if err == nil && progress {
+			prog, err = p.loadProgress(id, c)
+		}
 		if err != nil {
 			p.freeCustomer(c)
 			return nil, fmt.Errorf("state: partition %d: customer %q: %w", p.num, id, err)
@@ -329,8 +368,28 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 	}
 	c.ID = id
 	p.custIdx[id] = len(p.custs)
-	p.custs = append(p.custs, custEntry{id: id, c: c})
+	p.custs = append(p.custs, custEntry{id: id, c: c, prog: prog})
 	return c, nil
+}
+
+// loadProgress adds the runs and marks of id's progress record to c, which
+// its customer record said it has.
+func (p *Partition) loadProgress(id schemas.CustomerID, c *schemas.Customer) (progSum, error) {
+	p.key = appendProgressKey(p.key[:0], p.num, id)
+	v, closer, err := p.db.Get(p.key)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		// Both are written in one Pebble batch, and restored from one
+		// changelog: this is not a state a crash leaves.
+		return progSum{}, errors.New("its record names a progress record, which is missing")
+	case err != nil:
+		return progSum{}, fmt.Errorf("read progress record: %w", err)
+	}
+	defer closer.Close()
+	if err := decodeProgress(v, c, &p.names); err != nil {
+		return progSum{}, err
+	}
+	return sumProgress(v), nil
 }
 
 // maxFree bounds the records a partition keeps for reuse. A decoded
@@ -340,6 +399,9 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 // benchmark, decoded records were over half the heap, and the GC, held to
 // GOMEMLIMIT, took a fifth of the CPU.
 const maxFree = 256
+
+// freeCached keeps a cached record for reuse (see freeCustomer).
+func (p *Partition) freeCached(cc cachedCustomer) { p.freeCustomer(cc.c) }
 
 // freeCustomer keeps c for reuse, or leaves it to the GC when enough are kept.
 func (p *Partition) freeCustomer(c *schemas.Customer) {
@@ -376,14 +438,18 @@ func (p *Partition) Erase(id schemas.CustomerID) error {
 	if id == "" {
 		return errors.New("state: empty customer ID")
 	}
-	if c, ok := p.custCache.take(id); ok {
-		p.freeCustomer(c)
+	// Unless the cache knows whether the customer has a progress record,
+	// the batch deletes it whether or not there is one (see progSum).
+	prog := progSum{n: -1}
+	if cc, ok := p.custCache.take(id); ok {
+		prog = cc.prog
+		p.freeCached(cc)
 	}
 	if i, ok := p.custIdx[id]; ok {
 		p.custs[i].erased = true
 	} else {
 		p.custIdx[id] = len(p.custs)
-		p.custs = append(p.custs, custEntry{id: id, erased: true})
+		p.custs = append(p.custs, custEntry{id: id, erased: true, prog: prog})
 	}
 	// All timers of the customer share the reverse-index prefix
 	// <p>'r'<esc(id)>. Bring every one stored into the overlay, then
@@ -458,7 +524,23 @@ func (p *Partition) seal() {
 	}
 	for i := range p.custs {
 		e := &p.custs[i]
+		// The progress record first: the customer record says whether
+		// there is one. It is written only when its bytes change.
+		e.newProg, e.pval = progSum{}, span{}
 		start := len(p.arena)
+		if !e.erased {
+			p.arena = appendProgress(p.arena, e.c)
+			e.newProg = sumProgress(p.arena[start:])
+			e.pval = span{start, len(p.arena)}
+		}
+		if e.progWrite = e.newProg != e.prog; e.progWrite {
+			start = len(p.arena)
+			p.arena = appendProgressKey(p.arena, p.num, e.id)
+			e.pkey = span{start, len(p.arena)}
+		} else {
+			p.arena = p.arena[:start] // unchanged: not written
+		}
+		start = len(p.arena)
 		p.arena = appendCustomerKey(p.arena, p.num, e.id)
 		e.key = span{start, len(p.arena)}
 		if e.erased {
@@ -466,7 +548,7 @@ func (p *Partition) seal() {
 			continue
 		}
 		start = len(p.arena)
-		p.arena = appendCustomer(p.arena, e.c)
+		p.arena = appendCustomerHot(p.arena, e.c, e.newProg.n > 0)
 		e.val = span{start, len(p.arena)}
 	}
 	if p.offsetsDirty {
@@ -509,6 +591,11 @@ func (p *Partition) Changes(fn func(key, value []byte) error) error {
 		}
 		if err := fn(p.bytes(e.key)[partLen:], v); err != nil {
 			return err
+		}
+		if e.progWrite {
+			if err := fn(p.bytes(e.pkey)[partLen:], p.progressValue(e)); err != nil {
+				return err
+			}
 		}
 	}
 	for i := range p.timers {
@@ -565,6 +652,13 @@ func (p *Partition) Commit(changelogOffset int64) error {
 			err = p.batch.Delete(p.bytes(e.key), nil)
 		} else {
 			err = p.batch.Set(p.bytes(e.key), p.bytes(e.val), nil)
+		}
+		if err == nil && e.progWrite {
+			if v := p.progressValue(e); v == nil {
+				err = p.batch.Delete(p.bytes(e.pkey), nil)
+			} else {
+				err = p.batch.Set(p.bytes(e.pkey), v, nil)
+			}
 		}
 		if err != nil {
 			return p.writeErr(err)
@@ -635,8 +729,8 @@ func (p *Partition) committed(changelog int64) {
 		if e.c == nil || e.erased {
 			continue // reset frees it
 		}
-		if old, ok := p.custCache.put(e.id, e.c); ok {
-			p.freeCustomer(old)
+		if old, ok := p.custCache.put(e.id, cachedCustomer{c: e.c, prog: e.newProg}); ok {
+			p.freeCached(old)
 		}
 		e.c = nil
 	}
@@ -663,6 +757,15 @@ func (p *Partition) committed(changelog int64) {
 		}
 	}
 	p.reset()
+}
+
+// progressValue returns a sealed entry's new progress record, or nil for
+// none (a tombstone).
+func (p *Partition) progressValue(e *custEntry) []byte {
+	if e.pval.end == e.pval.off {
+		return nil
+	}
+	return p.bytes(e.pval)
 }
 
 // Abort drops everything since the last Commit (or FlushRestore): the next
