@@ -119,6 +119,7 @@ const (
 	runCausedBy             = 8  // string
 	runCausedByIsOccurrence = 9  // varint 1: CausedBy equals Occurrence, not written (format 2)
 	runRuleRef              = 10 // varint: the rule by index (format 2, see names)
+	runWatch                = 11 // varint 1: a silence watch (kept in the customer record, see appendProgress)
 
 	// schemas.Mark
 	markRule    = 1 // string
@@ -330,9 +331,13 @@ func appendEngineFields(b []byte, c *schemas.Customer, base timeBase, nm *names,
 	}
 	switch mode {
 	case progressInline:
-		b = appendRunsAndMarks(b, c, base, nm)
-	case progressApart:
-		b = appendIntField(b, custProgress, 1)
+		b = appendRuns(b, c, base, nm, allRuns)
+		b = appendMarks(b, c, base, nm)
+	case progressNone, progressApart:
+		b = appendRuns(b, c, base, nm, watchRuns)
+		if mode == progressApart {
+			b = appendIntField(b, custProgress, 1)
+		}
 	}
 	if len(c.Recent) > 0 {
 		var at int
@@ -361,10 +366,26 @@ func appendEngineFields(b []byte, c *schemas.Customer, base timeBase, nm *names,
 	return b
 }
 
-// appendRunsAndMarks appends c's runs and marks.
-func appendRunsAndMarks(b []byte, c *schemas.Customer, base timeBase, nm *names) []byte {
+// Which runs appendRuns writes.
+type runSet uint8
+
+const (
+	allRuns   runSet = iota
+	watchRuns        // silence watches: in the customer record
+	stageRuns        // the others: in the progress record
+)
+
+func (set runSet) has(run *schemas.Run) bool {
+	return set == allRuns || run.Watch == (set == watchRuns)
+}
+
+// appendRuns appends those of c's runs that set has, in their order.
+func appendRuns(b []byte, c *schemas.Customer, base timeBase, nm *names, set runSet) []byte {
 	for i := range c.Runs {
 		run := &c.Runs[i]
+		if !set.has(run) {
+			continue
+		}
 		var at int
 		b, at = beginNested(b, custRun)
 		b = nm.append(b, runRule, runRuleRef, string(run.Rule))
@@ -399,8 +420,16 @@ func appendRunsAndMarks(b []byte, c *schemas.Customer, base timeBase, nm *names)
 		default:
 			b = appendStringField(b, runCausedBy, run.CausedBy)
 		}
+		if run.Watch {
+			b = appendIntField(b, runWatch, 1)
+		}
 		b = endNested(b, at)
 	}
+	return b
+}
+
+// appendMarks appends c's marks.
+func appendMarks(b []byte, c *schemas.Customer, base timeBase, nm *names) []byte {
 	for i := range c.Marks {
 		m := &c.Marks[i]
 		var at int
@@ -416,29 +445,36 @@ func appendRunsAndMarks(b []byte, c *schemas.Customer, base timeBase, nm *names)
 	return b
 }
 
-// appendProgress appends c's progress record: its runs and marks, which
-// a partition keeps under a key of their own. They are most of a busy
-// customer's bytes (a run per order, a mark per order kept 90 days) and
-// change far less often than the rest (every event moves LastSeen), so a
-// batch writes them only when their bytes change. Its base time is the
-// first run's start (else the first mark's time), so that unchanged runs
-// and marks encode to the same bytes. It appends nothing when c has no
-// runs and no marks.
+// appendProgress appends c's progress record: its runs (but silence
+// watches) and marks, which a partition keeps under a key of their own.
+// They are most of a busy customer's bytes (a run per order, a mark per
+// order kept 90 days) and change far less often than the rest (every event
+// moves LastSeen), so a batch writes them only when their bytes change. A
+// silence watch changes with every matching event, so it stays in the
+// customer record. The record's base time is the first run's start (else
+// the first mark's time), so that unchanged runs and marks encode to the
+// same bytes. It appends nothing when c has no such runs and no marks.
 func appendProgress(b []byte, c *schemas.Customer) []byte {
 	var first time.Time
-	switch {
-	case len(c.Runs) > 0:
-		first = c.Runs[0].StartedAt
-	case len(c.Marks) > 0:
+	found := false
+	for i := range c.Runs {
+		if !c.Runs[i].Watch {
+			first, found = c.Runs[i].StartedAt, true
+			break
+		}
+	}
+	if !found {
+		if len(c.Marks) == 0 {
+			return b
+		}
 		first = c.Marks[0].At
-	default:
-		return b
 	}
 	base := newTimeBase(first)
 	b = append(b, progressV1)
 	b = binary.AppendVarint(b, int64(base))
 	var nm names
-	return appendRunsAndMarks(b, c, base, &nm)
+	b = appendRuns(b, c, base, &nm, stageRuns)
+	return appendMarks(b, c, base, &nm)
 }
 
 func appendDecision(b []byte, d *schemas.Decision, base timeBase, nm *names) []byte {
@@ -1217,6 +1253,10 @@ func decodeRun(r reader, run *schemas.Run) error {
 		case runCausedByIsOccurrence:
 			if r.expect(w, wireVarint) {
 				causedByOcc = r.varint() == 1
+			}
+		case runWatch:
+			if r.expect(w, wireVarint) {
+				run.Watch = r.varint() != 0
 			}
 		default:
 			r.skip(w)

@@ -25,8 +25,8 @@ func TestProgressRoundTrip(t *testing.T) {
 	var nm names
 	progress, err := decodeCustomerWith(hot, got, &nm)
 	must(t, err)
-	if !progress || len(got.Runs) != 0 || len(got.Marks) != 0 {
-		t.Fatalf("customer record: progress %v, runs %d, marks %d: want the flag and no runs or marks", progress, len(got.Runs), len(got.Marks))
+	if !progress || len(got.Runs) != 1 || !got.Runs[0].Watch || len(got.Marks) != 0 {
+		t.Fatalf("customer record: progress %v, runs %+v, marks %d: want the flag, the silence watch and no marks", progress, got.Runs, len(got.Marks))
 	}
 	must(t, decodeProgress(prog, got, &nm))
 	if !reflect.DeepEqual(got, want) {
@@ -106,21 +106,28 @@ func TestProgressWrittenOnlyWhenChanged(t *testing.T) {
 			at := time.UnixMilli(1_700_000_000_000).UTC()
 			run := schemas.Run{Rule: "review", Key: "o1", Occurrence: "o1", Stage: 1, StartedAt: at, Due: []time.Time{at.Add(time.Hour)}}
 			mark := schemas.Mark{Rule: "first_order", At: at}
+			watch := schemas.Run{Rule: "inactive", Stage: 1, StartedAt: at, Due: []time.Time{at.Add(30 * 24 * time.Hour)}, Watch: true}
 
 			c := customer(t, p, "a")
-			c.LastSeen, c.Runs, c.Marks = at, []schemas.Run{run}, []schemas.Mark{mark}
+			c.LastSeen, c.Runs, c.Marks = at, []schemas.Run{run, watch}, []schemas.Mark{mark}
 			if got, _ := changesOf(t, p, kindProgress); strings.Join(got, ",") != "a set" {
 				t.Fatalf("first batch: progress changes %q", got)
 			}
 			must(t, p.Commit(-1))
 
-			// Only LastSeen and a counter change: the progress record is
-			// not written, and the customer record still names it.
+			// LastSeen, a counter and the silence watch change: the
+			// progress record is not written, and the customer record
+			// still names it and holds the watch.
 			c = customer(t, p, "a")
-			if len(c.Runs) != 1 || len(c.Marks) != 1 {
+			if len(c.Runs) != 2 || len(c.Marks) != 1 {
 				t.Fatalf("second batch read runs %+v, marks %+v", c.Runs, c.Marks)
 			}
 			c.LastSeen, c.Events = at.Add(time.Minute), 2
+			for i := range c.Runs {
+				if c.Runs[i].Watch {
+					c.Runs[i].StartedAt = at.Add(time.Minute)
+				}
+			}
 			got, _ := changesOf(t, p, kindProgress)
 			if len(got) != 0 {
 				t.Fatalf("unchanged progress written: %q", got)
@@ -130,20 +137,20 @@ func TestProgressWrittenOnlyWhenChanged(t *testing.T) {
 			var nm names
 			progress, err := decodeCustomerWith(custs["a"], &dec, &nm)
 			must(t, err)
-			if !progress || len(dec.Runs) != 0 || dec.Events != 2 {
+			if !progress || len(dec.Runs) != 1 || !dec.Runs[0].StartedAt.Equal(at.Add(time.Minute)) || dec.Events != 2 {
 				t.Fatalf("customer record: progress %v, %+v", progress, dec)
 			}
 			must(t, p.Commit(-1))
 
 			// The committed state, through a batch and through the admin view.
 			c = customer(t, p, "a")
-			if len(c.Runs) != 1 || c.Runs[0].Key != "o1" || len(c.Marks) != 1 || c.Events != 2 {
+			if len(c.Runs) != 2 || len(c.Marks) != 1 || c.Events != 2 {
 				t.Fatalf("third batch read %+v", c)
 			}
 			p.Abort()
 			cs, found, err := s.ReadCustomer(0, "a")
 			must(t, err)
-			if !found || len(cs.Customer.Runs) != 1 || len(cs.Customer.Marks) != 1 || cs.Customer.Events != 2 {
+			if !found || len(cs.Customer.Runs) != 2 || len(cs.Customer.Marks) != 1 || cs.Customer.Events != 2 {
 				t.Fatalf("ReadCustomer: %v %+v", found, cs.Customer)
 			}
 
@@ -155,7 +162,7 @@ func TestProgressWrittenOnlyWhenChanged(t *testing.T) {
 			}
 			must(t, p.Commit(-1))
 			c = customer(t, p, "a")
-			c.Runs, c.Marks = c.Runs[:0], c.Marks[:0]
+			c.Runs, c.Marks = append(c.Runs[:0], watch), c.Marks[:0]
 			if got, _ := changesOf(t, p, kindProgress); strings.Join(got, ",") != "a deleted" {
 				t.Fatalf("no progress: changes %q", got)
 			}
@@ -164,7 +171,7 @@ func TestProgressWrittenOnlyWhenChanged(t *testing.T) {
 				t.Fatalf("progress record after its deletion: %v", err)
 			}
 			c = customer(t, p, "a")
-			if len(c.Runs) != 0 || len(c.Marks) != 0 || c.Events != 2 {
+			if len(c.Runs) != 1 || !c.Runs[0].Watch || len(c.Marks) != 0 || c.Events != 2 {
 				t.Fatalf("after the deletion: %+v", c)
 			}
 			if got, _ := changesOf(t, p, kindProgress); len(got) != 0 {
