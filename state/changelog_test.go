@@ -69,9 +69,9 @@ func TestChangelogRestore(t *testing.T) {
 	c.Events, c.Cart.Items = 1, []schemas.Item{{ProductID: "p", Quantity: 1, UnitPrice: schemas.Money{Minor: 100, Currency: "EUR"}}}
 	// Runs and marks go to progress records ('p' keys).
 	c.Runs = []schemas.Run{{Rule: "welcome", Stage: 1, StartedAt: time.UnixMilli(4000).UTC(), Due: []time.Time{time.UnixMilli(9000).UTC()}}}
-	c.Marks = []schemas.Mark{{Rule: "once", Key: "o1", At: time.UnixMilli(4000).UTC()}, {Rule: "once", Key: "o2", At: time.UnixMilli(4100).UTC()}}
+	c.Marks = orderMarks(20, time.UnixMilli(4000).UTC())
 	bob := customer(t, pa, "bob")
-	bob.Events, bob.Marks = 1, []schemas.Mark{{Rule: "once", At: time.UnixMilli(4000).UTC()}}
+	bob.Events, bob.Marks = 1, orderMarks(20, time.UnixMilli(4000).UTC())
 	customer(t, pa, "carol").Events = 1
 	must(t, pa.Schedule(tm("alice", "cart", 5000)))
 	must(t, pa.Schedule(tm("alice", "remind", 9000)))
@@ -110,7 +110,7 @@ func TestChangelogRestore(t *testing.T) {
 	must(t, pa.Erase("bob"))
 	must(t, pa.Schedule(tm("dave", "welcome", 7500)))
 	dave := customer(t, pa, "dave")
-	dave.Events, dave.Marks = 1, []schemas.Mark{{Rule: "once", At: time.UnixMilli(7500).UTC()}}
+	dave.Events, dave.Marks = 1, orderMarks(20, time.UnixMilli(7500).UTC())
 	must(t, pa.Release(2, 3))
 	must(t, pa.Hold(hr(1, 12, 1200, "dave", "")))
 	must(t, pa.Release(1, 11)) // released and held again: a set
@@ -186,7 +186,7 @@ func TestChangelogRestore(t *testing.T) {
 			if !reflect.DeepEqual(oa, ob) || ob.Changelog != log[len(log)-1].offset || ob.Inputs["clicks"] != 21 {
 				t.Fatalf("offsets: A %+v, B %+v", oa, ob)
 			}
-			if got := customer(t, pb, "alice"); len(got.Runs) != 1 || got.Runs[0].Rule != "welcome" || len(got.Marks) != 1 || got.Marks[0].Key != "o2" {
+			if got := customer(t, pb, "alice"); len(got.Runs) != 1 || got.Runs[0].Rule != "welcome" || len(got.Marks) != 19 || got.Marks[0].Key != "order-000001" {
 				t.Errorf("restored alice: runs %+v, marks %+v", got.Runs, got.Marks)
 			}
 			for _, id := range []schemas.CustomerID{"alice", "bob", "carol", "dave"} {

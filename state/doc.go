@@ -150,23 +150,27 @@
 // (rule IDs, channels, actions, reasons, policies) are written once and then
 // by index (see names in wire.go).
 //
-// A customer's runs and marks (its progress through sequences, calendar
-// rules and once-only rules) are kept apart, in a progress record under
-// its 'p' key: they were 59% of the bytes of the customer records a live
-// benchmark cycle wrote (a run and a mark per order, kept for weeks), and
-// they change in few of the batches that touch a customer, while every
+// A busy customer's runs and marks (its progress through sequences,
+// calendar rules and once-only rules) are kept apart, in a progress record
+// under its 'p' key: they were 59% of the bytes of the customer records a
+// live benchmark cycle wrote (a run and a mark per order, kept for weeks),
+// and they change in few of the batches that touch a customer, while every
 // event moves LastSeen. A batch encodes them, and writes them (to Pebble
 // and the changelog) only when their bytes differ from the stored record's,
 // which it knows by a hash of the bytes it read (see progSum). The
 // customer record then carries the field custProgress, so that a load reads
 // the 'p' key only for a customer that has one; both are written in one
-// Pebble batch and travel in one changelog batch. A progress record is a
-// version byte (progressV1), a base time (the first run's start, else the
-// first mark's time, so that unchanged runs and marks encode to the same
-// bytes), then the run and mark fields of a format 2 customer record, with
-// a names table of its own. Customer records written before progress
-// records hold their runs and marks inline; they are still read, and move
-// apart at the customer's next write.
+// Pebble batch and travel in one changelog batch. Two kinds stay in the
+// customer record: silence watches (Run.Watch), which every matching event
+// moves, and runs and marks under minProgressBytes in all, where a record of
+// their own would cost more (a changelog record, a Pebble key) than it
+// saves. A progress record is a version byte (progressV1), a base time
+// (the first run's start, else the first mark's time, so that unchanged
+// runs and marks encode to the same bytes), then the run and mark fields of
+// a format 2 customer record, with a names table of its own. Customer
+// records written before progress records hold their runs and marks
+// inline; they are still read, and move apart at the customer's next
+// write if they are large enough.
 //
 // The customer records of a benchmark run
 // (532,181 of them, rewritten in format 2) shrank to 58% of their size, the

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,6 +14,16 @@ import (
 
 	"github.com/triggerd/triggerd/schemas"
 )
+
+// orderMarks returns n once-only marks of one rule, one per order, as a
+// busy customer has: together past minProgressBytes from n = 12 or so.
+func orderMarks(n int, at time.Time) []schemas.Mark {
+	var ms []schemas.Mark
+	for i := range n {
+		ms = append(ms, schemas.Mark{Rule: "review_request", Key: fmt.Sprintf("order-%06d", i), At: at.Add(time.Duration(i) * time.Hour)})
+	}
+	return ms
+}
 
 func TestProgressRoundTrip(t *testing.T) {
 	want := fullCustomer()
@@ -105,11 +116,11 @@ func TestProgressWrittenOnlyWhenChanged(t *testing.T) {
 			p := part(t, s, 0)
 			at := time.UnixMilli(1_700_000_000_000).UTC()
 			run := schemas.Run{Rule: "review", Key: "o1", Occurrence: "o1", Stage: 1, StartedAt: at, Due: []time.Time{at.Add(time.Hour)}}
-			mark := schemas.Mark{Rule: "first_order", At: at}
+			marks := orderMarks(20, at)
 			watch := schemas.Run{Rule: "inactive", Stage: 1, StartedAt: at, Due: []time.Time{at.Add(30 * 24 * time.Hour)}, Watch: true}
 
 			c := customer(t, p, "a")
-			c.LastSeen, c.Runs, c.Marks = at, []schemas.Run{run, watch}, []schemas.Mark{mark}
+			c.LastSeen, c.Runs, c.Marks = at, []schemas.Run{run, watch}, marks
 			if got, _ := changesOf(t, p, kindProgress); strings.Join(got, ",") != "a set" {
 				t.Fatalf("first batch: progress changes %q", got)
 			}
@@ -119,7 +130,7 @@ func TestProgressWrittenOnlyWhenChanged(t *testing.T) {
 			// progress record is not written, and the customer record
 			// still names it and holds the watch.
 			c = customer(t, p, "a")
-			if len(c.Runs) != 2 || len(c.Marks) != 1 {
+			if len(c.Runs) != 2 || len(c.Marks) != 20 {
 				t.Fatalf("second batch read runs %+v, marks %+v", c.Runs, c.Marks)
 			}
 			c.LastSeen, c.Events = at.Add(time.Minute), 2
@@ -144,17 +155,18 @@ func TestProgressWrittenOnlyWhenChanged(t *testing.T) {
 
 			// The committed state, through a batch and through the admin view.
 			c = customer(t, p, "a")
-			if len(c.Runs) != 2 || len(c.Marks) != 1 || c.Events != 2 {
+			if len(c.Runs) != 2 || len(c.Marks) != 20 || c.Events != 2 {
 				t.Fatalf("third batch read %+v", c)
 			}
 			p.Abort()
 			cs, found, err := s.ReadCustomer(0, "a")
 			must(t, err)
-			if !found || len(cs.Customer.Runs) != 2 || len(cs.Customer.Marks) != 1 || cs.Customer.Events != 2 {
+			if !found || len(cs.Customer.Runs) != 2 || len(cs.Customer.Marks) != 20 || cs.Customer.Events != 2 {
 				t.Fatalf("ReadCustomer: %v %+v", found, cs.Customer)
 			}
 
-			// A new mark is written; no runs and no marks delete the record.
+			// A new mark is written; runs and marks too small for a
+			// record of their own go back into the customer record.
 			c = customer(t, p, "a")
 			c.Marks = append(c.Marks, schemas.Mark{Rule: "vip", At: at})
 			if got, _ := changesOf(t, p, kindProgress); strings.Join(got, ",") != "a set" {
@@ -162,9 +174,23 @@ func TestProgressWrittenOnlyWhenChanged(t *testing.T) {
 			}
 			must(t, p.Commit(-1))
 			c = customer(t, p, "a")
-			c.Runs, c.Marks = append(c.Runs[:0], watch), c.Marks[:0]
-			if got, _ := changesOf(t, p, kindProgress); strings.Join(got, ",") != "a deleted" {
-				t.Fatalf("no progress: changes %q", got)
+			c.Runs, c.Marks = append(c.Runs[:0], watch), c.Marks[:1]
+			got, _ = changesOf(t, p, kindProgress)
+			if strings.Join(got, ",") != "a deleted" {
+				t.Fatalf("small progress: changes %q", got)
+			}
+			_, custs = changesOf(t, p, kindCustomer)
+			if progress, err := decodeCustomerWith(custs["a"], &dec, &nm); err != nil || progress || len(dec.Marks) != 1 {
+				t.Fatalf("customer record with a small progress: flag %v, err %v, marks %+v", progress, err, dec.Marks)
+			}
+			must(t, p.Commit(-1))
+			c = customer(t, p, "a")
+			if len(c.Marks) != 1 {
+				t.Fatalf("inline mark lost: %+v", c.Marks)
+			}
+			c.Marks = c.Marks[:0]
+			if got, _ := changesOf(t, p, kindProgress); len(got) != 0 {
+				t.Fatalf("no progress record, none written: %q", got)
 			}
 			must(t, p.Commit(-1))
 			if _, _, err := s.db.Get(appendProgressKey(nil, 0, "a")); err != pebble.ErrNotFound {
@@ -188,6 +214,7 @@ func TestProgressMovesInlineRecords(t *testing.T) {
 	s := openStore(t, vfs.NewMem())
 	defer closeStore(t, s)
 	want := fullCustomer()
+	want.Marks = append(want.Marks, orderMarks(20, want.LastSeen)...)
 	must(t, s.db.Set(appendCustomerKey(nil, 0, want.ID), appendCustomer(nil, want), pebble.Sync))
 	p := part(t, s, 0)
 	c := customer(t, p, want.ID)
@@ -239,7 +266,7 @@ func TestProgressErased(t *testing.T) {
 	p := part(t, s, 0)
 	for _, id := range []schemas.CustomerID{"a", "b"} {
 		c := customer(t, p, id)
-		c.Events, c.Marks = 1, []schemas.Mark{{Rule: "once", At: time.UnixMilli(1000).UTC()}}
+		c.Events, c.Marks = 1, orderMarks(20, time.UnixMilli(1000).UTC())
 	}
 	must(t, p.Commit(-1))
 	must(t, p.Erase("a"))
