@@ -263,7 +263,6 @@ func (s *Set) silenceTouch(st *evalState, r *rule, a *Actions) {
 		i = len(c.Runs) - 1
 	}
 	run := &c.Runs[i]
-	run.Watch = true // also a watch stored before the flag existed
 	if !ev.Time.Before(run.StartedAt) {
 		run.StartedAt = ev.Time
 		run.Occurrence = ev.ID

@@ -402,10 +402,6 @@ type Run struct {
 	Version    int32     // the rule version the run started under
 	Due        []time.Time
 	CausedBy   string // the event ID that started the run
-	// Watch marks a silence watch, which every matching event moves (its
-	// StartedAt is the last one): the state keeps it with the customer
-	// record, not with the runs that change only at their stages.
-	Watch bool
 }
 
 // Mark records that a rule fired (or started) for a key: once-only marks

@@ -21,10 +21,6 @@ const (
 	// appendCTime), relative to it.
 	customerV2 = 2
 	timerV1    = 1
-	// progressV1: a customer's progress record (see appendProgress): the
-	// version byte, its base time (varint unix milliseconds), then runs
-	// and marks as in a customer record of format 2.
-	progressV1 = 1
 	offsetsV1  = 1
 	heldV1     = 1
 )
@@ -59,9 +55,6 @@ const (
 	custDecision = 19 // nested decision, repeated
 	// Format 2: the dedupe window as fingerprints (see schemas.EventKey).
 	custRecentKeys = 20 // tuple (8-byte little-endian key, compact time)..., one field for all
-	// The runs and marks are in the customer's progress record, not in
-	// this one (see appendProgress).
-	custProgress = 21 // varint 1
 
 	// schemas.Decision: the audit trail. Strings only from the rules file
 	// and the policy (rule, channel, reason, policy) and the trigger ID:
@@ -119,7 +112,6 @@ const (
 	runCausedBy             = 8  // string
 	runCausedByIsOccurrence = 9  // varint 1: CausedBy equals Occurrence, not written (format 2)
 	runRuleRef              = 10 // varint: the rule by index (format 2, see names)
-	runWatch                = 11 // varint 1: a silence watch (kept in the customer record, see appendProgress)
 
 	// schemas.Mark
 	markRule    = 1 // string
@@ -178,36 +170,9 @@ const (
 	offInput     = 2 // tuple (next offset, topic...), repeated
 )
 
-// Where a customer record's runs and marks go (see appendProgress).
-type progressMode uint8
-
-const (
-	progressInline progressMode = iota // in the record (as before the progress record)
-	progressNone                       // nowhere: the customer has none
-	progressApart                      // in the progress record; the record says so
-)
-
-// appendCustomer appends the encoding of c to b with its runs and marks
-// inline, the form releases before the progress record wrote (the
-// decoder reads both). Tests and the fuzzer use it; a partition writes
-// appendCustomerHot and appendProgress.
+// appendCustomer appends the encoding of c to b. It allocates only when b
+// lacks capacity (or c has more than 8 opt-in channels, see sortedChannels).
 func appendCustomer(b []byte, c *schemas.Customer) []byte {
-	return appendCustomerRecord(b, c, progressInline)
-}
-
-// appendCustomerHot appends the encoding of c to b without its runs and
-// marks, which are in its progress record when progress is true.
-func appendCustomerHot(b []byte, c *schemas.Customer, progress bool) []byte {
-	if progress {
-		return appendCustomerRecord(b, c, progressApart)
-	}
-	return appendCustomerRecord(b, c, progressNone)
-}
-
-// appendCustomerRecord appends the encoding of c to b. It allocates only
-// when b lacks capacity (or c has more than 8 opt-in channels, see
-// sortedChannels).
-func appendCustomerRecord(b []byte, c *schemas.Customer, mode progressMode) []byte {
 	base := newTimeBase(c.LastSeen)
 	b = append(b, customerV2)
 	b = binary.AppendVarint(b, int64(base))
@@ -275,11 +240,11 @@ func appendCustomerRecord(b []byte, c *schemas.Customer, mode progressMode) []by
 	}
 	b = base.appendCTimeField(b, custProfileUpdatedAt, c.ProfileUpdatedAt)
 	var nm names
-	return appendEngineFields(b, c, base, &nm, mode)
+	return appendEngineFields(b, c, base, &nm)
 }
 
 // appendEngineFields appends the fields the rules engine maintains.
-func appendEngineFields(b []byte, c *schemas.Customer, base timeBase, nm *names, mode progressMode) []byte {
+func appendEngineFields(b []byte, c *schemas.Customer, base timeBase, nm *names) []byte {
 	for i := range c.Tx {
 		tx := &c.Tx[i]
 		var at int
@@ -329,63 +294,8 @@ func appendEngineFields(b []byte, c *schemas.Customer, base timeBase, nm *names,
 		}
 		b = endNested(b, at)
 	}
-	switch mode {
-	case progressInline:
-		b = appendRuns(b, c, base, nm, allRuns)
-		b = appendMarks(b, c, base, nm)
-	case progressNone, progressApart:
-		b = appendRuns(b, c, base, nm, watchRuns)
-		if mode == progressApart {
-			b = appendIntField(b, custProgress, 1)
-		}
-	}
-	if len(c.Recent) > 0 {
-		var at int
-		b, at = beginNested(b, custRecentKeys)
-		for i := range c.Recent {
-			b = binary.LittleEndian.AppendUint64(b, c.Recent[i].Key)
-			b = base.appendCTime(b, c.Recent[i].At)
-		}
-		b = endNested(b, at)
-	}
-	for i := range c.Contacts {
-		ct := &c.Contacts[i]
-		var at int
-		b, at = beginNested(b, custContact)
-		b = base.appendCTimeField(b, contactAt, ct.At)
-		b = nm.append(b, contactChannel, contactChannelRef, string(ct.Channel))
-		b = nm.append(b, contactRule, contactRuleRef, string(ct.Rule))
-		b = endNested(b, at)
-	}
-	if c.Unanswered != 0 {
-		b = appendIntField(b, custUnanswered, int64(c.Unanswered))
-	}
-	for i := range c.Decisions {
-		b = appendDecision(b, &c.Decisions[i], base, nm)
-	}
-	return b
-}
-
-// Which runs appendRuns writes.
-type runSet uint8
-
-const (
-	allRuns   runSet = iota
-	watchRuns        // silence watches: in the customer record
-	stageRuns        // the others: in the progress record
-)
-
-func (set runSet) has(run *schemas.Run) bool {
-	return set == allRuns || run.Watch == (set == watchRuns)
-}
-
-// appendRuns appends those of c's runs that set has, in their order.
-func appendRuns(b []byte, c *schemas.Customer, base timeBase, nm *names, set runSet) []byte {
 	for i := range c.Runs {
 		run := &c.Runs[i]
-		if !set.has(run) {
-			continue
-		}
 		var at int
 		b, at = beginNested(b, custRun)
 		b = nm.append(b, runRule, runRuleRef, string(run.Rule))
@@ -420,16 +330,8 @@ func appendRuns(b []byte, c *schemas.Customer, base timeBase, nm *names, set run
 		default:
 			b = appendStringField(b, runCausedBy, run.CausedBy)
 		}
-		if run.Watch {
-			b = appendIntField(b, runWatch, 1)
-		}
 		b = endNested(b, at)
 	}
-	return b
-}
-
-// appendMarks appends c's marks.
-func appendMarks(b []byte, c *schemas.Customer, base timeBase, nm *names) []byte {
 	for i := range c.Marks {
 		m := &c.Marks[i]
 		var at int
@@ -442,39 +344,31 @@ func appendMarks(b []byte, c *schemas.Customer, base timeBase, nm *names) []byte
 		b = base.appendCTimeField(b, markExpires, m.Expires)
 		b = endNested(b, at)
 	}
+	if len(c.Recent) > 0 {
+		var at int
+		b, at = beginNested(b, custRecentKeys)
+		for i := range c.Recent {
+			b = binary.LittleEndian.AppendUint64(b, c.Recent[i].Key)
+			b = base.appendCTime(b, c.Recent[i].At)
+		}
+		b = endNested(b, at)
+	}
+	for i := range c.Contacts {
+		ct := &c.Contacts[i]
+		var at int
+		b, at = beginNested(b, custContact)
+		b = base.appendCTimeField(b, contactAt, ct.At)
+		b = nm.append(b, contactChannel, contactChannelRef, string(ct.Channel))
+		b = nm.append(b, contactRule, contactRuleRef, string(ct.Rule))
+		b = endNested(b, at)
+	}
+	if c.Unanswered != 0 {
+		b = appendIntField(b, custUnanswered, int64(c.Unanswered))
+	}
+	for i := range c.Decisions {
+		b = appendDecision(b, &c.Decisions[i], base, nm)
+	}
 	return b
-}
-
-// appendProgress appends c's progress record: its runs (but silence
-// watches) and marks, which a partition keeps under a key of their own.
-// They are most of a busy customer's bytes (a run per order, a mark per
-// order kept 90 days) and change far less often than the rest (every event
-// moves LastSeen), so a batch writes them only when their bytes change. A
-// silence watch changes with every matching event, so it stays in the
-// customer record. The record's base time is the first run's start (else
-// the first mark's time), so that unchanged runs and marks encode to the
-// same bytes. It appends nothing when c has no such runs and no marks.
-func appendProgress(b []byte, c *schemas.Customer) []byte {
-	var first time.Time
-	found := false
-	for i := range c.Runs {
-		if !c.Runs[i].Watch {
-			first, found = c.Runs[i].StartedAt, true
-			break
-		}
-	}
-	if !found {
-		if len(c.Marks) == 0 {
-			return b
-		}
-		first = c.Marks[0].At
-	}
-	base := newTimeBase(first)
-	b = append(b, progressV1)
-	b = binary.AppendVarint(b, int64(base))
-	var nm names
-	b = appendRuns(b, c, base, &nm, stageRuns)
-	return appendMarks(b, c, base, &nm)
 }
 
 func appendDecision(b []byte, d *schemas.Decision, base timeBase, nm *names) []byte {
@@ -706,103 +600,48 @@ func resetCustomer(c *schemas.Customer) {
 // decodeCustomer decodes b into c, reusing c's slices and map. Every field is
 // overwritten except c.ID, which the caller takes from the key. On error c
 // holds a partial record.
-// A record that says its runs and marks are in a progress record decodes
-// without them (decodeCustomerWith says so).
 func decodeCustomer(b []byte, c *schemas.Customer) error {
 	var nm names
-	_, err := decodeCustomerWith(b, c, &nm)
-	return err
+	return decodeCustomerWith(b, c, &nm)
 }
 
 // decodeCustomerWith is decodeCustomer with a names table to reuse: a
 // partition decodes with its own, so that a decode allocates nothing the
-// record does not keep. progress says that the customer's runs and marks
-// are in its progress record, for decodeProgress to add.
-func decodeCustomerWith(b []byte, c *schemas.Customer, nm *names) (progress bool, err error) {
+// record does not keep.
+func decodeCustomerWith(b []byte, c *schemas.Customer, nm *names) error {
 	h := hints{tz: c.Profile.TimeZone, country: c.Profile.Country, segment: c.RFM.Segment}
 	resetCustomer(c)
 	if len(b) == 0 {
-		return false, fmt.Errorf("customer record: %w", errTruncated)
+		return fmt.Errorf("customer record: %w", errTruncated)
 	}
 	switch b[0] {
 	case customerV1:
-		if progress, err = decodeCustomerFields(reader{b: b[1:]}, c, &h); err != nil {
-			return false, fmt.Errorf("customer record: %w", err)
+		if err := decodeCustomerFields(reader{b: b[1:]}, c, &h); err != nil {
+			return fmt.Errorf("customer record: %w", err)
 		}
-		return progress, nil
+		return nil
 	case customerV2:
 		nm.n = 0
 		r := reader{b: b[1:], compact: true, names: nm}
 		r.base = timeBase(r.varint())
 		if r.err != nil {
-			return false, fmt.Errorf("customer record: %w", r.err)
+			return fmt.Errorf("customer record: %w", r.err)
 		}
-		if progress, err = decodeCustomerFields(r, c, &h); err != nil {
-			return false, fmt.Errorf("customer record: %w", err)
+		if err := decodeCustomerFields(r, c, &h); err != nil {
+			return fmt.Errorf("customer record: %w", err)
 		}
-		return progress, nil
+		return nil
 	default:
-		return false, fmt.Errorf("customer record format version %d is unknown to this release", b[0])
+		return fmt.Errorf("customer record format version %d is unknown to this release", b[0])
 	}
-}
-
-// decodeProgress decodes a progress record (see appendProgress) into c,
-// after the runs and marks c already has (none, after decodeCustomerWith
-// of a record that names a progress record). Fields it does not know are
-// skipped, as in a customer record.
-func decodeProgress(b []byte, c *schemas.Customer, nm *names) error {
-	if len(b) == 0 {
-		return fmt.Errorf("progress record: %w", errTruncated)
-	}
-	if b[0] != progressV1 {
-		return fmt.Errorf("progress record format version %d is unknown to this release", b[0])
-	}
-	nm.n = 0
-	r := reader{b: b[1:], compact: true, names: nm}
-	r.base = timeBase(r.varint())
-	for !r.done() {
-		f, w := r.tag()
-		if r.err != nil {
-			break
-		}
-		switch f {
-		case custRun, custMark:
-			decodeRunOrMark(&r, c, f, w)
-		default:
-			r.skip(w)
-		}
-	}
-	if r.err != nil {
-		return fmt.Errorf("progress record: %w", r.err)
-	}
-	return nil
-}
-
-// decodeRunOrMark decodes field f (custRun or custMark) into a new slot of
-// c's runs or marks.
-func decodeRunOrMark(r *reader, c *schemas.Customer, f, w int) {
-	if !r.expect(w, wireBytes) {
-		return
-	}
-	v := r.bytes()
-	if r.err != nil {
-		return
-	}
-	if f == custRun {
-		c.Runs = grow(c.Runs)
-		r.failIf(decodeRun(r.nested(v), &c.Runs[len(c.Runs)-1]))
-		return
-	}
-	c.Marks = grow(c.Marks)
-	r.failIf(decodeMark(r.nested(v), &c.Marks[len(c.Marks)-1]))
 }
 
 // hints are strings the record held before it was reset (see str).
 type hints struct{ tz, country, segment string }
 
 // decodeCustomerFields decodes the fields of a customer record of either
-// format; r says which. progress is the record's custProgress field.
-func decodeCustomerFields(r reader, c *schemas.Customer, h *hints) (progress bool, err error) {
+// format; r says which.
+func decodeCustomerFields(r reader, c *schemas.Customer, h *hints) error {
 	for !r.done() {
 		f, w := r.tag()
 		if r.err != nil {
@@ -884,11 +723,19 @@ func decodeCustomerFields(r reader, c *schemas.Customer, h *hints) (progress boo
 					r.failIf(decodeRFM(r.nested(v), &c.RFM, h.segment))
 				}
 			}
-		case custRun, custMark:
-			decodeRunOrMark(&r, c, f, w)
-		case custProgress:
-			if r.expect(w, wireVarint) {
-				progress = r.varint() != 0
+		case custRun:
+			if r.expect(w, wireBytes) {
+				c.Runs = grow(c.Runs)
+				if v := r.bytes(); r.err == nil {
+					r.failIf(decodeRun(r.nested(v), &c.Runs[len(c.Runs)-1]))
+				}
+			}
+		case custMark:
+			if r.expect(w, wireBytes) {
+				c.Marks = grow(c.Marks)
+				if v := r.bytes(); r.err == nil {
+					r.failIf(decodeMark(r.nested(v), &c.Marks[len(c.Marks)-1]))
+				}
 			}
 		case custRecent:
 			// Format 1: the event IDs themselves.
@@ -937,7 +784,7 @@ func decodeCustomerFields(r reader, c *schemas.Customer, h *hints) (progress boo
 			r.skip(w)
 		}
 	}
-	return progress, r.err
+	return r.err
 }
 
 func decodeCart(r reader, cart *schemas.Cart) error {
@@ -1253,10 +1100,6 @@ func decodeRun(r reader, run *schemas.Run) error {
 		case runCausedByIsOccurrence:
 			if r.expect(w, wireVarint) {
 				causedByOcc = r.varint() == 1
-			}
-		case runWatch:
-			if r.expect(w, wireVarint) {
-				run.Watch = r.varint() != 0
 			}
 		default:
 			r.skip(w)

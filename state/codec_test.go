@@ -15,16 +15,12 @@ import (
 	"github.com/triggerd/triggerd/schemas"
 )
 
-var update = flag.Bool("update", false, "rewrite the newest testdata/*.hex (only when adding fields or a format version)")
+var update = flag.Bool("update", false, "rewrite the newest testdata/customer_*.hex (only when adding fields or a format version)")
 
-// newestCustomerHex and newestProgressHex are the records written by the
-// current codec (a customer record, and its progress record), kept so that
-// every later release is tested against them. Add new files (and keep
-// these) when the codec gains fields.
-const (
-	newestCustomerHex = "customer_v2_progress.hex"
-	newestProgressHex = "progress_v1.hex"
-)
+// newestCustomerHex is the record written by the current codec, kept so that
+// every later release is tested against it. Add a new file (and keep this
+// one) when the codec gains fields.
+const newestCustomerHex = "customer_v2.hex"
 
 // fullCustomer sets every field of schemas.Customer to a non-zero value
 // (TestFullCustomerIsFull checks that, so a field added to the type without
@@ -74,11 +70,6 @@ func fullCustomer() *schemas.Customer {
 		},
 		RFM: schemas.RFM{R: 5, F: 4, M: 3, Segment: "loyal"},
 		Runs: []schemas.Run{
-			// A silence watch first: it stays in the customer record, and
-			// the others come after it from the progress record. (A real
-			// watch has no key; this one has, for TestFullCustomerIsFull.)
-			{Rule: "inactive_30d", Key: "w", Occurrence: "evt-9", Stage: 1, StartedAt: at("2024-06-07T08:09:10.5Z"), Version: 1,
-				Due: []time.Time{at("2024-07-07T08:09:10.5Z")}, CausedBy: "evt-9", Watch: true},
 			{Rule: "coupon_reminder", Key: "coupon-1", Occurrence: "coupon-1", Stage: 2, StartedAt: at("2024-06-01T00:00:00Z"), Version: 3,
 				Due: []time.Time{at("2024-06-04T00:00:00Z"), at("2024-06-09T00:00:00Z")}, CausedBy: "evt-7"},
 			{Rule: "pre_departure", Key: "order-1", Stage: 1, Due: []time.Time{{}, at("2024-07-01T09:00:00Z")}},
@@ -190,7 +181,7 @@ func TestCustomerEncodeAllocs(t *testing.T) {
 	into := fullCustomer()
 	var nm names
 	allocs = testing.AllocsPerRun(100, func() {
-		if _, err := decodeCustomerWith(buf, into, &nm); err != nil {
+		if err := decodeCustomerWith(buf, into, &nm); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -238,21 +229,13 @@ func TestCustomerRejects(t *testing.T) {
 
 // TestCustomerFormatV1 decodes a record written by the first release: every
 // later release must still read it. It has none of the rules engine's fields.
-// withoutWatch is fullCustomer as records written before silence watches
-// were marked (and its watch added to it) hold it.
-func withoutWatch() *schemas.Customer {
-	c := fullCustomer()
-	c.Runs = c.Runs[1:]
-	return c
-}
-
 func TestCustomerFormatV1(t *testing.T) {
-	want := withoutWatch()
+	want := fullCustomer()
 	want.Tx, want.LastPurchaseAt, want.Seen, want.Aggregates = nil, time.Time{}, nil, nil
 	want.RFM, want.Runs, want.Marks, want.Recent = schemas.RFM{}, nil, nil, nil
 	want.Contacts, want.Unanswered, want.Decisions = nil, 0, nil
 	got := &schemas.Customer{ID: want.ID}
-	if err := decodeCustomer(readHex(t, "customer_v1.hex"), got); err != nil {
+	if err := decodeCustomer(readHex(t, "customer_v1.hex", false), got); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -263,10 +246,10 @@ func TestCustomerFormatV1(t *testing.T) {
 // TestCustomerFormatV1Rules decodes a record written by the release that
 // added the rules engine's fields (same version byte, new field numbers).
 func TestCustomerFormatV1Rules(t *testing.T) {
-	want := withoutWatch()
+	want := fullCustomer()
 	want.Contacts, want.Unanswered, want.Decisions = nil, 0, nil
 	got := &schemas.Customer{ID: want.ID}
-	if err := decodeCustomer(readHex(t, "customer_v1_rules.hex"), got); err != nil {
+	if err := decodeCustomer(readHex(t, "customer_v1_rules.hex", false), got); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -277,10 +260,10 @@ func TestCustomerFormatV1Rules(t *testing.T) {
 // TestCustomerFormatV1Policy decodes a record written by the release that
 // added the contact policy's fields (contact history, unanswered count).
 func TestCustomerFormatV1Policy(t *testing.T) {
-	want := withoutWatch()
+	want := fullCustomer()
 	want.Decisions = nil
 	got := &schemas.Customer{ID: want.ID}
-	if err := decodeCustomer(readHex(t, "customer_v1_policy.hex"), got); err != nil {
+	if err := decodeCustomer(readHex(t, "customer_v1_policy.hex", false), got); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -292,9 +275,9 @@ func TestCustomerFormatV1Policy(t *testing.T) {
 // added the audit trail (field 19, the decisions), the last of format 1: its
 // dedupe window holds the event IDs, which come back as their keys.
 func TestCustomerFormatV1Audit(t *testing.T) {
-	want := withoutWatch()
+	want := fullCustomer()
 	got := &schemas.Customer{ID: want.ID}
-	if err := decodeCustomer(readHex(t, "customer_v1_audit.hex"), got); err != nil {
+	if err := decodeCustomer(readHex(t, "customer_v1_audit.hex", false), got); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -303,36 +286,15 @@ func TestCustomerFormatV1Audit(t *testing.T) {
 }
 
 // TestCustomerFormatV2 decodes a record written by the release that made
-// times compact (format 2), with its runs and marks inline.
+// times compact (format 2).
 func TestCustomerFormatV2(t *testing.T) {
-	want := withoutWatch()
+	want := fullCustomer()
 	got := &schemas.Customer{ID: want.ID}
-	if err := decodeCustomer(readHex(t, "customer_v2.hex"), got); err != nil {
+	if err := decodeCustomer(readHex(t, newestCustomerHex, *update), got); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("v2 record:\n got %+v\nwant %+v", got, want)
-	}
-}
-
-// TestCustomerFormatV2Progress decodes a customer record and its progress
-// record as written by the release that kept runs and marks apart.
-func TestCustomerFormatV2Progress(t *testing.T) {
-	want := fullCustomer()
-	if *update {
-		writeHex(t, newestCustomerHex, appendCustomerHot(nil, want, true))
-		writeHex(t, newestProgressHex, appendProgress(nil, want))
-	}
-	got := &schemas.Customer{ID: want.ID}
-	var nm names
-	progress, err := decodeCustomerWith(readHex(t, newestCustomerHex), got, &nm)
-	must(t, err)
-	if !progress {
-		t.Fatal("the customer record does not name its progress record")
-	}
-	must(t, decodeProgress(readHex(t, newestProgressHex), got, &nm))
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("records:\n got %+v\nwant %+v", got, want)
 	}
 }
 
@@ -424,18 +386,16 @@ func TestCustomerCompactForms(t *testing.T) {
 	}
 }
 
-// writeHex writes a hex record to testdata.
-func writeHex(t *testing.T, name string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join("testdata", name), []byte(hex.EncodeToString(b)+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// readHex reads a hex record from testdata.
-func readHex(t *testing.T, name string) []byte {
+// readHex reads a hex record from testdata; write rewrites it from the
+// current codec first.
+func readHex(t *testing.T, name string, write bool) []byte {
 	t.Helper()
 	path := filepath.Join("testdata", name)
+	if write {
+		if err := os.WriteFile(path, []byte(hex.EncodeToString(appendCustomer(nil, fullCustomer()))+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -33,8 +33,6 @@
 //	| key                                  | value                                   |
 //	|--------------------------------------|-----------------------------------------|
 //	| <p> 'c' <customer ID>                | customer record (see Record encoding)   |
-//	| <p> 'p' <customer ID>                | progress record: the customer's runs    |
-//	|                                      | and marks, if any (see Record encoding) |
 //	| <p> 't' <due> <esc(customer)> <ID>   | timer record: the time-ordered index    |
 //	| <p> 'r' <esc(customer)> <ID>         | <due>: the per-customer reverse index;  |
 //	|                                      | empty = not pending (see below)         |
@@ -112,8 +110,6 @@
 //	| changelog key                 | value                                       |
 //	|-------------------------------|---------------------------------------------|
 //	| 'c' <customer ID>             | customer record; tombstone = erased         |
-//	| 'p' <customer ID>             | progress record; tombstone = erased, or no  |
-//	|                               | runs and marks left                         |
 //	| 'r' <esc(customer)> <ID>      | timer record; tombstone = cancelled/fired/  |
 //	|                               | erased                                      |
 //	| 'h' <input> <offset>          | held record; tombstone = released           |
@@ -148,31 +144,7 @@
 // occurrence does not write the event ID twice, a 32-digit hex trigger ID in
 // the audit trail is stored as its 16 bytes, and the names a record repeats
 // (rule IDs, channels, actions, reasons, policies) are written once and then
-// by index (see names in wire.go).
-//
-// A busy customer's runs and marks (its progress through sequences,
-// calendar rules and once-only rules) are kept apart, in a progress record
-// under its 'p' key: they were 59% of the bytes of the customer records a
-// live benchmark cycle wrote (a run and a mark per order, kept for weeks),
-// and they change in few of the batches that touch a customer, while every
-// event moves LastSeen. A batch encodes them, and writes them (to Pebble
-// and the changelog) only when their bytes differ from the stored record's,
-// which it knows by a hash of the bytes it read (see progSum). The
-// customer record then carries the field custProgress, so that a load reads
-// the 'p' key only for a customer that has one; both are written in one
-// Pebble batch and travel in one changelog batch. Two kinds stay in the
-// customer record: silence watches (Run.Watch), which every matching event
-// moves, and runs and marks under minProgressBytes in all, where a record of
-// their own would cost more (a changelog record, a Pebble key) than it
-// saves. A progress record is a version byte (progressV1), a base time
-// (the first run's start, else the first mark's time, so that unchanged
-// runs and marks encode to the same bytes), then the run and mark fields of
-// a format 2 customer record, with a names table of its own. Customer
-// records written before progress records hold their runs and marks
-// inline; they are still read, and move apart at the customer's next
-// write if they are large enough.
-//
-// The customer records of a benchmark run
+// by index (see names in wire.go). The customer records of a benchmark run
 // (532,181 of them, rewritten in format 2) shrank to 58% of their size, the
 // busiest (over 10 KB) from 14.7 to 8.4 KB on average.
 // Format 1 records (with their event IDs) still decode; a release before
@@ -208,8 +180,8 @@
 // # Erasure
 //
 // Partition.Erase removes a customer's record (with everything in it: the
-// profile, counters, contact history and the audit trail of decisions),
-// its progress record (runs and marks) and every timer key of the customer, pending or not (a
+// profile, counters, marks, contact history and the audit trail of
+// decisions) and every timer key of the customer, pending or not (a
 // deferred trigger lives in its timer), and reports a tombstone for each
 // to the changelog. A restore deletes a timer's reverse key on a tombstone
 // (a batch only empties it, see Key layout), so a store that catches up

@@ -14,7 +14,6 @@ const (
 	kindCustomer byte = 'c' // <p>'c'<customer ID>
 	kindHeld     byte = 'h' // <p>'h'<input><offset>
 	kindMeta     byte = 'm' // <p>'m'<name>
-	kindProgress byte = 'p' // <p>'p'<customer ID>
 	kindReverse  byte = 'r' // <p>'r'<esc(customer)><timer ID>
 	kindTimer    byte = 't' // <p>'t'<due><esc(customer)><timer ID>
 )
@@ -49,13 +48,6 @@ func partitionBounds(p uint32) (start, end []byte) {
 func appendCustomerKey(b []byte, p uint32, id schemas.CustomerID) []byte {
 	b = appendPartition(b, p)
 	b = append(b, kindCustomer)
-	return append(b, id...)
-}
-
-// appendProgressKey appends the key of a customer's progress record.
-func appendProgressKey(b []byte, p uint32, id schemas.CustomerID) []byte {
-	b = appendPartition(b, p)
-	b = append(b, kindProgress)
 	return append(b, id...)
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"maps"
 	"slices"
 
@@ -51,7 +50,7 @@ type Partition struct {
 	free    []*schemas.Customer
 	// Committed state between batches (see cache): decoded customer
 	// records, and timers' committed due times keyed like timerIdx.
-	custCache  cache[schemas.CustomerID, cachedCustomer]
+	custCache  cache[schemas.CustomerID, *schemas.Customer]
 	timerCache cache[string, storedTimer]
 
 	// The timer overlay, in first-touch order. timerIdx is keyed by the
@@ -123,52 +122,8 @@ type custEntry struct {
 	id     schemas.CustomerID
 	c      *schemas.Customer // nil when erased before use
 	erased bool
-	prog   progSum // the customer's stored progress record
-	key    span    // set when sealed
-	val    span    // set when sealed; empty for erased
-
-	// Set when sealed: the progress record changed (see appendProgress),
-	// to pval, or to none when pval is empty; newProg is its sum.
-	progWrite  bool
-	pkey, pval span
-	newProg    progSum
-}
-
-// cachedCustomer is a committed customer record kept between batches, with
-// the sum of its stored progress record.
-type cachedCustomer struct {
-	c    *schemas.Customer
-	prog progSum
-}
-
-// progSum identifies the bytes of a stored progress record, so that a batch
-// writes a customer's progress record only when its bytes change: a 64-bit
-// hash (seeded per process: it is never stored) and the length. n == 0: no
-// record is stored; n < 0: one may be (an erase that did not read it), so
-// the next write of the customer writes it or deletes it.
-type progSum struct {
-	hash uint64
-	n    int
-}
-
-var progSeed = maphash.MakeSeed()
-
-// minProgressBytes is the size from which runs and marks go to a progress
-// record: below it they stay in the customer record (inline, as before
-// progress records). Most customers have a mark or two and a run: a
-// record of their own would cost a changelog record and a Pebble key more
-// where it saves a few bytes (in the benchmark, apart at any size, they
-// raised the changelog's records per event from 0.80-0.83 to 0.91-0.93 in
-// the drain, of new customers). A busy customer's runs and marks are
-// kilobytes (a run and a mark per order), rewritten with every event when
-// inline.
-const minProgressBytes = 256
-
-func sumProgress(b []byte) progSum {
-	if len(b) == 0 {
-		return progSum{}
-	}
-	return progSum{hash: maphash.Bytes(progSeed, b), n: len(b)}
+	key    span // set when sealed
+	val    span // set when sealed; empty for erased
 }
 
 // timerEntry is one timer touched in the batch: its committed state (as
@@ -196,7 +151,7 @@ func newPartition(s *Store, num int32) *Partition {
 		heldIdx:         make(map[heldRef]int),
 		committedInputs: make(map[string]int64),
 		inputs:          make(map[string]int64),
-		custCache:       newCache[schemas.CustomerID, cachedCustomer](s.cached),
+		custCache:       newCache[schemas.CustomerID, *schemas.Customer](s.cached),
 		timerCache:      newCache[string, storedTimer](timersPerCustomer * s.cached),
 	}
 	p.batch = s.db.NewBatch()
@@ -350,13 +305,12 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 	if id == "" {
 		return nil, errors.New("state: empty customer ID")
 	}
-	if cc, ok := p.custCache.take(id); ok {
+	if c, ok := p.custCache.take(id); ok {
 		p.custIdx[id] = len(p.custs)
-		p.custs = append(p.custs, custEntry{id: id, c: cc.c, prog: cc.prog})
-		return cc.c, nil
+		p.custs = append(p.custs, custEntry{id: id, c: c})
+		return c, nil
 	}
 	c := p.newCustomer()
-	var prog progSum
 	p.key = appendCustomerKey(p.key[:0], p.num, id)
 	v, closer, err := p.db.Get(p.key)
 	switch {
@@ -366,12 +320,8 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 		p.freeCustomer(c)
 		return nil, fmt.Errorf("state: partition %d: read customer %q: %w", p.num, id, err)
 	default:
-		var progress bool
-		progress, err = decodeCustomerWith(v, c, &p.names)
+		err = decodeCustomerWith(v, c, &p.names)
 		closer.Close()
-		if err == nil && progress {
-			prog, err = p.loadProgress(id, c)
-		}
 		if err != nil {
 			p.freeCustomer(c)
 			return nil, fmt.Errorf("state: partition %d: customer %q: %w", p.num, id, err)
@@ -379,28 +329,8 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 	}
 	c.ID = id
 	p.custIdx[id] = len(p.custs)
-	p.custs = append(p.custs, custEntry{id: id, c: c, prog: prog})
+	p.custs = append(p.custs, custEntry{id: id, c: c})
 	return c, nil
-}
-
-// loadProgress adds the runs and marks of id's progress record to c, which
-// its customer record said it has.
-func (p *Partition) loadProgress(id schemas.CustomerID, c *schemas.Customer) (progSum, error) {
-	p.key = appendProgressKey(p.key[:0], p.num, id)
-	v, closer, err := p.db.Get(p.key)
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-		// Both are written in one Pebble batch, and restored from one
-		// changelog: this is not a state a crash leaves.
-		return progSum{}, errors.New("its record names a progress record, which is missing")
-	case err != nil:
-		return progSum{}, fmt.Errorf("read progress record: %w", err)
-	}
-	defer closer.Close()
-	if err := decodeProgress(v, c, &p.names); err != nil {
-		return progSum{}, err
-	}
-	return sumProgress(v), nil
 }
 
 // maxFree bounds the records a partition keeps for reuse. A decoded
@@ -410,9 +340,6 @@ func (p *Partition) loadProgress(id schemas.CustomerID, c *schemas.Customer) (pr
 // benchmark, decoded records were over half the heap, and the GC, held to
 // GOMEMLIMIT, took a fifth of the CPU.
 const maxFree = 256
-
-// freeCached keeps a cached record for reuse (see freeCustomer).
-func (p *Partition) freeCached(cc cachedCustomer) { p.freeCustomer(cc.c) }
 
 // freeCustomer keeps c for reuse, or leaves it to the GC when enough are kept.
 func (p *Partition) freeCustomer(c *schemas.Customer) {
@@ -449,18 +376,14 @@ func (p *Partition) Erase(id schemas.CustomerID) error {
 	if id == "" {
 		return errors.New("state: empty customer ID")
 	}
-	// Unless the cache knows whether the customer has a progress record,
-	// the batch deletes it whether or not there is one (see progSum).
-	prog := progSum{n: -1}
-	if cc, ok := p.custCache.take(id); ok {
-		prog = cc.prog
-		p.freeCached(cc)
+	if c, ok := p.custCache.take(id); ok {
+		p.freeCustomer(c)
 	}
 	if i, ok := p.custIdx[id]; ok {
 		p.custs[i].erased = true
 	} else {
 		p.custIdx[id] = len(p.custs)
-		p.custs = append(p.custs, custEntry{id: id, erased: true, prog: prog})
+		p.custs = append(p.custs, custEntry{id: id, erased: true})
 	}
 	// All timers of the customer share the reverse-index prefix
 	// <p>'r'<esc(id)>. Bring every one stored into the overlay, then
@@ -535,30 +458,7 @@ func (p *Partition) seal() {
 	}
 	for i := range p.custs {
 		e := &p.custs[i]
-		// The progress record first: the customer record says whether
-		// there is one. It is written only when its bytes change, and
-		// only when it is large enough to be worth a record of its own;
-		// smaller runs and marks stay in the customer record.
-		e.newProg, e.pval = progSum{}, span{}
 		start := len(p.arena)
-		inline := false
-		if !e.erased {
-			p.arena = appendProgress(p.arena, e.c)
-			if n := len(p.arena) - start; n > 0 && n < minProgressBytes {
-				p.arena, inline = p.arena[:start], true
-			} else {
-				e.newProg = sumProgress(p.arena[start:])
-				e.pval = span{start, len(p.arena)}
-			}
-		}
-		if e.progWrite = e.newProg != e.prog; e.progWrite {
-			start = len(p.arena)
-			p.arena = appendProgressKey(p.arena, p.num, e.id)
-			e.pkey = span{start, len(p.arena)}
-		} else {
-			p.arena = p.arena[:start] // unchanged: not written
-		}
-		start = len(p.arena)
 		p.arena = appendCustomerKey(p.arena, p.num, e.id)
 		e.key = span{start, len(p.arena)}
 		if e.erased {
@@ -566,11 +466,7 @@ func (p *Partition) seal() {
 			continue
 		}
 		start = len(p.arena)
-		if inline {
-			p.arena = appendCustomer(p.arena, e.c)
-		} else {
-			p.arena = appendCustomerHot(p.arena, e.c, e.newProg.n > 0)
-		}
+		p.arena = appendCustomer(p.arena, e.c)
 		e.val = span{start, len(p.arena)}
 	}
 	if p.offsetsDirty {
@@ -613,11 +509,6 @@ func (p *Partition) Changes(fn func(key, value []byte) error) error {
 		}
 		if err := fn(p.bytes(e.key)[partLen:], v); err != nil {
 			return err
-		}
-		if e.progWrite {
-			if err := fn(p.bytes(e.pkey)[partLen:], p.progressValue(e)); err != nil {
-				return err
-			}
 		}
 	}
 	for i := range p.timers {
@@ -674,13 +565,6 @@ func (p *Partition) Commit(changelogOffset int64) error {
 			err = p.batch.Delete(p.bytes(e.key), nil)
 		} else {
 			err = p.batch.Set(p.bytes(e.key), p.bytes(e.val), nil)
-		}
-		if err == nil && e.progWrite {
-			if v := p.progressValue(e); v == nil {
-				err = p.batch.Delete(p.bytes(e.pkey), nil)
-			} else {
-				err = p.batch.Set(p.bytes(e.pkey), v, nil)
-			}
 		}
 		if err != nil {
 			return p.writeErr(err)
@@ -751,8 +635,8 @@ func (p *Partition) committed(changelog int64) {
 		if e.c == nil || e.erased {
 			continue // reset frees it
 		}
-		if old, ok := p.custCache.put(e.id, cachedCustomer{c: e.c, prog: e.newProg}); ok {
-			p.freeCached(old)
+		if old, ok := p.custCache.put(e.id, e.c); ok {
+			p.freeCustomer(old)
 		}
 		e.c = nil
 	}
@@ -779,15 +663,6 @@ func (p *Partition) committed(changelog int64) {
 		}
 	}
 	p.reset()
-}
-
-// progressValue returns a sealed entry's new progress record, or nil for
-// none (a tombstone).
-func (p *Partition) progressValue(e *custEntry) []byte {
-	if e.pval.end == e.pval.off {
-		return nil
-	}
-	return p.bytes(e.pval)
 }
 
 // Abort drops everything since the last Commit (or FlushRestore): the next

@@ -54,13 +54,8 @@ func (s *Store) ReadCustomer(part int32, id schemas.CustomerID) (cs CustomerStat
 	case err != nil:
 		return cs, false, fmt.Errorf("state: partition %d: read customer %q: %w", part, id, err)
 	default:
-		var nm names
-		var progress bool
-		progress, err = decodeCustomerWith(v, &cs.Customer, &nm)
+		err = decodeCustomer(v, &cs.Customer)
 		closer.Close()
-		if err == nil && progress {
-			err = readProgress(snap, num, id, &cs.Customer, &nm)
-		}
 		if err != nil {
 			return cs, false, fmt.Errorf("state: partition %d: customer %q: %w", part, id, err)
 		}
@@ -110,19 +105,6 @@ func (s *Store) ReadCustomer(part int32, id schemas.CustomerID) (cs CustomerStat
 		return compareStrings(a.ID, b.ID)
 	})
 	return cs, found, nil
-}
-
-// readProgress adds the runs and marks of id's progress record to c.
-func readProgress(snap *pebble.Snapshot, num uint32, id schemas.CustomerID, c *schemas.Customer, nm *names) error {
-	v, closer, err := snap.Get(appendProgressKey(nil, num, id))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-		return errors.New("its record names a progress record, which is missing")
-	case err != nil:
-		return fmt.Errorf("read progress record: %w", err)
-	}
-	defer closer.Close()
-	return decodeProgress(v, c, nm)
 }
 
 func compareStrings(a, b string) int {

@@ -42,7 +42,7 @@ func (p *Partition) Repair(keys [][]byte, fn func(key, value []byte) error) erro
 		var v []byte
 		var err error
 		switch k[0] {
-		case kindCustomer, kindProgress, kindHeld:
+		case kindCustomer, kindHeld:
 			v, err = p.committedValue(full)
 		case kindReverse:
 			// The changelog carries a timer under its reverse key;

@@ -30,7 +30,7 @@ func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 		}
 		p.restoring = true
 		// The changelog may replace any record.
-		p.custCache.clear(p.freeCached)
+		p.custCache.clear(p.freeCustomer)
 		// (The timer cache stays: restored timers go through the
 		// overlay, and FlushRestore updates the cache like Commit.)
 		// Restored timers may be due at any time.
@@ -41,7 +41,7 @@ func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 	}
 	var err error
 	switch key[0] {
-	case kindCustomer, kindProgress:
+	case kindCustomer:
 		err = p.applyCustomer(key, value)
 	case kindReverse:
 		err = p.applyTimer(key, value)
@@ -87,14 +87,7 @@ func (p *Partition) applyCustomer(key, value []byte) error {
 	}
 	// Decode to validate: a record we cannot read must stop the restore
 	// here, not fail a batch later.
-	var err error
-	if key[0] == kindProgress {
-		resetCustomer(&p.scratch)
-		err = decodeProgress(value, &p.scratch, &p.names)
-	} else {
-		_, err = decodeCustomerWith(value, &p.scratch, &p.names)
-	}
-	if err != nil {
+	if err := decodeCustomerWith(value, &p.scratch, &p.names); err != nil {
 		return err
 	}
 	if err := p.batch.Set(p.key, value, nil); err != nil {

@@ -18,16 +18,11 @@ import (
 // with a newer layout; a new layout keeps reading (or migrates) the old one.
 //
 // Versions: 1, customers and timers; 2, held records ('h' keys and the
-// "held" count); 3, progress records ('p' keys: a customer's runs and
-// marks, apart from its record). A version 1 store is a version 2 store with
-// no held records, and a version 2 store a version 3 store whose customer
-// records hold their runs and marks inline (which a partition still reads,
-// and moves apart at the customer's next write), so Open migrates both by
-// rewriting the version. The bumps are there so that an older release
-// refuses a store it would misread: held records it would ignore (their
-// input offsets are committed: they would be lost), customers whose runs
-// and marks it would not find.
-const layoutVersion = 3
+// "held" count). A version 1 store is a version 2 store with no held
+// records, so Open migrates it by rewriting the version; the bump is there so
+// that an older release refuses a store whose held records it would ignore
+// (their input offsets are committed: they would be lost).
+const layoutVersion = 2
 
 var errClosed = errors.New("state: store closed")
 
@@ -168,11 +163,11 @@ func (s *Store) checkLayout() error {
 	}
 	switch got := binary.BigEndian.Uint32(v); got {
 	case layoutVersion:
-	case 1, 2:
+	case 1:
 		if err := s.db.Set(key, binary.BigEndian.AppendUint32(nil, layoutVersion), pebble.Sync); err != nil {
-			return fmt.Errorf("state: migrate layout version %d to %d: %w", got, layoutVersion, err)
+			return fmt.Errorf("state: migrate layout version 1 to %d: %w", layoutVersion, err)
 		}
-		s.log.Info("migrated store layout", zap.Uint32("from", got), zap.Uint32("to", layoutVersion))
+		s.log.Info("migrated store layout", zap.Uint32("from", 1), zap.Uint32("to", layoutVersion))
 	default:
 		return fmt.Errorf("state: store layout version %d is unknown to this release (it knows 1 to %d)", got, layoutVersion)
 	}

@@ -466,12 +466,8 @@ func (r *Runner) state(id schemas.CustomerID, out *strings.Builder) {
 		for i, d := range run.Due {
 			dues[i] = fmtTime(d)
 		}
-		watch := ""
-		if run.Watch {
-			watch = " watch"
-		}
-		fmt.Fprintf(out, "run %s key=%s stage=%d occurrence=%s started=%s due=[%s]%s\n", run.Rule, dash(run.Key), run.Stage,
-			dash(run.Occurrence), fmtTime(run.StartedAt), strings.Join(dues, " "), watch)
+		fmt.Fprintf(out, "run %s key=%s stage=%d occurrence=%s started=%s due=[%s]\n", run.Rule, dash(run.Key), run.Stage,
+			dash(run.Occurrence), fmtTime(run.StartedAt), strings.Join(dues, " "))
 	}
 	for _, m := range c.Marks {
 		fmt.Fprintf(out, "mark %s key=%s at=%s expires=%s\n", m.Rule, dash(m.Key), fmtTime(m.At), fmtTime(m.Expires))
