@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
@@ -30,17 +32,21 @@ func purchase(id, cust string, at time.Time) schemas.Event {
 // 2 a day after stage 1 was due; a purchase cancels, a cart change restarts
 // the clock, an emptied cart cancels.
 //
-// It runs with JSON on every topic, and with Avro in the Confluent framing
-// through an in-process schema registry.
+// It runs with JSON on every topic and the default produce codec (snappy),
+// and with Avro in the Confluent framing through an in-process schema
+// registry and zstd (kafka.compression).
 func TestCartAbandonment(t *testing.T) {
-	t.Run("json", func(t *testing.T) { testCartAbandonment(t, schemas.FormatJSON) })
-	t.Run("avro", func(t *testing.T) { testCartAbandonment(t, schemas.FormatAvro) })
+	t.Run("json", func(t *testing.T) { testCartAbandonment(t, schemas.FormatJSON, "snappy") })
+	t.Run("avro", func(t *testing.T) { testCartAbandonment(t, schemas.FormatAvro, "zstd") })
 }
 
-func testCartAbandonment(t *testing.T, f schemas.Format) {
+func testCartAbandonment(t *testing.T, f schemas.Format, codec string) {
 	c := harness.NewCluster(t)
 	const parts = 3
 	cfg := c.Topics(t, parts)
+	if codec != "snappy" {
+		cfg.Compression = codec
+	}
 	var reg *sr.Client
 	if f == schemas.FormatAvro {
 		fake := srfake.New()
@@ -123,6 +129,47 @@ func testCartAbandonment(t *testing.T, f schemas.Format) {
 	}
 	if wal := metric(t, metrics, "triggerd_store_wal_bytes_total", nil).GetCounter().GetValue(); wal <= 0 {
 		t.Errorf("store WAL bytes = %v after the cart events were committed", wal)
+	}
+	// Every fired timer is in the fire-lag histogram (the replay's event
+	// times are days old, so all land past the 1 s bound).
+	fired := metric(t, metrics, "triggerd_timers_fired_total", nil).GetCounter().GetValue()
+	lag := metric(t, metrics, "triggerd_timers_fire_lag_seconds", nil).GetHistogram()
+	if fired < 5 || float64(lag.GetSampleCount()) != fired {
+		t.Errorf("fire lag observed %d timers, %v fired (want >= 5, the same)", lag.GetSampleCount(), fired)
+	}
+	for _, b := range lag.GetBucket() {
+		if b.GetUpperBound() == 1 && b.GetCumulativeCount() != 0 {
+			t.Errorf("%d timers of a days-old replay fired within 1 s of their due time", b.GetCumulativeCount())
+		}
+	}
+	checkCodec(t, c, cfg.Topics.Changelog, codec)
+}
+
+// checkCodec reads topic from the start and checks that its batches are
+// compressed with codec: at least one is, and none with another codec (kgo
+// sends a batch uncompressed when compressing does not shrink it).
+func checkCodec(t *testing.T, c *harness.Cluster, topic, codec string) {
+	t.Helper()
+	want := map[string]uint8{"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}[codec]
+	cl := c.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	compressed, records := 0, 0
+	for records < 10 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			records++
+			switch got := r.Attrs.CompressionType(); got {
+			case want:
+				compressed++
+			case 0:
+			default:
+				t.Errorf("%s: a record compressed with codec %d, want %d (%s) or none", topic, got, want, codec)
+			}
+		})
+	}
+	if compressed == 0 {
+		t.Errorf("%s: none of %d records compressed with %s", topic, records, codec)
 	}
 }
 
