@@ -1,11 +1,13 @@
 package state
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap/zaptest"
 
@@ -286,4 +288,78 @@ func TestPartitionErrors(t *testing.T) {
 	if _, err := p.Customer("a"); !errors.Is(err, errClosed) {
 		t.Fatalf("after Close: err = %v", err)
 	}
+}
+
+// TestReadsColumnarTables: a store whose tables were written with Pebble's
+// columnar blocks (as releases before row blocks did) opens and reads, and
+// what is written next goes into row-block tables.
+func TestReadsColumnarTables(t *testing.T) {
+	defer func(v bool) { columnarBlocks = v }(columnarBlocks)
+	fs := vfs.NewMem()
+	columnarBlocks = true
+	s := openStore(t, fs)
+	p := part(t, s, 0)
+	customer(t, p, "old").Events = 1
+	must(t, p.Commit(1))
+	must(t, s.db.Flush())
+	closeStore(t, s)
+
+	columnarBlocks = false
+	s = openStore(t, fs)
+	p = part(t, s, 0)
+	if got := customer(t, p, "old"); got.Events != 1 {
+		t.Fatalf("customer from a columnar table: %+v", got)
+	}
+	p.Abort()
+	customer(t, p, "new").Events = 2
+	must(t, p.Commit(2))
+	must(t, s.db.Flush())
+	closeStore(t, s)
+
+	formats := tableFormats(t, fs, "db")
+	var columnar, rows int
+	for _, f := range formats {
+		if f.BlockColumnar() {
+			columnar++
+		} else {
+			rows++
+		}
+	}
+	if columnar == 0 || rows == 0 {
+		t.Fatalf("table formats %v: want a columnar table (first store) and a row one (second)", formats)
+	}
+
+	s = openStore(t, fs)
+	defer closeStore(t, s)
+	p = part(t, s, 0)
+	if got := customer(t, p, "old"); got.Events != 1 {
+		t.Fatalf("after reopen: old = %+v", got)
+	}
+	if got := customer(t, p, "new"); got.Events != 2 {
+		t.Fatalf("after reopen: new = %+v", got)
+	}
+}
+
+// tableFormats returns the format of every sstable in dir.
+func tableFormats(t *testing.T, fs vfs.FS, dir string) []sstable.TableFormat {
+	t.Helper()
+	names, err := fs.List(dir)
+	must(t, err)
+	var out []sstable.TableFormat
+	for _, name := range names {
+		if !strings.HasSuffix(name, ".sst") {
+			continue
+		}
+		f, err := fs.Open(fs.PathJoin(dir, name))
+		must(t, err)
+		readable, err := sstable.NewSimpleReadable(f)
+		must(t, err)
+		r, err := sstable.NewReader(context.Background(), readable, sstable.ReaderOptions{})
+		must(t, err)
+		format, err := r.TableFormat()
+		must(t, err)
+		must(t, r.Close())
+		out = append(out, format)
+	}
+	return out
 }
