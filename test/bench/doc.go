@@ -23,7 +23,9 @@
 // benchmark's memory), BENCH_LIVE, BENCH_LIVE_RATE (events/s; default half
 // the end-to-end maximum the run measured),
 // BENCH_WARMUP, BENCH_SATURATE, BENCH_LATENESS, BENCH_GOKA (0 skips the peer), BENCH_COMPRESSION (the
-// processor's kafka.compression, default snappy), and
+// processor's kafka.compression, default snappy), BENCH_SETTLE=1 (restore
+// with a processor on empty inputs and wait until Pebble stops compacting
+// before the drain, to weigh what the restore leaves behind), and
 // BENCH_PPROF=dir with BENCH_PPROF_SECONDS to write CPU profiles of the
 // processor child's drain and live phases and a heap profile after the
 // saturation phase (through ops.pprof). BENCH_BROKER_PID (make bench sets

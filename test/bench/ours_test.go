@@ -115,7 +115,8 @@ func runOurs(b *testing.B, s settings, k *cluster, registryURL string, reg *sr.C
 		b.Fatal(err)
 	}
 	ops := harness.FreeAddr(b)
-	conf := fmt.Sprintf(`kafka:
+	config := func(group string, topics processor.Topics) string {
+		return fmt.Sprintf(`kafka:
   brokers: [%s]
   group: %s
   guarantee: %s
@@ -138,19 +139,31 @@ rules:
   poll: 0s
 log:
   level: info
-`, strings.Join(k.brokers, ", "), cfg.Group, mode, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
-		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.Topics.Suppressions, registryURL,
-		s.lateness, s.compression, filepath.Join(dir, "state"), ops, s.pprofDir != "", rulesFile)
+`, strings.Join(k.brokers, ", "), group, mode, topics.Clickstream, topics.Transactions, topics.Profiles,
+			cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.Topics.Suppressions, registryURL,
+			s.lateness, s.compression, filepath.Join(dir, "state"), ops, s.pprofDir != "", rulesFile)
+	}
 	confFile := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+	if err := os.WriteFile(confFile, []byte(config(cfg.Group, cfg.Topics)), 0o600); err != nil {
 		b.Fatal(err)
+	}
+	var rss []string
+	if s.settle {
+		var peak int64
+		r.restoreRecs, r.restoreRate, r.restoreSecs, peak = restoreAndSettle(b, s, k, cfg, dir, bin, ops, config)
+		rss = append(rss, fmt.Sprintf("restore and settle %.0fM", float64(peak)/(1<<20)))
 	}
 	p := startProc(b, filepath.Join(dir, "triggerd.log"), bin, "run", "--config", confFile)
 	defer p.stop(b)
 
 	// Restore: every partition logs one line when it is caught up.
-	r.restoreRecs, r.restoreRate, r.restoreSecs = waitRestore(b, p, s.partitions, 30*time.Minute)
-	rss := []string{fmt.Sprintf("restore %.0fM", float64(p.peakRSS())/(1<<20))}
+	if s.settle {
+		// The store is caught up: nothing to restore, nothing logged.
+		waitLogged(b, p, "partition assigned", int(s.partitions), 5*time.Minute)
+	} else {
+		r.restoreRecs, r.restoreRate, r.restoreSecs = waitRestore(b, p, s.partitions, 30*time.Minute)
+	}
+	rss = append(rss, fmt.Sprintf("restore %.0fM", float64(p.peakRSS())/(1<<20)))
 
 	prof := startProfile(b, s, ops, fmt.Sprintf("%s-%s-drain", k.name, mode), s.pprofSecs)
 	outputs := []string{cfg.Topics.Changelog, cfg.Topics.Triggers}
@@ -204,6 +217,66 @@ log:
 		r.note = fmt.Sprintf("live phase: %d events still uncommitted at its end (did not keep up with the live rate)", live.behind)
 	}
 	return r
+}
+
+// restoreAndSettle (BENCH_SETTLE=1) restores the seeded state with a
+// processor whose inputs are empty topics, in a group of its own, waits
+// until Pebble has stopped compacting what the restore wrote, and stops it.
+// The drain that follows starts on a store that is not compacting, so it
+// pays only for the work Pebble defers until more is written (L0 under its
+// trigger). It logs what settling cost and returns waitRestore's figures and
+// the processor's peak RSS.
+func restoreAndSettle(b *testing.B, s settings, k *cluster, cfg processor.Config, dir, bin, ops string, config func(string, processor.Topics) string) (int64, float64, float64, int64) {
+	idle := cfg.Topics
+	idle.Clickstream, idle.Transactions, idle.Profiles = cfg.Group+"-idle-clickstream", cfg.Group+"-idle-transactions", cfg.Group+"-idle-profiles"
+	adm := kadm.NewClient(k.client(b))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	resp, err := adm.CreateTopics(ctx, s.partitions, 1, nil, idle.Clickstream, idle.Transactions, idle.Profiles)
+	cancel()
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		b.Fatalf("create idle input topics: %v", err)
+	}
+	confFile := filepath.Join(dir, "config-settle.yaml")
+	if err := os.WriteFile(confFile, []byte(config(cfg.Group+"-settle", idle)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	p := startProc(b, filepath.Join(dir, "triggerd-settle.log"), bin, "run", "--config", confFile)
+	defer p.stop(b)
+	recs, rate, secs := waitRestore(b, p, s.partitions, 30*time.Minute)
+	// Settled is when the processor has been idle (under 2% of a core) for
+	// 5 s: compactions are its only work on empty inputs. (Neither the
+	// compaction count, which counts finished ones, nor the debt, which
+	// stays above zero when L0 is under its 8-sublevel trigger, says it.)
+	const quiet, idleShare, timeout = 5 * time.Second, 0.02, 20 * time.Minute
+	start, cpu0 := time.Now(), p.cpu()
+	m0 := scrape(b, ops)
+	debt0 := m0.sum("triggerd_store_compaction_debt_bytes")
+	lastCPU, since := cpu0, time.Now()
+	for {
+		if err := p.exited(); err != nil {
+			b.Fatalf("processor died while its store settled: %v", err)
+		}
+		if time.Since(start) > timeout {
+			b.Fatalf("the store was still compacting %s after the restore", timeout)
+		}
+		time.Sleep(time.Second)
+		c := p.cpu()
+		if float64(c-lastCPU) > idleShare*float64(time.Second) {
+			since = time.Now()
+		} else if time.Since(since) >= quiet {
+			break
+		}
+		lastCPU = c
+	}
+	m := scrape(b, ops)
+	cpu := p.cpu() - cpu0
+	logf("%s %s: the restore's compactions settled in %.1fs: %.1f s of processor CPU (%.2f µs per restored record), %.0f compactions; compaction debt from %.0f to %.0f MB, L0 %.0f sublevels",
+		k.name, cfg.Guarantee, time.Since(start).Seconds()-quiet.Seconds(), cpu.Seconds(), float64(cpu.Microseconds())/float64(max(recs, 1)),
+		m.sum("triggerd_store_compactions_total")-m0.sum("triggerd_store_compactions_total"), debt0/1e6, m.sum("triggerd_store_compaction_debt_bytes")/1e6, m.sum("triggerd_store_l0_sublevels"))
+	return recs, rate, secs, p.peakRSS()
 }
 
 // seedState writes the changelog a processor would have left after serving
@@ -296,6 +369,27 @@ func seedState(b *testing.B, s settings, k *cluster, cfg processor.Config) int {
 		}
 	}
 	return records
+}
+
+// waitLogged waits until the processor's log has n lines with msg.
+func waitLogged(b *testing.B, p *proc, msg string, n int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		data, err := os.ReadFile(p.logPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if bytes.Count(data, []byte(`"msg":"`+msg+`"`)) >= n {
+			return
+		}
+		if err := p.exited(); err != nil {
+			b.Fatalf("processor died: %v", err)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d %q lines not logged within %s (log %s)", n, msg, timeout, p.logPath)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // waitRestore reads the processor's log until every partition reported its

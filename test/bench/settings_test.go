@@ -39,6 +39,11 @@ type settings struct {
 	warmup   time.Duration
 	lateness time.Duration
 	goka     bool // BENCH_GOKA: run the peer
+	// settle (BENCH_SETTLE=1): restore with a processor on empty inputs
+	// and let Pebble compact what the restore wrote before the drain (see
+	// restoreAndSettle); by default the drain starts right after the
+	// restore and pays for those compactions.
+	settle bool
 	// compression (BENCH_COMPRESSION): the processor's produce codec
 	// (kafka.compression), default snappy.
 	compression string
@@ -64,6 +69,7 @@ func loadSettings(b *testing.B) settings {
 		warmup:         envDuration(b, "BENCH_WARMUP", 5*time.Second),
 		lateness:       envDuration(b, "BENCH_LATENESS", 100*time.Millisecond),
 		goka:           envInt(b, "BENCH_GOKA", 1) == 1,
+		settle:         envInt(b, "BENCH_SETTLE", 0) == 1,
 		pprofDir:       os.Getenv("BENCH_PPROF"),
 		compression:    "snappy",
 		pprofSecs:      envDuration(b, "BENCH_PPROF_SECONDS", 10*time.Second),
