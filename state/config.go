@@ -33,6 +33,10 @@ type Config struct {
 	// topic is the durable copy, and a batch lost in a crash is replayed
 	// from it. On, a crash loses no committed batch (slower commits).
 	SyncWrites bool
+
+	// columnarBlocks writes new tables with Pebble's columnar blocks, as
+	// earlier releases did (see Open); tests set it to make such a store.
+	columnarBlocks bool
 }
 
 const (

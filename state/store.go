@@ -26,11 +26,6 @@ const layoutVersion = 2
 
 var errClosed = errors.New("state: store closed")
 
-// columnarBlocks is whether new tables use Pebble's columnar blocks (see
-// Open). Earlier releases wrote them; the tests write them to
-// check that such a store still opens.
-var columnarBlocks = false
-
 // Store is the process's one Pebble store. Its methods are safe for
 // concurrent use; the Partition handles it gives out are not (each belongs to
 // one goroutine).
@@ -135,7 +130,8 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 	// against 34-39 in the drain, 18-21 against 20-23 live, and a store
 	// 3-5% smaller. Pebble reads both formats: a store written with either
 	// opens with the other (TestReadsColumnarTables).
-	opts.Experimental.EnableColumnarBlocks = func() bool { return columnarBlocks }
+	columnar := cfg.columnarBlocks
+	opts.Experimental.EnableColumnarBlocks = func() bool { return columnar }
 	// MinLZ (Pebble's "fastest") compressed the benchmark's customer records
 	// to 62% where Snappy made 59%, in half the time.
 	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })

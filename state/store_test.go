@@ -294,17 +294,17 @@ func TestPartitionErrors(t *testing.T) {
 // columnar blocks (as releases before row blocks did) opens and reads, and
 // what is written next goes into row-block tables.
 func TestReadsColumnarTables(t *testing.T) {
-	defer func(v bool) { columnarBlocks = v }(columnarBlocks)
 	fs := vfs.NewMem()
-	columnarBlocks = true
-	s := openStore(t, fs)
+	cfg := testConfig(fs)
+	cfg.columnarBlocks = true
+	s, err := Open(cfg, zaptest.NewLogger(t))
+	must(t, err)
 	p := part(t, s, 0)
 	customer(t, p, "old").Events = 1
 	must(t, p.Commit(1))
 	must(t, s.db.Flush())
 	closeStore(t, s)
 
-	columnarBlocks = false
 	s = openStore(t, fs)
 	p = part(t, s, 0)
 	if got := customer(t, p, "old"); got.Events != 1 {
