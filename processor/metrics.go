@@ -31,6 +31,7 @@ type metrics struct {
 	inputLost        *prometheus.CounterVec // topic, partition
 	suppressions     *prometheus.CounterVec // reason, channel
 	deferrals        *prometheus.CounterVec // reason, channel
+	changelog        *prometheus.CounterVec // kind, op: set, delete
 
 	// policy counts committed suppressions by reason (deferrals as
 	// "deferred") for Processor.Suppressions.
@@ -117,6 +118,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "triggerd_policy_deferrals_total",
 			Help: "Marketing triggers the contact policy deferred to a durable timer (quiet hours), by reason and channel.",
 		}, []string{"reason", "channel"}),
+		changelog: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_changelog_records_total",
+			Help: "Changelog records committed, by kind (customer, timer, held, offsets) and op (set, or delete: a tombstone).",
+		}, []string{"kind", "op"}),
 		watermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "triggerd_watermark_lag_seconds", Help: "Wall clock minus the partition's event-time watermark.",
 		}, []string{"partition"}),
@@ -125,7 +130,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
 			m.cycleSeconds, m.cyclePhase, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
-			m.suppressions, m.deferrals)
+			m.suppressions, m.deferrals, m.changelog)
 	}
 	return m
 }

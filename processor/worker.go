@@ -93,6 +93,10 @@ type worker struct {
 	emitted      []emitted
 	suppressed   []suppressed // the contact policy's records, counted at commit
 	chlogLast    atomic.Int64 // offset of the last changelog record produced; written by promises
+	// chlogCount counts the cycle's changelog records by kind and op
+	// (0 set, 1 delete), added to chlogRecords at commit.
+	chlogCount   [state.NumRecordKinds][2]int
+	chlogRecords [state.NumRecordKinds][2]prometheus.Counter
 	chlogPromise func(*kgo.Record, error)
 	// batchEnd is the changelog record that closes the cycle's batch in
 	// at-least-once mode, held back until the rest is acknowledged.
@@ -115,6 +119,10 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 		})
 	}
 	w.wmLag = p.m.watermarkLag.WithLabelValues(pl)
+	for k := range w.chlogRecords {
+		w.chlogRecords[k][0] = p.m.changelog.WithLabelValues(state.RecordKind(k).String(), "set")
+		w.chlogRecords[k][1] = p.m.changelog.WithLabelValues(state.RecordKind(k).String(), "delete")
+	}
 	p.m.timersPend.WithLabelValues(pl).Set(float64(part.PendingTimers()))
 	w.chlogPromise = func(r *kgo.Record, err error) {
 		if err != nil {
@@ -290,6 +298,7 @@ func (w *worker) runCycle(now time.Time) error {
 	w.emitted = w.emitted[:0]
 	w.suppressed = w.suppressed[:0]
 	w.chlogLast.Store(-1)
+	w.chlogCount = [state.NumRecordKinds][2]int{}
 	w.batchEnd = nil
 	nowMs := now.UnixMilli()
 	for i := range w.inputs {
@@ -381,6 +390,11 @@ func (w *worker) runCycle(now time.Time) error {
 		w.part.SetOffset(progressKey(in.topic), in.maxTs)
 	}
 	return w.part.Changes(func(key, value []byte) error {
+		op := 0
+		if value == nil {
+			op = 1
+		}
+		w.chlogCount[state.KindOf(key)][op]++
 		// The buffers stay valid until Commit or Abort, which come
 		// after End has flushed this record: no copy needed.
 		r := &kgo.Record{Topic: w.p.cfg.Topics.Changelog, Partition: w.id, Key: key, Value: value}
@@ -646,6 +660,14 @@ func (w *worker) commit() error {
 	}
 	w.p.stats.deadLetters.Add(int64(w.deadLettered))
 	w.deadLettered = 0
+	for k := range w.chlogCount {
+		for op, n := range w.chlogCount[k] {
+			if n > 0 {
+				w.chlogRecords[k][op].Add(float64(n))
+			}
+		}
+	}
+	w.chlogCount = [state.NumRecordKinds][2]int{}
 	if w.erased > 0 {
 		w.p.m.erasures.Add(float64(w.erased))
 		w.p.stats.erasures.Add(int64(w.erased))

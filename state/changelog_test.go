@@ -248,3 +248,41 @@ func TestRestoreAfterABatch(t *testing.T) {
 		t.Fatalf("after the restore: pending %q (count %d before popping), want ann/t@100 bob/t@300", got, pb.PendingTimers()+int64(len(due)))
 	}
 }
+
+// TestKindOf checks that every record a batch reports is counted under the
+// kind it holds: the processor's changelog metric reads the keys this way.
+func TestKindOf(t *testing.T) {
+	s := openStore(t, vfs.NewMem())
+	defer closeStore(t, s)
+	p := part(t, s, 0)
+	customer(t, p, "alice").Events = 1
+	customer(t, p, "bob").Events = 1
+	must(t, p.Schedule(tm("alice", "cart", 5000)))
+	must(t, p.Schedule(tm("alice", "remind", 9000)))
+	must(t, p.Schedule(tm("bob", "cart", 6000)))
+	must(t, p.Hold(hr(1, 10, 1000, "alice", "a10")))
+	p.SetOffset("clicks", 11)
+	log := runBatch(t, p, nil)
+	must(t, p.Cancel("bob", "cart")) // a tombstone is a timer record too
+	must(t, p.Release(1, 10))
+	log = runBatch(t, p, log)
+
+	var got [NumRecordKinds]int
+	for _, r := range log {
+		got[KindOf(r.key)]++
+	}
+	want := [NumRecordKinds]int{RecordCustomer: 2, RecordTimer: 4, RecordHeld: 2, RecordOffsets: 1}
+	if got != want {
+		t.Errorf("records by kind %v, want %v", got, want)
+	}
+	for _, key := range [][]byte{nil, []byte("x"), []byte("mtimers")} {
+		if k := KindOf(key); k != RecordOther {
+			t.Errorf("KindOf(%q) = %v, want other", key, k)
+		}
+	}
+	for k, name := range map[RecordKind]string{RecordCustomer: "customer", RecordTimer: "timer", RecordHeld: "held", RecordOffsets: "offsets", RecordOther: "other", NumRecordKinds: "other"} {
+		if k.String() != name {
+			t.Errorf("%d.String() = %q, want %q", k, k.String(), name)
+		}
+	}
+}

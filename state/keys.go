@@ -178,3 +178,48 @@ func parseHeldKey(b []byte) (input uint8, offset int64, err error) {
 	}
 	return b[1], offset, nil
 }
+
+// RecordKind is what a changelog record holds: the kinds of state a batch
+// changes. The processor counts its changelog records by kind, so that the
+// changelog's volume can be read by what produces it.
+type RecordKind uint8
+
+// The record kinds; NumRecordKinds is their count.
+const (
+	RecordCustomer RecordKind = iota // a customer record
+	RecordTimer                      // a timer record
+	RecordHeld                       // a held input record
+	RecordOffsets                    // the offsets record
+	RecordOther                      // none of the above (never produced by this release)
+	NumRecordKinds
+)
+
+var recordKindNames = [NumRecordKinds]string{"customer", "timer", "held", "offsets", "other"}
+
+// String returns the kind's metric label.
+func (k RecordKind) String() string {
+	if k < NumRecordKinds {
+		return recordKindNames[k]
+	}
+	return "other"
+}
+
+// KindOf returns the kind of the changelog record with key key.
+func KindOf(key []byte) RecordKind {
+	if len(key) == 0 {
+		return RecordOther
+	}
+	switch key[0] {
+	case kindCustomer:
+		return RecordCustomer
+	case kindReverse:
+		return RecordTimer
+	case kindHeld:
+		return RecordHeld
+	case kindMeta:
+		if IsBatchEnd(key) {
+			return RecordOffsets
+		}
+	}
+	return RecordOther
+}

@@ -277,11 +277,21 @@ func logCycles(b *testing.B, cluster, mode string, events int64, before, after m
 		d("triggerd_store_write_stalls_total"), d("triggerd_store_write_stall_seconds_total"),
 		before.sum("triggerd_store_compaction_debt_bytes")/1e6,
 		after.sum("triggerd_store_disk_bytes")/1e6, after.sum("triggerd_store_l0_sublevels"), after.sum("triggerd_store_compaction_debt_bytes")/1e6)
+	// The changelog's records by what they hold: the store's cost follows
+	// entries more than bytes (DESIGN.md), and these are the entries.
+	var chlog strings.Builder
+	for _, kind := range []string{"customer", "timer", "held", "offsets"} {
+		sel := `triggerd_changelog_records_total{kind="` + kind + `",op=`
+		set, del := d(sel+`"set"}`), d(sel+`"delete"}`)
+		fmt.Fprintf(&chlog, " %s %.3f (tombstones %.3f)", kind, (set+del)/float64(max(events, 1)), del/float64(max(events, 1)))
+	}
+	logf("%s %s: changelog records per event by kind:%s", cluster, mode, chlog.String())
 }
 
 // logMemory logs where the processor's memory is: resident, the Go heap and
 // what the Go runtime holds from the OS in all (GOMEMLIMIT bounds that), and
-// Pebble's block cache and memtables, which live outside the Go heap.
+// Pebble's block cache and memtables (Go memory in the release build, which
+// has no cgo).
 func logMemory(b *testing.B, cluster, what string, m metricSet) {
 	mb := func(name string) float64 { return m.sum(name) / (1 << 20) }
 	logf("%s %s: memory: RSS %.0fM; Go heap in use %.0fM, Go runtime total %.0fM; Pebble block cache %.0fM, memtables %.0fM",
