@@ -13,6 +13,11 @@
 //     probe rules: one fires at once on every purchase, one 2 s after one
 //     purchase in ten; a read_committed consumer times their triggers).
 //     One table, and the line vs_goka: events_per_s ours=N goka=M ratio=R.
+//     Before it, each phase logs from the processor's /metrics its cycles
+//     (events per cycle, milliseconds per phase), the store's figures
+//     (WAL bytes, flushes, compactions, cache hits) and the changelog
+//     records per event by kind (customer, timer, held, offsets), which
+//     the store's entries follow.
 //   - BenchmarkRestore: changelog restore rate of one partition.
 //   - BenchmarkProfileDrain: the drain in-process on kfake, for pprof.
 //
