@@ -94,7 +94,8 @@ type worker struct {
 	suppressed   []suppressed // the contact policy's records, counted at commit
 	chlogLast    atomic.Int64 // offset of the last changelog record produced; written by promises
 	// chlogCount counts the cycle's changelog records by kind and op
-	// (0 set, 1 delete), added to chlogRecords at commit.
+	// (0 set, 1 delete), added to chlogRecords at commit; runCycle
+	// clears it, so an aborted cycle's records are never counted.
 	chlogCount   [state.NumRecordKinds][2]int
 	chlogRecords [state.NumRecordKinds][2]prometheus.Counter
 	chlogPromise func(*kgo.Record, error)
@@ -667,7 +668,6 @@ func (w *worker) commit() error {
 			}
 		}
 	}
-	w.chlogCount = [state.NumRecordKinds][2]int{}
 	if w.erased > 0 {
 		w.p.m.erasures.Add(float64(w.erased))
 		w.p.stats.erasures.Add(int64(w.erased))

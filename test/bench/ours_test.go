@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -373,20 +372,29 @@ func seedState(b *testing.B, s settings, k *cluster, cfg processor.Config) int {
 
 // waitLogged waits until the processor's log has n lines with msg.
 func waitLogged(b *testing.B, p *proc, msg string, n int, timeout time.Duration) {
+	pollLog(b, p, fmt.Sprintf("%d %q lines", n, msg), timeout, func(data []byte) bool {
+		return bytes.Count(data, []byte(`"msg":"`+msg+`"`)) >= n
+	})
+}
+
+// pollLog reads the processor's log every 200 ms until done says it has what
+// the caller waits for (what, for the error), failing the benchmark if the
+// processor exits or timeout passes first.
+func pollLog(b *testing.B, p *proc, what string, timeout time.Duration, done func(log []byte) bool) {
 	deadline := time.Now().Add(timeout)
 	for {
 		data, err := os.ReadFile(p.logPath)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if bytes.Count(data, []byte(`"msg":"`+msg+`"`)) >= n {
+		if done(data) {
 			return
 		}
 		if err := p.exited(); err != nil {
-			b.Fatalf("processor died: %v", err)
+			b.Fatalf("processor died waiting for %s: %v (log %s)", what, err, p.logPath)
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("%d %q lines not logged within %s (log %s)", n, msg, timeout, p.logPath)
+			b.Fatalf("%s not logged within %s (log %s)", what, timeout, p.logPath)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -397,19 +405,13 @@ func waitLogged(b *testing.B, p *proc, msg string, n int, timeout time.Duration)
 // (records over the partitions' summed restore time) and the longest
 // partition's time.
 func waitRestore(b *testing.B, p *proc, partitions int32, timeout time.Duration) (int64, float64, float64) {
-	deadline := time.Now().Add(timeout)
-	for {
-		var recs int64
-		var secs, longest float64
+	var recs int64
+	var secs, longest float64
+	pollLog(b, p, fmt.Sprintf("the restore of %d partitions", partitions), timeout, func(log []byte) bool {
+		recs, secs, longest = 0, 0, 0
 		seen := map[int32]bool{}
-		f, err := os.Open(p.logPath)
-		if err != nil {
-			b.Fatal(err)
-		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			if !bytes.Contains(sc.Bytes(), []byte("restored partition from changelog")) {
+		for line := range bytes.Lines(log) {
+			if !bytes.Contains(line, []byte("restored partition from changelog")) {
 				continue
 			}
 			var l struct {
@@ -417,23 +419,14 @@ func waitRestore(b *testing.B, p *proc, partitions int32, timeout time.Duration)
 				Records   int64   `json:"records"`
 				Seconds   float64 `json:"seconds"`
 			}
-			if json.Unmarshal(sc.Bytes(), &l) == nil && !seen[l.Partition] {
+			if json.Unmarshal(line, &l) == nil && !seen[l.Partition] {
 				seen[l.Partition] = true
 				recs += l.Records
 				secs += l.Seconds
 				longest = max(longest, l.Seconds)
 			}
 		}
-		f.Close()
-		if int32(len(seen)) == partitions {
-			return recs, float64(recs) / max(secs, 1e-9), longest
-		}
-		if err := p.exited(); err != nil {
-			b.Fatalf("processor died while restoring: %v (log %s)", err, p.logPath)
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("restore of %d partitions not logged within %s (log %s)", partitions, timeout, p.logPath)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return int32(len(seen)) == partitions
+	})
+	return recs, float64(recs) / max(secs, 1e-9), longest
 }
