@@ -69,7 +69,11 @@ kafka-run:
 	log=test/kafka/.cache/test-kafka.log; rc=0; \
 	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -p 1 -count=1 -v -timeout 25m $(PKGS) >$$log 2>&1 || rc=$$?; \
 	grep -E '^(--- |ok |FAIL)|^ +--- |(crash|restart|poison|rebalance|retention)[a-z-]*: ' $$log || true; \
-	if [ $$rc -ne 0 ]; then echo "--- tail of $$log:"; tail -n 60 $$log; fi; \
+	if [ $$rc -ne 0 ]; then \
+		echo "--- output of each failed test:"; \
+		awk '/^=== RUN/ { buf = "" } { buf = buf $$0 "\n" } /^--- FAIL/ { printf "%s", buf; buf = "" }' $$log; \
+		echo "--- tail of $$log:"; tail -n 30 $$log; \
+	fi; \
 	exit $$rc
 
 # Benchmarks: the hot-path micro-benchmarks, then those that need Kafka, on

@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
-	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
 )
 
@@ -25,7 +24,7 @@ import (
 func baseOpts(cfg *Config, log *zap.Logger) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.WithLogger(kzap.New(log.Named("kgo"), kzap.Level(kgo.LogLevelWarn))),
+		kgo.WithLogger(newKgoLogger(log.Named("kgo"))),
 	}
 	if cfg.TLS.Enabled {
 		tc, err := tlsConfig(&cfg.TLS)

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -107,18 +108,30 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 		return nil
 	}
 	p.log.Info("restoring partition from changelog", zap.Int32("partition", part), zap.Int64("from", from), zap.Int64("to", end.Offset))
+	lastRecord := time.Now()
 	for last < end.Offset-1 {
-		fetches := cl.PollFetches(ctx)
+		pollCtx, cancel := context.WithTimeout(ctx, restoreStallCheck)
+		fetches := cl.PollFetches(pollCtx)
+		cancel()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// A long restore is progress, not a hang: /healthz stays up.
-		p.lastCycle.Store(time.Now().UnixNano())
 		var ferr error
-		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
+		fetches.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				ferr = err
+			}
+		})
 		if ferr != nil {
 			return &sessionError{fmt.Errorf("processor: restoring partition %d: %w", part, ferr)}
 		}
+		if fetches.NumRecords() == 0 {
+			p.restoreStalled(ctx, part, last, end.Offset, time.Since(lastRecord))
+			continue
+		}
+		lastRecord = time.Now()
+		// A long restore is progress, not a hang: /healthz stays up.
+		p.lastCycle.Store(lastRecord.UnixNano())
 		for _, r := range fetches.Records() {
 			last = r.Offset
 			if r.Attrs.IsControl() {
@@ -161,6 +174,31 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 	p.log.Info("restored partition from changelog", zap.Int32("partition", part), zap.Int64("records", n),
 		zap.Float64("seconds", secs), zap.Float64("records_per_second", float64(n)/max(secs, 1e-9)))
 	return nil
+}
+
+// restoreStallCheck is how long a restore waits for the changelog's next
+// records before it says why it is waiting.
+const restoreStallCheck = 5 * time.Second
+
+// restoreStalled says why a restore gets no records: a read_committed fetch
+// stops at the changelog's last stable offset, which an open transaction
+// holds back. One of this processor's own transactions was ended when its
+// producer started (fencing); another instance's, which owned the
+// partition before, ends within the transaction timeout. A transaction
+// open for longer is a hanging one, which only an operator can abort.
+func (p *Processor) restoreStalled(ctx context.Context, part int32, last, end int64, waited time.Duration) {
+	lso := int64(-1)
+	reqCtx, cancel := context.WithTimeout(ctx, restoreStallCheck)
+	stable, err := p.adm.ListCommittedOffsets(reqCtx, p.cfg.Topics.Changelog)
+	cancel()
+	if o, ok := stable.Lookup(p.cfg.Topics.Changelog, part); err == nil && ok && o.Err == nil {
+		lso = o.Offset
+	}
+	p.log.Warn("restore waiting for the changelog: a read_committed fetch stops at the last stable offset, which an open transaction holds back; "+
+		"a transaction is aborted after the transaction timeout, and one open for longer is a hanging transaction (kafka-transactions.sh find-hanging, then abort)",
+		zap.Int32("partition", part), zap.Int64("restored_to", last), zap.Int64("last_stable_offset", lso),
+		zap.Int64("end", end), zap.Duration("waited", waited.Round(time.Second)),
+		zap.Duration("transaction_timeout", p.cfg.TransactionTimeout), zap.NamedError("lso_error", err))
 }
 
 // repairCut deals with a changelog that ends in a batch a crash cut short

@@ -70,7 +70,16 @@ type Child struct {
 // NewChild prepares a child that runs bin with the config file config,
 // writing its output to log; ops is its ops endpoint (see WriteConfig).
 func NewChild(t testing.TB, bin, config string, log *os.File, ops string) *Child {
-	return &Child{t: t, Bin: bin, Config: config, Log: log, Ops: ops}
+	c := &Child{t: t, Bin: bin, Config: config, Log: log, Ops: ops}
+	// A test that stops early (t.Fatal) would otherwise leave the child
+	// running: it would go on consuming, and take the CPU of the tests
+	// after it.
+	t.Cleanup(func() {
+		if c.Running() {
+			c.Kill()
+		}
+	})
+	return c
 }
 
 // Start starts the child.
@@ -240,11 +249,68 @@ func WaitCaughtUp(t testing.TB, c *Cluster, cfg processor.Config, ch *Child) {
 		if time.Now().After(deadline) {
 			// The log is in a temporary directory that the test's end
 			// removes: say what went wrong here.
-			t.Fatalf("group not caught up within 90s: %d records behind (-1: unknown), last check error %v (log: %s)%s",
-				behind, lastErr, ch.Log.Name(), logProblems(ch.Log.Name()))
+			t.Fatalf("group not caught up within 90s: %d records behind (-1: unknown), last check error %v (log: %s)%s%s",
+				behind, lastErr, ch.Log.Name(), logProblems(ch.Log.Name()), ch.dumpStacks())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// dumpStacks makes a child that is stuck print its goroutines (Go's runtime
+// does on SIGQUIT, and exits) and returns the log's last info lines and the
+// goroutines in the processor's code and in kgo's group loop, for a failure
+// message: the log is in a directory the test's end removes.
+func (c *Child) dumpStacks() string {
+	if !c.Running() {
+		return ""
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		c.Kill()
+	}
+	data, err := os.ReadFile(c.Log.Name())
+	if err != nil {
+		return fmt.Sprintf("\n(reading the log: %v)", err)
+	}
+	text := string(data)
+	dump := ""
+	if i := strings.Index(text, "\ngoroutine "); i >= 0 {
+		text, dump = text[:i], text[i+1:]
+	}
+	var info []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, `{"level":"info"`) {
+			info = append(info, cut(l, 300))
+		}
+	}
+	info = info[max(0, len(info)-10):]
+	var stuck []string
+	for _, g := range strings.Split(dump, "\n\n") {
+		// The processor's goroutines, and kgo's group loop (joining,
+		// fetching the group's offsets).
+		if strings.Contains(g, "triggerd/triggerd/processor.") || strings.Contains(g, "kgo.(*groupConsumer)") {
+			lines := strings.Split(g, "\n")
+			lines = lines[:min(len(lines), 24)]
+			for i, l := range lines {
+				if j := strings.Index(l, " fp="); j > 0 {
+					lines[i] = l[:j] // the frame's pointers: noise here
+				}
+			}
+			stuck = append(stuck, strings.Join(lines, "\n"))
+		}
+	}
+	return fmt.Sprintf("\nlast %d info lines of the log:\n%s\ngoroutines of the processor and kgo's group at SIGQUIT (%d):\n%s",
+		len(info), strings.Join(info, "\n"), len(stuck), strings.Join(stuck, "\n\n"))
+}
+
+// cut shortens a line to at most n bytes.
+func cut(l string, n int) string {
+	if len(l) > n {
+		return l[:n] + "..."
+	}
+	return l
 }
 
 // WorkDir returns a directory for a test's state and logs: $TEST_KEEP_DIR
@@ -270,10 +336,7 @@ func logProblems(path string) string {
 	var lines []string
 	for _, l := range strings.Split(string(data), "\n") {
 		if strings.HasPrefix(l, `{"level":"warn"`) || strings.HasPrefix(l, `{"level":"error"`) {
-			if len(l) > 400 {
-				l = l[:400] + "..."
-			}
-			lines = append(lines, l)
+			lines = append(lines, cut(l, 400))
 		}
 	}
 	if len(lines) == 0 {
