@@ -38,7 +38,7 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 	if err != nil {
 		return err
 	}
-	from := offs.Changelog + 1
+	from := offs.Persisted + 1
 	ends, err := p.adm.ListEndOffsets(ctx, p.cfg.Topics.Changelog)
 	if err != nil {
 		return &sessionError{fmt.Errorf("processor: changelog end offsets: %w", err)}

@@ -18,6 +18,7 @@ import (
 func TestStoreCollector(t *testing.T) {
 	cfg := state.DefaultConfig()
 	cfg.Dir, cfg.FS = "db", vfs.NewMem()
+	cfg.WriteBackCommits = 1 // the commit below writes to Pebble at once
 	store, err := state.Open(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
 
 	"github.com/triggerd/triggerd/schemas"
 )
@@ -17,36 +18,48 @@ import (
 // and before the Pebble apply: store B runs the same batches as store A, but
 // loses batch k (Abort), catches up with A's changelog records of batch k,
 // and goes on. From then on B must behave exactly as A.
+//
+// With customer records in write-back, B replays from the offset Pebble
+// holds everything up to (Offsets.Persisted), as the processor's restore
+// does, which may be some batches before k.
 func TestRestoreOnTopOfOlderState(t *testing.T) {
-	for k := 1; k < 12; k++ {
-		for lost := 1; lost <= 3; lost++ {
-			t.Run(fmt.Sprintf("from%d_lost%d", k, lost), func(t *testing.T) { restoreOnTop(t, k, lost) })
+	for _, writeBack := range []int{1, 3} {
+		for k := 1; k < 12; k++ {
+			for lost := 1; lost <= 3; lost++ {
+				t.Run(fmt.Sprintf("writeback%d_from%d_lost%d", writeBack, k, lost), func(t *testing.T) { restoreOnTop(t, k, lost, writeBack) })
+			}
 		}
 	}
 }
 
 // restoreOnTop: B loses batches [k, k+lost) (Pebble without fsync loses its
-// last batches in a crash) and replays them from A's changelog.
-func restoreOnTop(t *testing.T, k, lost int) {
-	a := openStore(t, vfs.NewMem())
-	b := openStore(t, vfs.NewMem())
+// last batches in a crash) and replays them from A's changelog. Both keep
+// customer records in write-back for up to writeBack commits.
+func restoreOnTop(t *testing.T, k, lost, writeBack int) {
+	cfg := testConfig(vfs.NewMem())
+	cfg.WriteBackCommits = writeBack
+	a, err := Open(cfg, zap.NewNop())
+	must(t, err)
+	t.Cleanup(func() { a.Close() })
+	cfg.FS = vfs.NewMem()
+	b, err := Open(cfg, zap.NewNop())
+	must(t, err)
+	t.Cleanup(func() { b.Close() })
 	pa, pb := a.Partition(3), b.Partition(3)
 	var log []record
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var heldA, heldB []int64
 	var nextA, nextB int64
-	var lostFrom int
 	for batch := 0; batch < 16; batch++ {
 		now := base.Add(time.Duration(batch) * time.Hour)
 		first := len(log)
 		outA := randomBatch(t, pa, rand.New(rand.NewPCG(uint64(batch), 2)), now, &heldA, &nextA)
 		log = runBatch(t, pa, log)
-		if batch == k {
-			lostFrom = first
-		}
 		if batch >= k && batch < k+lost {
 			if batch == k+lost-1 {
-				for _, r := range log[lostFrom:] {
+				offs, err := pb.Offsets()
+				must(t, err)
+				for _, r := range log[offs.Persisted+1:] {
 					must(t, pb.ApplyChangelog(r.key, r.value, r.offset))
 				}
 				must(t, pb.FlushRestore())
@@ -59,8 +72,12 @@ func restoreOnTop(t *testing.T, k, lost int) {
 		if outA != outB {
 			t.Fatalf("batch %d: A did %s\nB did %s", batch, outA, outB)
 		}
-		runBatch(t, pb, nil)
+		// B commits with A's offsets for the same records; a copy, so
+		// that A's log stays as it is.
+		runBatch(t, pb, log[:first:first])
 	}
+	must(t, pa.writeBackAll())
+	must(t, pb.writeBackAll())
 	da, db := dump(t, a, 3), dump(t, b, 3)
 	if !reflect.DeepEqual(stripMeta(da), stripMeta(db)) {
 		t.Errorf("state differs after a restore of batches [%d,%d):\nA %q\nB %q", k, k+lost, stripMeta(da), stripMeta(db))

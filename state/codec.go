@@ -1416,6 +1416,12 @@ type Offsets struct {
 	// Changelog is the offset of the last changelog record the state
 	// reflects, or -1 when none.
 	Changelog int64
+	// Persisted is the offset up to which Pebble holds the state, or -1:
+	// a restore replays the changelog from the next one. It is behind
+	// Changelog while customer records of the last commits are in
+	// write-back (see Config.WriteBackCommits); the restore then also
+	// applies those commits' records again, which is harmless.
+	Persisted int64
 }
 
 // appendOffsets appends the encoding of the inputs (topics in the order

@@ -29,6 +29,19 @@ type Config struct {
 	// times as many timers (about 100 bytes each), so that scheduling and
 	// cancelling a hot customer's timers skips the timer index read.
 	CachedCustomers int
+	// WriteBackCommits is how many commits a customer record may stay out
+	// of Pebble (write-back): a commit keeps its customer records in
+	// memory, encoded, and every WriteBackCommits commits (or sooner, at
+	// WriteBackBytes) writes them all in one go, so a hot customer updated
+	// in every commit is written to Pebble once instead of that many times.
+	// The changelog gets every commit's records as before: after a crash
+	// the restore replays it from the last write-back, not the last commit
+	// (see Partition.Offsets). 0 means 16; 1 writes every commit's records
+	// (write-through).
+	WriteBackCommits int
+	// WriteBackBytes bounds the encoded customer records a partition keeps
+	// out of Pebble; 0 means 2 MiB.
+	WriteBackBytes int
 	// SyncWrites fsyncs every batch commit. Off by default: the changelog
 	// topic is the durable copy, and a batch lost in a crash is replayed
 	// from it. On, a crash loses no committed batch (slower commits).
@@ -40,10 +53,12 @@ type Config struct {
 }
 
 const (
-	defaultCacheBytes      = 256 << 20
-	defaultMemTableBytes   = 64 << 20
-	defaultCachedCustomers = 1024
-	maxMemTableBytes       = 4<<30 - 1 // Pebble's limit
+	defaultCacheBytes       = 256 << 20
+	defaultMemTableBytes    = 64 << 20
+	defaultCachedCustomers  = 1024
+	defaultWriteBackCommits = 16
+	defaultWriteBackBytes   = 2 << 20
+	maxMemTableBytes        = 4<<30 - 1 // Pebble's limit
 )
 
 // DefaultConfig returns the defaults. Dir is relative to the working
@@ -64,6 +79,12 @@ func (c Config) Validate() error {
 	}
 	if c.CacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("state: CacheBytes is %d: want >= 0 (0 = default)", c.CacheBytes))
+	}
+	if c.WriteBackCommits < 0 {
+		errs = append(errs, fmt.Errorf("state: WriteBackCommits is %d: want >= 0 (0 = default, 1 = write-through)", c.WriteBackCommits))
+	}
+	if c.WriteBackBytes < 0 {
+		errs = append(errs, fmt.Errorf("state: WriteBackBytes is %d: want >= 0 (0 = default)", c.WriteBackBytes))
 	}
 	if c.MemTableBytes < 0 || c.MemTableBytes > maxMemTableBytes {
 		errs = append(errs, fmt.Errorf("state: MemTableBytes is %d: want 0 (default) to %d", c.MemTableBytes, int64(maxMemTableBytes)))

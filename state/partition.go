@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/triggerd/triggerd/schemas"
@@ -81,10 +82,28 @@ type Partition struct {
 	offsetsVal span
 
 	// Offsets: committed, and the working copy the batch updates.
+	// committedChangelog is the last committed batch's changelog offset;
+	// flushedChangelog, the one Pebble's offsets record holds, is the last
+	// write-back's (see writeBack).
 	committedInputs    map[string]int64
 	committedChangelog int64
+	flushedChangelog   int64
 	inputs             map[string]int64
 	offsetsDirty       bool
+
+	// writeBack holds the committed customer records that are not in
+	// Pebble yet, encoded (see Config.WriteBackCommits). Commit changes it
+	// under writeBackMu, which ReadCustomer takes to read it from another
+	// goroutine; the worker's own reads need no lock.
+	writeBack      map[schemas.CustomerID][]byte
+	writeBackBytes int      // the encoded bytes it holds
+	writeBackSince int      // commits since it was last empty
+	writeBackFree  [][]byte // buffers of written-back records, for reuse
+	// writeBackFreeBytes is their capacity.
+	writeBackFreeBytes int
+	writeBackMu        sync.Mutex
+	// The write-back limits: commits and bytes (see Config).
+	maxWriteBackCommits, maxWriteBackBytes int
 
 	// The pending-timer count, committed and working.
 	committedPending int64
@@ -153,6 +172,10 @@ func newPartition(s *Store, num int32) *Partition {
 		inputs:          make(map[string]int64),
 		custCache:       newCache[schemas.CustomerID, *schemas.Customer](s.cached),
 		timerCache:      newCache[string, storedTimer](timersPerCustomer * s.cached),
+		writeBack:       make(map[schemas.CustomerID][]byte),
+
+		maxWriteBackCommits: s.writeBackCommits,
+		maxWriteBackBytes:   s.writeBackBytes,
 	}
 	p.batch = s.db.NewBatch()
 	if err := p.load(); err != nil {
@@ -176,6 +199,7 @@ func (p *Partition) load() error {
 			return fmt.Errorf("state: partition %d: %w", p.num, err)
 		}
 	}
+	p.flushedChangelog = p.committedChangelog
 	if p.committedPending, err = p.loadCount(metaTimers, "timer count"); err != nil {
 		return err
 	}
@@ -311,6 +335,17 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 		return c, nil
 	}
 	c := p.newCustomer()
+	if v, ok := p.writeBack[id]; ok {
+		// Committed, not yet in Pebble, and evicted from the cache.
+		if err := decodeCustomerWith(v, c, &p.names); err != nil {
+			p.freeCustomer(c)
+			return nil, fmt.Errorf("state: partition %d: customer %q: %w", p.num, id, err)
+		}
+		c.ID = id
+		p.custIdx[id] = len(p.custs)
+		p.custs = append(p.custs, custEntry{id: id, c: c})
+		return c, nil
+	}
 	p.key = appendCustomerKey(p.key[:0], p.num, id)
 	v, closer, err := p.db.Get(p.key)
 	switch {
@@ -437,7 +472,7 @@ func (p *Partition) Offsets() (Offsets, error) {
 	if p.err != nil {
 		return Offsets{}, p.err
 	}
-	return Offsets{Inputs: maps.Clone(p.committedInputs), Changelog: p.committedChangelog}, nil
+	return Offsets{Inputs: maps.Clone(p.committedInputs), Changelog: p.committedChangelog, Persisted: p.flushedChangelog}, nil
 }
 
 // sortedTopics returns the topics of p.inputs in order, in a reused slice.
@@ -558,12 +593,22 @@ func (p *Partition) Commit(changelogOffset int64) error {
 		return fmt.Errorf("state: partition %d: Commit during a restore: call FlushRestore", p.num)
 	}
 	p.seal()
+	// ReadCustomer reads the write-back and a Pebble snapshot under this
+	// lock: it sees both before this commit or both after it.
+	p.writeBackMu.Lock()
+	defer p.writeBackMu.Unlock()
+	wasEmpty := len(p.writeBack) == 0
 	for i := range p.custs {
 		e := &p.custs[i]
 		var err error
-		if e.erased {
+		switch {
+		case e.erased:
+			// Written through: an erasure leaves no key behind.
+			p.dropWriteBack(e.id)
 			err = p.batch.Delete(p.bytes(e.key), nil)
-		} else {
+		case p.maxWriteBackCommits > 1:
+			p.keepWriteBack(e.id, p.bytes(e.val))
+		default:
 			err = p.batch.Set(p.bytes(e.key), p.bytes(e.val), nil)
 		}
 		if err != nil {
@@ -580,7 +625,27 @@ func (p *Partition) Commit(changelogOffset int64) error {
 	if changelogOffset >= 0 {
 		changelog = changelogOffset
 	}
-	if err := p.writeMeta(p.offsetsDirty || changelog != p.committedChangelog, changelog); err != nil {
+	// flushed is what Pebble will hold every record up to: this commit's
+	// offset once the write-back is empty; while it is not, the offset
+	// of the last commit before it filled (this batch's records all come
+	// after that one).
+	flushed := p.flushedChangelog
+	if len(p.writeBack) > 0 {
+		p.writeBackSince++
+		if p.writeBackSince >= p.maxWriteBackCommits || p.writeBackBytes >= p.maxWriteBackBytes {
+			if err := p.flushWriteBack(); err != nil {
+				return err
+			}
+		}
+	}
+	switch {
+	case len(p.writeBack) == 0:
+		flushed = changelog
+		p.writeBackSince = 0
+	case wasEmpty:
+		flushed = p.committedChangelog
+	}
+	if err := p.writeMeta(p.offsetsDirty || flushed != p.flushedChangelog, flushed); err != nil {
 		return err
 	}
 	if !p.batch.Empty() {
@@ -588,7 +653,87 @@ func (p *Partition) Commit(changelogOffset int64) error {
 			return p.writeErr(err)
 		}
 	}
+	p.flushedChangelog = flushed
 	p.committed(changelog)
+	return nil
+}
+
+// keepWriteBack keeps v, the committed record of customer id, in the
+// write-back, in a buffer of its own (v is the batch's).
+func (p *Partition) keepWriteBack(id schemas.CustomerID, v []byte) {
+	old, ok := p.writeBack[id]
+	if !ok {
+		if n := len(p.writeBackFree); n > 0 {
+			old = p.writeBackFree[n-1][:0]
+			p.writeBackFree = p.writeBackFree[:n-1]
+			p.writeBackFreeBytes -= cap(old)
+		}
+	}
+	p.writeBackBytes += len(v) - len(old)
+	p.writeBack[id] = append(old[:0], v...)
+}
+
+// dropWriteBack forgets customer id's record in the write-back, if any.
+func (p *Partition) dropWriteBack(id schemas.CustomerID) {
+	if v, ok := p.writeBack[id]; ok {
+		p.writeBackBytes -= len(v)
+		delete(p.writeBack, id)
+		p.freeWriteBack(v)
+	}
+}
+
+// writeBackBufCap is the largest buffer kept for reuse: a hot customer's
+// buffer is not kept for a cold one.
+const writeBackBufCap = 4 << 10
+
+// freeWriteBack keeps v for reuse while the kept buffers stay within the
+// write-back's own byte bound, and leaves it to the GC otherwise.
+func (p *Partition) freeWriteBack(v []byte) {
+	if cap(v) <= writeBackBufCap && p.writeBackFreeBytes+cap(v) <= p.maxWriteBackBytes {
+		p.writeBackFree = append(p.writeBackFree, v)
+		p.writeBackFreeBytes += cap(v)
+	}
+}
+
+// flushWriteBack adds every record of the write-back to the batch and
+// empties it. The records are committed ones: they may go into any batch.
+func (p *Partition) flushWriteBack() error {
+	for id, v := range p.writeBack {
+		p.key = appendCustomerKey(p.key[:0], p.num, id)
+		// Set copies the value into the batch: the buffer is free after.
+		if err := p.batch.Set(p.key, v, nil); err != nil {
+			return p.writeErr(err)
+		}
+		delete(p.writeBack, id)
+		p.freeWriteBack(v)
+	}
+	p.writeBackBytes = 0
+	return nil
+}
+
+// writeBackAll writes the write-back to Pebble with the offsets of the last
+// commit, between batches: Store.Close calls it, so that a clean stop leaves
+// Pebble up to date and the next start restores nothing.
+func (p *Partition) writeBackAll() error {
+	if p.err != nil || len(p.writeBack) == 0 || p.restoring || p.sealed ||
+		len(p.custs) > 0 || len(p.timers) > 0 || len(p.held) > 0 || !p.batch.Empty() {
+		return nil // nothing to do, or a batch is open: the restore replays
+	}
+	p.writeBackMu.Lock()
+	defer p.writeBackMu.Unlock()
+	if err := p.flushWriteBack(); err != nil {
+		return err
+	}
+	// Between batches, the working offsets are the committed ones.
+	if err := p.writeMeta(true, p.committedChangelog); err != nil {
+		return err
+	}
+	if err := p.batch.Commit(p.writeOpts); err != nil {
+		return p.writeErr(err)
+	}
+	p.batch.Reset()
+	p.flushedChangelog = p.committedChangelog
+	p.writeBackSince = 0
 	return nil
 }
 

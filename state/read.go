@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -45,18 +46,36 @@ func (s *Store) ReadCustomer(part int32, id schemas.CustomerID) (cs CustomerStat
 	if s.mu.closed {
 		return cs, false, errClosed
 	}
+	// A customer record may be committed and not yet in Pebble (in the
+	// partition's write-back): the snapshot and that record are taken
+	// under the lock Commit holds, so that both are as of the same commit.
+	var v []byte
+	h := s.mu.parts[part]
+	if h != nil {
+		h.writeBackMu.Lock()
+	}
 	snap := s.db.NewSnapshot()
+	if h != nil {
+		v = slices.Clone(h.writeBack[id])
+		h.writeBackMu.Unlock()
+	}
 	defer snap.Close()
 	num := uint32(part)
-	v, closer, err := snap.Get(appendCustomerKey(nil, num, id))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
-		return cs, false, fmt.Errorf("state: partition %d: read customer %q: %w", part, id, err)
-	default:
-		err = decodeCustomer(v, &cs.Customer)
-		closer.Close()
-		if err != nil {
+	if v == nil {
+		var closer io.Closer
+		v, closer, err = snap.Get(appendCustomerKey(nil, num, id))
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			v = nil
+		case err != nil:
+			return cs, false, fmt.Errorf("state: partition %d: read customer %q: %w", part, id, err)
+		default:
+			v = slices.Clone(v)
+			closer.Close()
+		}
+	}
+	if v != nil {
+		if err := decodeCustomer(v, &cs.Customer); err != nil {
 			return cs, false, fmt.Errorf("state: partition %d: customer %q: %w", part, id, err)
 		}
 		found = true

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/triggerd/triggerd/schemas"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -42,7 +43,13 @@ func (p *Partition) Repair(keys [][]byte, fn func(key, value []byte) error) erro
 		var v []byte
 		var err error
 		switch k[0] {
-		case kindCustomer, kindHeld:
+		case kindCustomer:
+			if wb, ok := p.writeBack[schemas.CustomerID(k[1:])]; ok {
+				v = wb // committed, not yet in Pebble
+				break
+			}
+			v, err = p.committedValue(full)
+		case kindHeld:
 			v, err = p.committedValue(full)
 		case kindReverse:
 			// The changelog carries a timer under its reverse key;

@@ -31,6 +31,15 @@ func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 		p.restoring = true
 		// The changelog may replace any record.
 		p.custCache.clear(p.freeCustomer)
+		// The write-back's records are all after the offset the restore
+		// starts from (Offsets), so the restore applies them again, or
+		// newer ones.
+		p.writeBackMu.Lock()
+		for id := range p.writeBack {
+			p.dropWriteBack(id)
+		}
+		p.writeBackSince = 0
+		p.writeBackMu.Unlock()
 		// (The timer cache stays: restored timers go through the
 		// overlay, and FlushRestore updates the cache like Commit.)
 		// Restored timers may be due at any time.
@@ -160,6 +169,7 @@ func (p *Partition) FlushRestore() error {
 			return p.writeErr(err)
 		}
 	}
+	p.flushedChangelog = changelog
 	p.committed(changelog)
 	return nil
 }

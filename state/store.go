@@ -34,6 +34,8 @@ type Store struct {
 	log       *zap.Logger
 	writeOpts *pebble.WriteOptions
 	cached    int // customers cached per partition (0: none)
+	// Write-back of customer records, per partition (see Config).
+	writeBackCommits, writeBackBytes int
 
 	// Write stalls, counted by the event listener for Metrics.
 	stalls, stallNanos, stallStart atomic.Int64
@@ -64,7 +66,14 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		fs = vfs.Default
 	}
 	log = log.With(zap.String("dir", cfg.Dir))
-	s := &Store{log: log, writeOpts: pebble.NoSync, cached: cfg.CachedCustomers}
+	if cfg.WriteBackCommits == 0 {
+		cfg.WriteBackCommits = defaultWriteBackCommits
+	}
+	if cfg.WriteBackBytes == 0 {
+		cfg.WriteBackBytes = defaultWriteBackBytes
+	}
+	s := &Store{log: log, writeOpts: pebble.NoSync, cached: cfg.CachedCustomers,
+		writeBackCommits: cfg.WriteBackCommits, writeBackBytes: cfg.WriteBackBytes}
 	opts := &pebble.Options{
 		FS:           fs,
 		CacheSize:    cfg.CacheBytes,
@@ -189,7 +198,8 @@ func (s *Store) checkLayout() error {
 }
 
 // Close closes the store. Every partition worker must have stopped; their
-// handles fail from now on. Uncommitted batches are dropped.
+// handles fail from now on. Uncommitted batches are dropped; committed
+// customer records in write-back are written.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,7 +209,9 @@ func (s *Store) Close() error {
 	s.mu.closed = true
 	var errs []error
 	for _, p := range s.mu.parts {
-		errs = append(errs, p.close(errClosed))
+		// A clean stop leaves no customer record in write-back only:
+		// the next start then has nothing to restore.
+		errs = append(errs, p.writeBackAll(), p.close(errClosed))
 	}
 	s.mu.parts = nil
 	if err := s.db.Close(); err != nil {

@@ -20,6 +20,9 @@ func testConfig(fs vfs.FS) Config {
 	cfg.FS = fs
 	cfg.CacheBytes = 8 << 20
 	cfg.MemTableBytes = 4 << 20
+	// Write-through: most tests check what Pebble holds after a commit.
+	// The write-back tests (writeback_test.go) turn it on.
+	cfg.WriteBackCommits = 1
 	return cfg
 }
 
@@ -68,11 +71,11 @@ func TestConfigValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	err := Config{CacheBytes: -1, MemTableBytes: 5 << 30}.Validate()
+	err := Config{CacheBytes: -1, MemTableBytes: 5 << 30, WriteBackCommits: -1, WriteBackBytes: -1}.Validate()
 	if err == nil {
 		t.Fatal("bad config validated")
 	}
-	for _, want := range []string{"Dir", "CacheBytes", "MemTableBytes"} {
+	for _, want := range []string{"Dir", "CacheBytes", "MemTableBytes", "WriteBackCommits", "WriteBackBytes"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not report %s", err, want)
 		}

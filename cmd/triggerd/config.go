@@ -69,8 +69,12 @@ type StateConfig struct {
 	CacheBytes int64  `yaml:"cache_bytes"`
 	// CachedCustomers: decoded customer records kept per partition
 	// between cycles (0: 1024; negative: off).
-	CachedCustomers int  `yaml:"cached_customers"`
-	SyncWrites      bool `yaml:"sync_writes"` // fsync every batch (the changelog is the durable copy anyway)
+	CachedCustomers int `yaml:"cached_customers"`
+	// WriteBackCommits: cycles a customer record may stay out of Pebble
+	// (0: 16; 1: write every cycle's records). A crash costs a restore of
+	// that many cycles of changelog.
+	WriteBackCommits int  `yaml:"write_back_commits"`
+	SyncWrites       bool `yaml:"sync_writes"` // fsync every batch (the changelog is the durable copy anyway)
 }
 
 // OpsConfig is the HTTP endpoint for /metrics, /healthz and /readyz.
@@ -133,6 +137,7 @@ func (c *Config) stateConfig() state.Config {
 	sc.Dir = c.State.Dir
 	sc.CacheBytes = c.State.CacheBytes
 	sc.CachedCustomers = c.State.CachedCustomers
+	sc.WriteBackCommits = c.State.WriteBackCommits
 	sc.SyncWrites = c.State.SyncWrites
 	return sc
 }

@@ -47,6 +47,10 @@ type settings struct {
 	// compression (BENCH_COMPRESSION): the processor's produce codec
 	// (kafka.compression), default snappy.
 	compression string
+	// writeBack (BENCH_WRITE_BACK_COMMITS): the processor's
+	// state.write_back_commits, 0 for its default; 1 writes every cycle's
+	// customer records to Pebble (write-through), to compare.
+	writeBack int
 	// pprofDir (BENCH_PPROF): write CPU profiles of the processor's
 	// drain (its first BENCH_PPROF_SECONDS) and live phase there, as
 	// <cluster>-<mode>-drain.pprof and -live.pprof.
@@ -72,6 +76,7 @@ func loadSettings(b *testing.B) settings {
 		settle:         envInt(b, "BENCH_SETTLE", 0) == 1,
 		pprofDir:       os.Getenv("BENCH_PPROF"),
 		compression:    "snappy",
+		writeBack:      envInt(b, "BENCH_WRITE_BACK_COMMITS", 0),
 		pprofSecs:      envDuration(b, "BENCH_PPROF_SECONDS", 10*time.Second),
 	}
 	s.kfakeStateCustomers = envInt(b, "BENCH_KFAKE_STATE_CUSTOMERS", min(2_000_000, s.stateCustomers))
