@@ -12,13 +12,15 @@ import (
 )
 
 // The read-only view for operators (the admin API) and for verification
-// (tests that prove an erase). It reads the committed state in Pebble and
-// never touches a Partition handle, so it cannot race the partition worker
-// that owns it: Pebble is safe for concurrent use, and every Commit (or
-// FlushRestore) is one atomic Pebble batch, so a Pebble snapshot sees the
-// state after some whole batch, never half of one. The price is that it
-// shows the state as of the last committed cycle, which is what an operator
-// wants anyway (a batch in flight may still abort).
+// (tests that prove an erase). It reads the committed state in Pebble, and
+// of a Partition handle only the write-back (customer records committed
+// but not yet in Pebble), under the lock Commit holds to change it, so it
+// cannot race the partition worker that owns the handle: Pebble is safe for
+// concurrent use, and every Commit (or FlushRestore) is one atomic Pebble
+// batch, so a Pebble snapshot taken under that lock, with the write-back,
+// sees the state after some whole batch, never half of one. The price is
+// that it shows the state as of the last committed cycle, which is what an
+// operator wants anyway (a batch in flight may still abort).
 
 // CustomerState is one customer's committed state: the record and the
 // pending timers (deferred triggers included), as of the last committed
@@ -136,11 +138,13 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
-// ScanPartition calls fn for every committed key of partition part, in key
-// order, with the partition prefix included: a raw view for verification
-// (that an erased customer left no key behind, whatever the kind). The
-// buffers are valid only during the call. It is safe to call while the
-// partition's worker runs; it scans a snapshot.
+// ScanPartition calls fn for every committed key of partition part in
+// Pebble, in key order, with the partition prefix included: a raw view for
+// verification (that an erased customer left no key behind, whatever the
+// kind). A customer record still in the partition's write-back shows its
+// older Pebble value, or none (see the package doc); an erasure is never
+// behind. The buffers are valid only during the call. It is safe to call
+// while the partition's worker runs; it scans a snapshot.
 func (s *Store) ScanPartition(part int32, fn func(key, value []byte) error) error {
 	if part < 0 {
 		return fmt.Errorf("state: negative partition %d", part)
