@@ -237,3 +237,49 @@ func TestWriteBackCrashRecovery(t *testing.T) {
 	}
 	closeStore(t, s)
 }
+
+// TestWriteBackReadWhileCommitting: ReadCustomer, from another goroutine
+// while the worker commits, sees whole commits: the record (often in the
+// write-back) and the timers (in Pebble) of the same one. Each commit sets
+// the customer's Events to i and moves its timer to i.
+func TestWriteBackReadWhileCommitting(t *testing.T) {
+	s := openWriteBack(t, vfs.NewMem(), 5, -1)
+	defer closeStore(t, s)
+	p := part(t, s, 4)
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	reads := 0
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			cs, found, err := s.ReadCustomer(4, "hot")
+			if err != nil {
+				errs <- err
+				return
+			}
+			reads++
+			if !found {
+				continue
+			}
+			if len(cs.Timers) != 1 || cs.Timers[0].Due.UnixMilli() != cs.Customer.Events {
+				errs <- fmt.Errorf("read events=%d with timers %q: not one commit", cs.Customer.Events, refs(cs.Timers))
+				return
+			}
+		}
+	}()
+	for i := int64(1); i <= 300; i++ {
+		customer(t, p, "hot").Events = i
+		must(t, p.Schedule(tm("hot", "t", i)))
+		must(t, p.Commit(i))
+	}
+	close(done)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d reads during 300 commits", reads)
+}
