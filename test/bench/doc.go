@@ -30,7 +30,8 @@
 // BENCH_WARMUP, BENCH_SATURATE, BENCH_LATENESS, BENCH_GOKA (0 skips the peer), BENCH_COMPRESSION (the
 // processor's kafka.compression, default snappy), BENCH_WRITE_BACK_COMMITS
 // (the processor's state.write_back_commits; 1 is write-through, to
-// compare), BENCH_SETTLE=1 (restore
+// compare), BENCH_CACHED_CUSTOMERS (the processor's state.cached_customers),
+// BENCH_SETTLE=1 (restore
 // with a processor on empty inputs and wait until Pebble stops compacting
 // before the drain, to weigh what the restore leaves behind), and
 // BENCH_PPROF=dir with BENCH_PPROF_SECONDS to write CPU profiles of the

@@ -131,6 +131,7 @@ func runOurs(b *testing.B, s settings, k *cluster, registryURL string, reg *sr.C
 state:
   dir: %s
   write_back_commits: %d
+  cached_customers: %d
 ops:
   addr: %s
   pprof: %t
@@ -141,7 +142,7 @@ log:
   level: info
 `, strings.Join(k.brokers, ", "), group, mode, topics.Clickstream, topics.Transactions, topics.Profiles,
 			cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.Topics.Suppressions, registryURL,
-			s.lateness, s.compression, filepath.Join(dir, "state"), s.writeBack, ops, s.pprofDir != "", rulesFile)
+			s.lateness, s.compression, filepath.Join(dir, "state"), s.writeBack, s.cachedCustomers, ops, s.pprofDir != "", rulesFile)
 	}
 	confFile := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(confFile, []byte(config(cfg.Group, cfg.Topics)), 0o600); err != nil {

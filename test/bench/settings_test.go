@@ -51,6 +51,9 @@ type settings struct {
 	// state.write_back_commits, 0 for its default; 1 writes every cycle's
 	// customer records to Pebble (write-through), to compare.
 	writeBack int
+	// cachedCustomers (BENCH_CACHED_CUSTOMERS): the processor's
+	// state.cached_customers, 0 for its default.
+	cachedCustomers int
 	// pprofDir (BENCH_PPROF): write CPU profiles of the processor's
 	// drain (its first BENCH_PPROF_SECONDS) and live phase there, as
 	// <cluster>-<mode>-drain.pprof and -live.pprof.
@@ -60,24 +63,25 @@ type settings struct {
 
 func loadSettings(b *testing.B) settings {
 	s := settings{
-		clusters:       []string{"real", "kfake"},
-		modes:          []string{"exactly_once", "at_least_once"},
-		partitions:     int32(envInt(b, "BENCH_PARTITIONS", 12)),
-		customers:      envInt(b, "BENCH_CUSTOMERS", 1_000_000),
-		events:         envInt(b, "BENCH_EVENTS", 2_000_000),
-		span:           envDuration(b, "BENCH_SPAN", 90*time.Minute),
-		stateCustomers: envInt(b, "BENCH_STATE_CUSTOMERS", 1_000_000),
-		live:           envDuration(b, "BENCH_LIVE", 30*time.Second),
-		liveRate:       float64(envInt(b, "BENCH_LIVE_RATE", 0)),
-		saturate:       envDuration(b, "BENCH_SATURATE", 15*time.Second),
-		warmup:         envDuration(b, "BENCH_WARMUP", 5*time.Second),
-		lateness:       envDuration(b, "BENCH_LATENESS", 100*time.Millisecond),
-		goka:           envInt(b, "BENCH_GOKA", 1) == 1,
-		settle:         envInt(b, "BENCH_SETTLE", 0) == 1,
-		pprofDir:       os.Getenv("BENCH_PPROF"),
-		compression:    "snappy",
-		writeBack:      envInt(b, "BENCH_WRITE_BACK_COMMITS", 0),
-		pprofSecs:      envDuration(b, "BENCH_PPROF_SECONDS", 10*time.Second),
+		clusters:        []string{"real", "kfake"},
+		modes:           []string{"exactly_once", "at_least_once"},
+		partitions:      int32(envInt(b, "BENCH_PARTITIONS", 12)),
+		customers:       envInt(b, "BENCH_CUSTOMERS", 1_000_000),
+		events:          envInt(b, "BENCH_EVENTS", 2_000_000),
+		span:            envDuration(b, "BENCH_SPAN", 90*time.Minute),
+		stateCustomers:  envInt(b, "BENCH_STATE_CUSTOMERS", 1_000_000),
+		live:            envDuration(b, "BENCH_LIVE", 30*time.Second),
+		liveRate:        float64(envInt(b, "BENCH_LIVE_RATE", 0)),
+		saturate:        envDuration(b, "BENCH_SATURATE", 15*time.Second),
+		warmup:          envDuration(b, "BENCH_WARMUP", 5*time.Second),
+		lateness:        envDuration(b, "BENCH_LATENESS", 100*time.Millisecond),
+		goka:            envInt(b, "BENCH_GOKA", 1) == 1,
+		settle:          envInt(b, "BENCH_SETTLE", 0) == 1,
+		pprofDir:        os.Getenv("BENCH_PPROF"),
+		compression:     "snappy",
+		writeBack:       envInt(b, "BENCH_WRITE_BACK_COMMITS", 0),
+		cachedCustomers: envInt(b, "BENCH_CACHED_CUSTOMERS", 0),
+		pprofSecs:       envDuration(b, "BENCH_PPROF_SECONDS", 10*time.Second),
 	}
 	s.kfakeStateCustomers = envInt(b, "BENCH_KFAKE_STATE_CUSTOMERS", min(2_000_000, s.stateCustomers))
 	if v := os.Getenv("BENCH_CLUSTERS"); v != "" {
