@@ -30,16 +30,7 @@ func TestCrashConsistency(t *testing.T) {
 	var clones []clone
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 1; i <= batches; i++ {
-		all := customer(t, p, "all")
-		all.Events = int64(i)
-		c := customer(t, p, schemas.CustomerID(fmt.Sprintf("c%d", i)))
-		c.Events = int64(i)
-		for j := range 8 {
-			c.Cart.Items = append(c.Cart.Items, schemas.Item{ProductID: fmt.Sprintf("%s-%d", pad, j), Quantity: 1})
-		}
-		must(t, p.Schedule(tm("all", fmt.Sprintf("t%d", i), int64(i))))
-		must(t, p.Cancel("all", fmt.Sprintf("t%d", i-1)))
-		p.SetOffset("in", int64(i))
+		crashBatch(t, p, i, pad)
 		must(t, p.Commit(int64(i)))
 		if i%5 == 0 {
 			for _, pct := range []int{0, 30, 70, 100} {
@@ -91,4 +82,21 @@ func TestCrashConsistency(t *testing.T) {
 		t.Logf("clone %d (after %d batches): recovered batch %d", n, cl.after, k)
 		closeStore(t, s)
 	}
+}
+
+// crashBatch fills batch i of the crash tests: customer "all" gets Events
+// i, a new customer ci gets Events i and 8 cart items (with pad, so that
+// batches span WAL blocks), all's timer t(i-1) gives way to ti due at i ms,
+// and input "in" is at offset i.
+func crashBatch(t *testing.T, p *Partition, i int, pad string) {
+	t.Helper()
+	customer(t, p, "all").Events = int64(i)
+	c := customer(t, p, schemas.CustomerID(fmt.Sprintf("c%d", i)))
+	c.Events = int64(i)
+	for j := range 8 {
+		c.Cart.Items = append(c.Cart.Items, schemas.Item{ProductID: fmt.Sprintf("%s-%d", pad, j), Quantity: 1})
+	}
+	must(t, p.Schedule(tm("all", fmt.Sprintf("t%d", i), int64(i))))
+	must(t, p.Cancel("all", fmt.Sprintf("t%d", i-1)))
+	p.SetOffset("in", int64(i))
 }

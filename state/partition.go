@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sync"
@@ -335,37 +336,39 @@ func (p *Partition) Customer(id schemas.CustomerID) (*schemas.Customer, error) {
 		return c, nil
 	}
 	c := p.newCustomer()
-	if v, ok := p.writeBack[id]; ok {
-		// Committed, not yet in Pebble, and evicted from the cache.
-		if err := decodeCustomerWith(v, c, &p.names); err != nil {
-			p.freeCustomer(c)
-			return nil, fmt.Errorf("state: partition %d: customer %q: %w", p.num, id, err)
-		}
-		c.ID = id
-		p.custIdx[id] = len(p.custs)
-		p.custs = append(p.custs, custEntry{id: id, c: c})
-		return c, nil
-	}
-	p.key = appendCustomerKey(p.key[:0], p.num, id)
-	v, closer, err := p.db.Get(p.key)
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-		resetCustomer(c)
-	case err != nil:
+	if err := p.loadCustomer(id, c); err != nil {
 		p.freeCustomer(c)
-		return nil, fmt.Errorf("state: partition %d: read customer %q: %w", p.num, id, err)
-	default:
-		err = decodeCustomerWith(v, c, &p.names)
-		closer.Close()
-		if err != nil {
-			p.freeCustomer(c)
-			return nil, fmt.Errorf("state: partition %d: customer %q: %w", p.num, id, err)
-		}
+		return nil, err
 	}
 	c.ID = id
 	p.custIdx[id] = len(p.custs)
 	p.custs = append(p.custs, custEntry{id: id, c: c})
 	return c, nil
+}
+
+// loadCustomer decodes the committed record of id into c: from the
+// write-back (committed, not yet in Pebble, and not in the cache), else
+// from Pebble. An unknown customer gets an empty record.
+func (p *Partition) loadCustomer(id schemas.CustomerID, c *schemas.Customer) error {
+	v, ok := p.writeBack[id]
+	if !ok {
+		p.key = appendCustomerKey(p.key[:0], p.num, id)
+		var closer io.Closer
+		var err error
+		v, closer, err = p.db.Get(p.key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			resetCustomer(c)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("state: partition %d: read customer %q: %w", p.num, id, err)
+		}
+		defer closer.Close()
+	}
+	if err := decodeCustomerWith(v, c, &p.names); err != nil {
+		return fmt.Errorf("state: partition %d: customer %q: %w", p.num, id, err)
+	}
+	return nil
 }
 
 // maxFree bounds the records a partition keeps for reuse. A decoded

@@ -182,15 +182,7 @@ func TestWriteBackCrashRecovery(t *testing.T) {
 	var clones []clone
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := 1; i <= batches; i++ {
-		customer(t, p, "all").Events = int64(i)
-		c := customer(t, p, schemas.CustomerID(fmt.Sprintf("c%d", i)))
-		c.Events = int64(i)
-		for j := range 8 {
-			c.Cart.Items = append(c.Cart.Items, schemas.Item{ProductID: fmt.Sprintf("%s-%d", pad, j), Quantity: 1})
-		}
-		must(t, p.Schedule(tm("all", fmt.Sprintf("t%d", i), int64(i))))
-		must(t, p.Cancel("all", fmt.Sprintf("t%d", i-1)))
-		p.SetOffset("in", int64(i))
+		crashBatch(t, p, i, pad)
 		log = runBatch(t, p, log)
 		ends = append(ends, len(log))
 		if i%3 == 0 {

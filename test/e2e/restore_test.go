@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -25,18 +24,9 @@ import (
 func TestRestoreWaitsForOpenTransaction(t *testing.T) {
 	c := harness.NewCluster(t)
 	cfg := c.Topics(t, 1)
-	adm := kadm.NewClient(c.Client(t))
+	createChangelog(t, c, cfg, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	compact := "compact"
-	resp, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": &compact}, cfg.Topics.Changelog)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatalf("create changelog: %v", err)
-	}
-	harness.WaitTopics(t, ctx, adm, 1, cfg.Topics.Changelog)
 
 	other := c.Client(t, kgo.TransactionalID(cfg.Group+"-previous-owner"), kgo.TransactionTimeout(time.Minute),
 		kgo.DefaultProduceTopic(cfg.Topics.Changelog))

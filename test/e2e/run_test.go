@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"errors"
+	"maps"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/triggerd/triggerd/processor"
@@ -80,4 +82,24 @@ func (r *running) stopped(t *testing.T, limit time.Duration) error {
 		t.Fatalf("processor still running after %s; it must stop with a clear error", limit)
 		return nil
 	}
+}
+
+// createChangelog creates cfg's changelog topic, compacted, with one
+// partition and the topic configs in extra, before a processor does.
+func createChangelog(t *testing.T, c *harness.Cluster, cfg processor.Config, extra map[string]*string) {
+	t.Helper()
+	adm := kadm.NewClient(c.Client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	compact := "compact"
+	configs := map[string]*string{"cleanup.policy": &compact}
+	maps.Copy(configs, extra)
+	resp, err := adm.CreateTopic(ctx, 1, 1, configs, cfg.Topics.Changelog)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("create changelog: %v", err)
+	}
+	harness.WaitTopics(t, ctx, adm, 1, cfg.Topics.Changelog)
 }

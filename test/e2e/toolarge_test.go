@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/triggerd/triggerd/schemas"
 	"github.com/triggerd/triggerd/test/harness"
@@ -22,18 +19,8 @@ import (
 func TestRecordTooLarge(t *testing.T) {
 	c := harness.NewCluster(t)
 	cfg := c.Topics(t, 1)
-	adm := kadm.NewClient(c.Client(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	compact, small := "compact", "2000"
-	resp, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &small}, cfg.Topics.Changelog)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatalf("create changelog: %v", err)
-	}
-	harness.WaitTopics(t, ctx, adm, 1, cfg.Topics.Changelog)
+	small := "2000"
+	createChangelog(t, c, cfg, map[string]*string{"max.message.bytes": &small})
 	r := start(t, cfg, memStore(t))
 
 	// The limit is on the compressed batch, so the cart's product IDs are
@@ -47,7 +34,7 @@ func TestRecordTooLarge(t *testing.T) {
 		evs = append(evs, click(fmt.Sprintf("add-%d", i), "hoarder", schemas.AddToCart, t0, hex.EncodeToString(sum[:])))
 	}
 	harness.NewProducer(t, c, cfg, nil).Send(1, evs...)
-	err = r.stopped(t, 60*time.Second)
+	err := r.stopped(t, 60*time.Second)
 	if !strings.Contains(err.Error(), "refuses a record for good") || !strings.Contains(err.Error(), cfg.Topics.Changelog) {
 		t.Fatalf("Run() = %v, want the refused changelog record named", err)
 	}
