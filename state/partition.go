@@ -585,7 +585,9 @@ func (p *Partition) Changes(fn func(key, value []byte) error) error {
 
 // Commit writes the batch to Pebble atomically, in one Pebble batch with
 // NoSync, together with the offsets: changelogOffset is the Kafka offset of
-// the batch's last changelog record, or -1 to keep the stored one. Then it
+// the batch's last changelog record, or -1 to keep the stored one. Its
+// customer records go to the write-back (see Config.WriteBackCommits), and
+// when that is due the write-back goes into the same Pebble batch. Then it
 // starts the next batch. A write error is returned, and the handle is
 // unusable after it (the processor stops; the changelog repairs the state).
 func (p *Partition) Commit(changelogOffset int64) error {
