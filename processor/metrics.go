@@ -14,6 +14,7 @@ type metrics struct {
 	triggers         *prometheus.CounterVec // rule, channel
 	timersFired      prometheus.Counter
 	timersPend       *prometheus.GaugeVec // partition
+	writeBack        *prometheus.GaugeVec // partition
 	fireLag          prometheus.Histogram
 	cycleSeconds     prometheus.Histogram
 	cyclePhase       *prometheus.HistogramVec // phase: process, flush, end, apply
@@ -61,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		timersPend: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "triggerd_timers_pending", Help: "Durable timers pending, by partition.",
+		}, []string{"partition"}),
+		writeBack: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "triggerd_store_write_back_bytes",
+			Help: "Customer records committed but not yet written to the state store (write-back), in bytes, by partition: after a crash the restore replays them from the changelog.",
 		}, []string{"partition"}),
 		fireLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "triggerd_timers_fire_lag_seconds", Help: "Wall time between a timer's due time and its firing.",
@@ -128,7 +133,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.policy.byReason = map[string]int64{}
 	if reg != nil {
-		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.fireLag,
+		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.writeBack, m.fireLag,
 			m.cycleSeconds, m.cyclePhase, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
 			m.suppressions, m.deferrals, m.changelog)
 	}

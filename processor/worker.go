@@ -98,6 +98,8 @@ type worker struct {
 	// clears it, so an aborted cycle's records are never counted.
 	chlogCount   [state.NumRecordKinds][2]int
 	chlogRecords [state.NumRecordKinds][2]prometheus.Counter
+	// writeBack is the partition's triggerd_store_write_back_bytes.
+	writeBack prometheus.Gauge
 	chlogPromise func(*kgo.Record, error)
 	// batchEnd is the changelog record that closes the cycle's batch in
 	// at-least-once mode, held back until the rest is acknowledged.
@@ -125,6 +127,8 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 		w.chlogRecords[k][1] = p.m.changelog.WithLabelValues(state.RecordKind(k).String(), "delete")
 	}
 	p.m.timersPend.WithLabelValues(pl).Set(float64(part.PendingTimers()))
+	w.writeBack = p.m.writeBack.WithLabelValues(pl)
+	w.writeBack.Set(float64(part.WriteBackBytes()))
 	w.chlogPromise = func(r *kgo.Record, err error) {
 		if err != nil {
 			p.produceFailed(r, err)
@@ -652,6 +656,7 @@ func (w *worker) commit() error {
 		w.log.Info("trace commit", zap.Int64("changelog", offs.Changelog), zap.Any("inputs", offs.Inputs))
 	}
 	w.p.m.timersPend.WithLabelValues(strconv.Itoa(int(w.id))).Set(float64(w.part.PendingTimers()))
+	w.writeBack.Set(float64(w.part.WriteBackBytes()))
 	w.countSuppressed()
 	for i := range w.inputs {
 		in := &w.inputs[i]

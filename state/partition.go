@@ -663,6 +663,11 @@ func (p *Partition) Commit(changelogOffset int64) error {
 	return nil
 }
 
+// WriteBackBytes returns the bytes of the committed customer records that
+// are not in Pebble yet (see Config.WriteBackCommits): what a crash now
+// would leave to the restore, and what the write-back holds in memory.
+func (p *Partition) WriteBackBytes() int { return p.writeBackBytes }
+
 // keepWriteBack keeps v, the committed record of customer id, in the
 // write-back, in a buffer of its own (v is the batch's).
 func (p *Partition) keepWriteBack(id schemas.CustomerID, v []byte) {

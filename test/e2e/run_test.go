@@ -35,24 +35,37 @@ func memStore(t *testing.T) *state.Store {
 // tests that stop it, restart it on the same store, or wait for it to stop
 // by itself.
 type running struct {
-	proc   *processor.Processor
-	reg    *prometheus.Registry // its metrics
-	done   <-chan error         // Run's result
-	cancel context.CancelFunc
+	proc     *processor.Processor
+	reg      *prometheus.Registry // its metrics
+	finished chan struct{}        // closed when Run has returned
+	err      error                // Run's result, once finished is closed
+	cancel   context.CancelFunc
 }
 
+// start runs a processor until the test stops it or ends: the test's end
+// cancels it and waits for Run to return, so that nothing it logs comes
+// after the test.
 func start(t *testing.T, cfg processor.Config, store *state.Store) *running {
 	t.Helper()
-	r := &running{reg: prometheus.NewRegistry()}
+	r := &running{reg: prometheus.NewRegistry(), finished: make(chan struct{})}
 	proc, err := processor.New(cfg, processor.Options{Logger: zaptest.NewLogger(t), Registerer: r.reg, Store: store, Rules: harness.CartRules(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	r.proc, r.done, r.cancel = proc, done, cancel
-	t.Cleanup(cancel)
+	go func() {
+		r.err = proc.Run(ctx)
+		close(r.finished)
+	}()
+	r.proc, r.cancel = proc, cancel
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.finished:
+		case <-time.After(30 * time.Second):
+			t.Errorf("processor did not stop within 30s of cancel")
+		}
+	})
 	return r
 }
 
@@ -60,8 +73,9 @@ func start(t *testing.T, cfg processor.Config, store *state.Store) *running {
 func (r *running) stop(t *testing.T) {
 	t.Helper()
 	r.cancel()
-	if err := <-r.done; err != nil && !errors.Is(err, context.Canceled) {
-		t.Errorf("processor: %v", err)
+	<-r.finished
+	if r.err != nil && !errors.Is(r.err, context.Canceled) {
+		t.Errorf("processor: %v", r.err)
 	}
 }
 
@@ -70,14 +84,14 @@ func (r *running) stop(t *testing.T) {
 func (r *running) stopped(t *testing.T, limit time.Duration) error {
 	t.Helper()
 	select {
-	case err := <-r.done:
+	case <-r.finished:
 		switch {
-		case err == nil:
+		case r.err == nil:
 			t.Fatal("processor stopped without an error")
-		case errors.Is(err, context.DeadlineExceeded):
-			t.Fatalf("error is a timeout, not the cause: %v", err)
+		case errors.Is(r.err, context.DeadlineExceeded):
+			t.Fatalf("error is a timeout, not the cause: %v", r.err)
 		}
-		return err
+		return r.err
 	case <-time.After(limit):
 		t.Fatalf("processor still running after %s; it must stop with a clear error", limit)
 		return nil
