@@ -99,7 +99,7 @@ type worker struct {
 	chlogCount   [state.NumRecordKinds][2]int
 	chlogRecords [state.NumRecordKinds][2]prometheus.Counter
 	// writeBack is the partition's triggerd_store_write_back_bytes.
-	writeBack prometheus.Gauge
+	writeBack    prometheus.Gauge
 	chlogPromise func(*kgo.Record, error)
 	// batchEnd is the changelog record that closes the cycle's batch in
 	// at-least-once mode, held back until the rest is acknowledged.
