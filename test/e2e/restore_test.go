@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,4 +65,75 @@ func TestRestoreWaitsForOpenTransaction(t *testing.T) {
 	at := time.Now().UTC().Add(-time.Hour)
 	harness.NewProducer(t, c, cfg, nil).Send(1, click("e1", "c1", schemas.AddToCart, at, "p1"))
 	harness.WaitEvents(t, proc, 1)
+}
+
+// TestPartitionBackAfterAMove: a partition leaves an instance while the
+// customer records of its last cycles are still in the write-back (not in
+// Pebble), another instance processes it, and it comes back. The restore
+// must replay the changelog from where Pebble is complete
+// (Offsets.Persisted), not from the last commit, or the records that were
+// only in the write-back are lost: the customer's count must go on from
+// where it was.
+func TestPartitionBackAfterAMove(t *testing.T) {
+	c := harness.NewCluster(t)
+	const parts = 2
+	cfg := c.Topics(t, parts)
+	// One customer on each partition: whichever partition moves, one of
+	// them has records in the write-back when it does.
+	var xs, ys [parts]string
+	for i := 0; xs[0] == "" || xs[1] == "" || ys[0] == "" || ys[1] == ""; i++ {
+		id := fmt.Sprintf("mover-%d", i)
+		q := harness.PartitionOf(id, parts)
+		if xs[q] == "" {
+			xs[q] = id
+		} else if ys[q] == "" {
+			ys[q] = id
+		}
+	}
+	sa := memStore(t)
+	a := start(t, cfg, sa)
+	p := harness.NewProducer(t, c, cfg, nil)
+	at := time.Now().UTC().Add(-time.Hour)
+	for q := range parts {
+		p.Send(parts, click(fmt.Sprintf("%s-1", xs[q]), xs[q], schemas.AddToCart, at, "p1"),
+			click(fmt.Sprintf("%s-2", xs[q]), xs[q], schemas.AddToCart, at.Add(time.Second), "p2"))
+	}
+	p.Tick(parts, at.Add(time.Minute))
+	harness.WaitEvents(t, a.proc, 2*parts+3*parts)
+
+	// A second instance takes one partition, q, and processes an event.
+	cfg2 := cfg
+	cfg2.InstanceID = "i2"
+	b := start(t, cfg2, memStore(t))
+	q := int32(-1)
+	for deadline := time.Now().Add(60 * time.Second); q < 0; time.Sleep(50 * time.Millisecond) {
+		for i := range int32(parts) {
+			if b.proc.Serves(i) {
+				q = i
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second instance was given no partition within 60s")
+		}
+	}
+	p.Send(parts, click("y-1", ys[q], schemas.AddToCart, at.Add(2*time.Second), "p3"))
+	p.Tick(parts, at.Add(2*time.Minute))
+	harness.WaitEvents(t, b.proc, 1+3) // y's event and the ticks of q
+
+	// It leaves; q comes back to the first, which processes x's third event.
+	b.stop(t)
+	for deadline := time.Now().Add(60 * time.Second); !a.proc.Serves(q); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("partition %d did not come back within 60s", q)
+		}
+	}
+	before := a.proc.Stats().Events
+	p.Send(parts, click(fmt.Sprintf("%s-3", xs[q]), xs[q], schemas.AddToCart, at.Add(3*time.Second), "p4"))
+	p.Tick(parts, at.Add(3*time.Minute))
+	harness.WaitEvents(t, a.proc, before+1+3*parts)
+	a.stop(t)
+	cs, found, err := sa.ReadCustomer(q, schemas.CustomerID(xs[q]))
+	if err != nil || !found || cs.Customer.Events != 3 {
+		t.Errorf("after partition %d moved away and back: %s found=%v events=%d err=%v, want 3 events", q, xs[q], found, cs.Customer.Events, err)
+	}
 }
