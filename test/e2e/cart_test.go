@@ -153,32 +153,23 @@ func testCartAbandonment(t *testing.T, f schemas.Format, codec string) {
 func checkChangelogCounts(t *testing.T, c *harness.Cluster, topic string, reg *prometheus.Registry) {
 	t.Helper()
 	kinds := map[byte]string{'c': "customer", 'r': "timer", 'h': "held", 'm': "offsets"}
-	cl := c.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
 	read := map[[2]string]float64{}
-	deadline := time.Now().Add(60 * time.Second)
-	for quiet := time.Now(); time.Since(quiet) < 2*time.Second && time.Now().Before(deadline); {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		fs.EachRecord(func(r *kgo.Record) {
-			quiet = time.Now()
-			if len(r.Key) == 0 {
-				t.Errorf("changelog record with an empty key")
-				return
-			}
-			kind, ok := kinds[r.Key[0]]
-			if !ok || kind == "offsets" && string(r.Key) != "moffsets" {
-				t.Errorf("changelog record with key %q: not a kind the changelog format has", r.Key)
-				return
-			}
-			op := "set"
-			if r.Value == nil {
-				op = "delete"
-			}
-			read[[2]string{kind, op}]++
-		})
-	}
+	readChangelog(t, c, topic, func(r *kgo.Record) {
+		if len(r.Key) == 0 {
+			t.Errorf("changelog record with an empty key")
+			return
+		}
+		kind, ok := kinds[r.Key[0]]
+		if !ok || kind == "offsets" && string(r.Key) != "moffsets" {
+			t.Errorf("changelog record with key %q: not a kind the changelog format has", r.Key)
+			return
+		}
+		op := "set"
+		if r.Value == nil {
+			op = "delete"
+		}
+		read[[2]string{kind, op}]++
+	})
 	if read[[2]string{"customer", "set"}] == 0 || read[[2]string{"timer", "set"}] == 0 || read[[2]string{"timer", "delete"}] == 0 {
 		t.Fatalf("changelog %s: records by kind and op %v: want customers, timers and timer tombstones", topic, read)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/triggerd/triggerd/processor"
@@ -116,4 +117,22 @@ func createChangelog(t *testing.T, c *harness.Cluster, cfg processor.Config, ext
 		t.Fatalf("create changelog: %v", err)
 	}
 	harness.WaitTopics(t, ctx, adm, 1, cfg.Topics.Changelog)
+}
+
+// readChangelog calls fn for every committed record of the changelog
+// topic, from the start until it has been quiet for 2 s (60 s at most).
+func readChangelog(t *testing.T, c *harness.Cluster, topic string, fn func(*kgo.Record)) {
+	t.Helper()
+	cl := c.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
+	deadline := time.Now().Add(60 * time.Second)
+	for quiet := time.Now(); time.Since(quiet) < 2*time.Second && time.Now().Before(deadline); {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			quiet = time.Now()
+			fn(r)
+		})
+	}
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -42,21 +41,12 @@ func TestWriteBackMetric(t *testing.T) {
 	harness.WaitEvents(t, r.proc, 3+3)
 
 	// The last value of every customer key in the changelog.
-	cl := c.Client(t, kgo.ConsumeTopics(cfg.Topics.Changelog), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
 	last := map[string]int{}
-	deadline := time.Now().Add(60 * time.Second)
-	for quiet := time.Now(); time.Since(quiet) < 2*time.Second && time.Now().Before(deadline); {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		fs.EachRecord(func(rec *kgo.Record) {
-			quiet = time.Now()
-			if len(rec.Key) > 0 && rec.Key[0] == 'c' {
-				last[string(rec.Key)] = len(rec.Value)
-			}
-		})
-	}
+	readChangelog(t, c, cfg.Topics.Changelog, func(rec *kgo.Record) {
+		if len(rec.Key) > 0 && rec.Key[0] == 'c' {
+			last[string(rec.Key)] = len(rec.Value)
+		}
+	})
 	want := 0
 	for _, n := range last {
 		want += n
