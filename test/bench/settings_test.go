@@ -39,6 +39,10 @@ type settings struct {
 	warmup   time.Duration
 	lateness time.Duration
 	goka     bool // BENCH_GOKA: run the peer
+	// floor (BENCH_FLOOR): run the Kafka floor (test/bench/kafkafloor)
+	// in each mode: the inputs consumed and one changelog record written
+	// per event, nothing else.
+	floor bool
 	// settle (BENCH_SETTLE=1): restore with a processor on empty inputs
 	// and let Pebble compact what the restore wrote before the drain (see
 	// restoreAndSettle); by default the drain starts right after the
@@ -76,6 +80,7 @@ func loadSettings(b *testing.B) settings {
 		warmup:          envDuration(b, "BENCH_WARMUP", 5*time.Second),
 		lateness:        envDuration(b, "BENCH_LATENESS", 100*time.Millisecond),
 		goka:            envInt(b, "BENCH_GOKA", 1) == 1,
+		floor:           envInt(b, "BENCH_FLOOR", 1) == 1,
 		settle:          envInt(b, "BENCH_SETTLE", 0) == 1,
 		pprofDir:        os.Getenv("BENCH_PPROF"),
 		compression:     "snappy",

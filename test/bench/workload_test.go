@@ -50,9 +50,12 @@ import (
 func BenchmarkWorkload(b *testing.B) {
 	s := loadSettings(b)
 	bin := harness.BuildTriggerd(b)
-	var peer string
+	var peer, floor string
 	if s.goka {
 		peer = buildPeer(b)
+	}
+	if s.floor {
+		floor = buildFloor(b)
 	}
 	for _, cl := range s.clusters {
 		b.Run(cl, func(b *testing.B) {
@@ -61,7 +64,7 @@ func BenchmarkWorkload(b *testing.B) {
 			if cl == "kfake" {
 				s.stateCustomers = s.kfakeStateCustomers
 			}
-			results := runCluster(b, s, k, bin, peer)
+			results := runCluster(b, s, k, bin, peer, floor)
 			printTable(b, s, k, results)
 		})
 	}
@@ -128,6 +131,9 @@ type row struct {
 	triggers      float64
 	note          string
 	avgEventBytes float64
+	// floor marks the Kafka floor's rows (runFloor): not a processor,
+	// never "ours" in the vs_goka line.
+	floor bool
 }
 
 type inputs struct {
@@ -138,7 +144,7 @@ type inputs struct {
 	ends   kadm.ListedOffsets // the backlog's end
 }
 
-func runCluster(b *testing.B, s settings, k *cluster, bin, peer string) []row {
+func runCluster(b *testing.B, s settings, k *cluster, bin, peer, floor string) []row {
 	registry := srfake.New()
 	b.Cleanup(registry.Close)
 	reg, err := sr.NewClient(sr.URLs(registry.URL()))
@@ -147,10 +153,15 @@ func runCluster(b *testing.B, s settings, k *cluster, bin, peer string) []row {
 	}
 	in := writeInputs(b, s, k, reg)
 	var rows []row
-	// The peer first: every run drains the same backlog, and only
-	// triggerd's runs add live traffic after it.
+	// The peer and the floor first: every run drains the same backlog,
+	// and only triggerd's runs add live traffic after it.
 	if peer != "" {
 		rows = append(rows, runPeer(b, s, k, registry.URL(), in, peer))
+	}
+	if floor != "" {
+		for _, mode := range s.modes {
+			rows = append(rows, runFloor(b, s, k, in, floor, mode))
+		}
 	}
 	for i, mode := range s.modes {
 		if i > 0 {
@@ -340,7 +351,7 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n== triggerd benchmark: cluster=%s partitions=%d customers=%d backlog_events=%d avg_event_bytes=%.0f state_customers=%d(+1 timer each) live=%s lateness=%s GOMAXPROCS-of-host=%d\n",
 		k.name, s.partitions, s.customers, s.events, firstBytes(rows), s.stateCustomers, s.live, s.lateness, numCPU())
-	fmt.Fprintf(&sb, "%-22s %10s %9s %11s %5s %9s %10s %9s %9s %9s %11s %9s %9s %11s %12s %9s %9s\n",
+	fmt.Fprintf(&sb, "%-25s %10s %9s %11s %5s %9s %10s %9s %9s %9s %11s %9s %9s %11s %12s %9s %9s\n",
 		"run", "events/s", "cpu_us/ev", "kafka_us/ev", "busy", "e2e_ev/s", "live_ev/s", "lat_p50", "lat_p99", "lat_p99.9", "fire_lag99", "timer_p99", "fired", "pending", "restore/s/p", "restored", "peak_rss")
 	for _, r := range rows {
 		p50, p99, p999 := quantile(r.latency, 0.5), quantile(r.latency, 0.99), quantile(r.latency, 0.999)
@@ -348,7 +359,7 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 		if r.kafkaPerEvent >= 0 {
 			kafka = fmt.Sprintf("%.1f", r.kafkaPerEvent)
 		}
-		fmt.Fprintf(&sb, "%-22s %10.0f %9.1f %11s %4.0f%% %9.0f %10.0f %9s %9s %9s %11s %9s %9.0f %11.0f %12.0f %9d %8.0fM\n",
+		fmt.Fprintf(&sb, "%-25s %10.0f %9.1f %11s %4.0f%% %9.0f %10.0f %9s %9s %9s %11s %9s %9.0f %11.0f %12.0f %9d %8.0fM\n",
 			r.name, r.eventsPerSec, r.cpuPerEvent, kafka, 100*r.busy, r.e2eRate, r.liveRate, p50, p99, p999, r.fireLagP99, quantile(r.timerLag, 0.99), r.timersFired, r.pending,
 			r.restoreRate, r.restoreRecs, float64(r.peakRSS)/(1<<20))
 	}
@@ -368,6 +379,7 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 		switch {
 		case rows[i].name == "goka":
 			goka = &rows[i]
+		case rows[i].floor:
 		case ours == nil || rows[i].eventsPerSec > ours.eventsPerSec:
 			ours = &rows[i]
 		}
