@@ -201,10 +201,18 @@ log:
 	if s.liveRate > 0 {
 		rate = s.liveRate
 	}
+	m0 := sampleMachine(p.cpu, k.brokerPID)
 	live := runLive(b, s, k, reg, in, cfg.Topics.Triggers, ops, rate, p.exited)
+	machine := sampleMachine(p.cpu, k.brokerPID).sub(m0)
 	after, outAfter = scrape(b, ops), endOffsets(b, k, outputs...)
 	prof()
-	logCycles(b, k.name, mode+" live", int64(live.rate*(s.warmup+s.live).Seconds()), before, after, outputs, outBefore, outAfter)
+	liveEvents := int64(live.rate * (s.warmup + s.live).Seconds())
+	logCycles(b, k.name, mode+" live", liveEvents, before, after, outputs, outBefore, outAfter)
+	// How busy the machine is at this rate: the latency waits for CPU the
+	// processor shares with the broker and this process (the generator
+	// and the trigger reader). Over the warm-up, the measured span and the
+	// 2 s after it in which the last events are read.
+	logf("%s %s live: %s", k.name, mode, machine.split(k, "processor", liveEvents))
 	logMemory(b, k.name, mode+" after live", after)
 	logf("%s %s live: latency p50/p99 %s/%s, of which event to fired %s/%s (the rest: the cycle's end and the reader); timer probes: %d, due to read p50/p99 %s/%s", k.name, mode,
 		quantile(live.latency, 0.5), quantile(live.latency, 0.99), quantile(live.processed, 0.5), quantile(live.processed, 0.99),
