@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,17 +13,9 @@ import (
 	"github.com/triggerd/triggerd/processor"
 )
 
-// buildFloor builds the Kafka floor (test/bench/kafkafloor) into a
-// temporary directory, without cgo as triggerd is built.
+// buildFloor builds the Kafka floor (test/bench/kafkafloor).
 func buildFloor(b *testing.B) string {
-	bin := filepath.Join(b.TempDir(), "kafkafloor")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/triggerd/triggerd/test/bench/kafkafloor")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		b.Fatalf("build the Kafka floor: %v", err)
-	}
-	return bin
+	return buildBinary(b, "kafkafloor", "", "github.com/triggerd/triggerd/test/bench/kafkafloor")
 }
 
 // runFloor runs the Kafka floor in mode over the backlog (its own group,

@@ -16,17 +16,25 @@ import (
 // buildPeer builds the goka peer (test/peer/goka, its own module) into a
 // temporary directory.
 func buildPeer(b *testing.B) string {
-	bin := filepath.Join(b.TempDir(), "goka-peer")
 	src, err := filepath.Abs("../peer/goka")
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as triggerd's (harness.BuildTriggerd)
-	cmd.Dir = src
+	return buildBinary(b, "goka-peer", src, ".")
+}
+
+// buildBinary builds the main package pkg, in the module at dir ("" for
+// this one), into a temporary directory as name, without cgo as triggerd
+// is built (harness.BuildTriggerd): every process measured runs the same
+// kind of binary.
+func buildBinary(b *testing.B, name, dir, pkg string) string {
+	bin := filepath.Join(b.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
-		b.Fatalf("build the goka peer: %v", err)
+		b.Fatalf("build %s: %v", name, err)
 	}
 	return bin
 }

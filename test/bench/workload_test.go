@@ -355,17 +355,25 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 		"run", "events/s", "cpu_us/ev", "kafka_us/ev", "busy", "e2e_ev/s", "live_ev/s", "lat_p50", "lat_p99", "lat_p99.9", "fire_lag99", "timer_p99", "fired", "pending", "restore/s/p", "restored", "peak_rss")
 	for _, r := range rows {
 		p50, p99, p999 := quantile(r.latency, 0.5), quantile(r.latency, 0.99), quantile(r.latency, 0.999)
-		kafka := "-"
-		if r.kafkaPerEvent >= 0 {
-			kafka = fmt.Sprintf("%.1f", r.kafkaPerEvent)
+		// A backlog drained before the drain's first sample (tiny sizes,
+		// make bench-quick) has no figures: "-", not zeros.
+		rate, cpu, kafka, busy := "-", "-", "-", "-"
+		if r.events > 0 {
+			rate, cpu, busy = fmt.Sprintf("%.0f", r.eventsPerSec), fmt.Sprintf("%.1f", r.cpuPerEvent), fmt.Sprintf("%.0f%%", 100*r.busy)
+			if r.kafkaPerEvent >= 0 {
+				kafka = fmt.Sprintf("%.1f", r.kafkaPerEvent)
+			}
 		}
-		fmt.Fprintf(&sb, "%-25s %10.0f %9.1f %11s %4.0f%% %9.0f %10.0f %9s %9s %9s %11s %9s %9.0f %11.0f %12.0f %9d %8.0fM\n",
-			r.name, r.eventsPerSec, r.cpuPerEvent, kafka, 100*r.busy, r.e2eRate, r.liveRate, p50, p99, p999, r.fireLagP99, quantile(r.timerLag, 0.99), r.timersFired, r.pending,
+		fmt.Fprintf(&sb, "%-25s %10s %9s %11s %5s %9.0f %10.0f %9s %9s %9s %11s %9s %9.0f %11.0f %12.0f %9d %8.0fM\n",
+			r.name, rate, cpu, kafka, busy, r.e2eRate, r.liveRate, p50, p99, p999, r.fireLagP99, quantile(r.timerLag, 0.99), r.timersFired, r.pending,
 			r.restoreRate, r.restoreRecs, float64(r.peakRSS)/(1<<20))
 	}
 	for _, r := range rows {
 		if r.note != "" {
 			fmt.Fprintf(&sb, "  %s: %s\n", r.name, r.note)
+		}
+		if r.events == 0 {
+			fmt.Fprintf(&sb, "  %s: the backlog was drained before the first sample; raise BENCH_EVENTS to measure it\n", r.name)
 		}
 	}
 	kafka := "the broker's process"

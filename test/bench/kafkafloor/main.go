@@ -101,13 +101,17 @@ func exactlyOnce(ctx context.Context, opts []kgo.Opt, group, changelog string, p
 			return fmt.Errorf("begin: %w", err)
 		}
 		produceErr := produceAll(sess.Client(), fs, changelog)
-		committed, err := sess.End(context.WithoutCancel(ctx), kgo.TransactionEndTry(produceErr.Load() == nil))
+		// As triggerd does: flush, then commit only if every record
+		// was acknowledged.
+		flushErr := sess.Client().Flush(context.WithoutCancel(ctx))
+		ok := flushErr == nil && produceErr.Load() == nil
+		committed, err := sess.End(context.WithoutCancel(ctx), kgo.TransactionEndTry(ok))
 		sess.Client().AllowRebalance()
 		if err != nil {
 			return fmt.Errorf("end transaction: %w", err)
 		}
 		if !committed {
-			log.Printf("kafkafloor: transaction aborted (%v); its records are polled again", produceErr.Load())
+			log.Printf("kafkafloor: transaction aborted (%v); its records are polled again", errors.Join(flushErr, produceErr.Load()))
 		}
 	}
 	return nil
@@ -155,7 +159,7 @@ func poll(ctx context.Context, pollRecords func(context.Context, int) kgo.Fetche
 }
 
 // firstError keeps the first produce error of a poll. The promises set it on
-// kgo's goroutines; it is read after a flush (End flushes).
+// kgo's goroutines; it is read after a flush.
 type firstError struct{ err atomic.Pointer[error] }
 
 func (f *firstError) Load() error {
