@@ -2,6 +2,7 @@ package processor
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -78,7 +79,10 @@ type worker struct {
 	wmLag   prometheus.Gauge
 	actions rules.Actions
 	ev      schemas.Event
-	due     []schemas.Timer
+	// reuse is what decoding into ev can use again (its properties map
+	// and names): nothing keeps an event's map past its handling.
+	reuse schemas.Reuse
+	due   []schemas.Timer
 	// nextDue caches the earliest pending due time so that a record
 	// costs no index scan unless a timer may be due. It may be too early
 	// (the timer was cancelled), never too late.
@@ -505,7 +509,7 @@ func (w *worker) fireUpTo(now, wm time.Time) error {
 // dead-lettered and is not an error; an error is fatal (state failure).
 func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 	ev := &w.ev
-	if err := in.dec.Decode(r.Value, ev); err != nil {
+	if err := in.dec.DecodeReusing(context.Background(), r.Value, ev, &w.reuse); err != nil {
 		var de *schemas.DecodeError
 		if !errors.As(err, &de) {
 			// Not the record's fault (the schema registry did not

@@ -88,7 +88,7 @@ func newAvroReader[T any](reg *sr.Client, schema string, fs []field[T]) *avroRea
 
 var confluent sr.ConfluentHeader
 
-func (r *avroReader[T]) decode(ctx context.Context, value []byte, dst *T) error {
+func (r *avroReader[T]) decode(ctx context.Context, value []byte, dst *T, reuse *Reuse) error {
 	id, payload, err := confluent.DecodeID(value)
 	if err != nil {
 		return decodeErrf(ReasonUndecodable, "", "not Confluent-framed Avro (magic byte 0, 4-byte schema ID)")
@@ -101,6 +101,7 @@ func (r *avroReader[T]) decode(ctx context.Context, value []byte, dst *T) error 
 		return w.err
 	}
 	in := newAvroIn(payload)
+	in.reuse = reuse
 	for i := range w.fields {
 		p := &w.fields[i]
 		in.field = p.name

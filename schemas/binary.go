@@ -58,6 +58,9 @@ type avroIn struct {
 	wrong *DecodeError
 	field string // the top-level field being read, for error messages
 	depth int    // nesting while skipping, bounded by maxNesting
+	// reuse, when not nil, gives a map's spare and known names
+	// (Decoder.DecodeReusing).
+	reuse *Reuse
 }
 
 func newAvroIn(b []byte) avroIn {
@@ -150,6 +153,29 @@ func (in *avroIn) string() string {
 	n := in.length()
 	s := string(in.b[in.pos : in.pos+n])
 	in.pos += n
+	return s
+}
+
+// mapKey reads a map's key: a string, the one read before when reuse knows
+// the name, so that the common key costs no allocation.
+func (in *avroIn) mapKey() string {
+	r := in.reuse
+	if r == nil {
+		return in.string()
+	}
+	n := in.length()
+	b := in.b[in.pos : in.pos+n]
+	in.pos += n
+	if s, ok := r.names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(r.names) < maxReusedNames {
+		if r.names == nil {
+			r.names = make(map[string]string)
+		}
+		r.names[s] = s
+	}
 	return s
 }
 

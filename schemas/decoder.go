@@ -70,11 +70,38 @@ func (d *Decoder) Decode(value []byte, ev *Event) error {
 
 // DecodeContext is Decode with a context for the registry lookup.
 func (d *Decoder) DecodeContext(ctx context.Context, value []byte, ev *Event) error {
+	return d.DecodeReusing(ctx, value, ev, nil)
+}
+
+// Reuse is what decoding into the same Event again can use instead of
+// allocating: the Properties map of the Event's last record, cleared, and
+// the property names seen before (events of an input carry the same few;
+// at most maxReusedNames are kept). Its zero value is ready; one Reuse goes
+// with one Event, and neither is for concurrent use.
+type Reuse struct {
+	spare map[string]string
+	names map[string]string // each name its own string, key and value
+}
+
+// maxReusedNames bounds Reuse.names: property names are a schema's few,
+// but nothing stops a producer from sending a new one in every record.
+const maxReusedNames = 64
+
+// DecodeReusing is DecodeContext for a caller that decodes record after
+// record into the same Event: ev's Properties map is cleared and filled
+// again rather than replaced, and its names are strings decoded before.
+// So the caller must not keep ev.Properties (the map) past the next call;
+// the strings in it stay valid. r == nil is DecodeContext.
+func (d *Decoder) DecodeReusing(ctx context.Context, value []byte, ev *Event, r *Reuse) error {
+	if r != nil && ev.Properties != nil {
+		clear(ev.Properties)
+		r.spare = ev.Properties
+	}
 	ev.Reset()
 	var err error
 	switch d.f {
 	case FormatAvro:
-		err = d.avro.decode(ctx, value, ev)
+		err = d.avro.decode(ctx, value, ev, r)
 	case FormatJSON:
 		err = decodeJSON[Event](&d.pool, value, ev)
 	}
@@ -135,7 +162,7 @@ func (d *TriggerDecoder) DecodeContext(ctx context.Context, value []byte, t *Tri
 	var err error
 	switch d.f {
 	case FormatAvro:
-		err = d.avro.decode(ctx, value, t)
+		err = d.avro.decode(ctx, value, t, nil)
 	case FormatJSON:
 		err = decodeJSON[Trigger](&d.pool, value, t)
 	}

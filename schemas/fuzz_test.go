@@ -83,11 +83,14 @@ func sourceOf(b byte) Source { return sources[int(b)%len(sources)] }
 //   - a successful decode has non-empty customer_id, event_id and type and
 //     an event time, and carries its decoder's Source;
 //   - encoding the decoded Event in the same format and decoding that gives
-//     the same Event.
+//     the same Event;
+//   - decoding into a used Event with a Reuse (DecodeReusing) gives what
+//     Decode gives.
 func (s *fuzzSetup) check(t *testing.T, srcByte byte, data []byte) error {
 	src := sourceOf(srcByte)
 	var ev Event
 	err := s.decs[src].Decode(data, &ev)
+	s.checkReusing(t, src, data, ev, err)
 	if s.refs != nil {
 		want, wantErr := refDecodeEvent(s.refs[src], src, data)
 		if d := disagreement(ev, want, err, wantErr, normEvent); d != "" {
@@ -116,6 +119,32 @@ func (s *fuzzSetup) check(t *testing.T, srcByte byte, data []byte) error {
 		t.Fatalf("re-encoding changed the event\nfirst  %+v\nsecond %+v", ev, again)
 	}
 	return nil
+}
+
+// checkReusing decodes data as a processor worker does, into an Event
+// that held another record (with properties) and with its Reuse: the
+// result must be Decode's, ev or an error alike.
+func (s *fuzzSetup) checkReusing(t *testing.T, src Source, data []byte, ev Event, err error) {
+	prev := sampleEvent(src)
+	prev.Properties = map[string]string{"campaign": "spring", "left": "over"}
+	b, perr := s.encs[src].Encode(nil, &prev)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	var (
+		got   Event
+		reuse Reuse
+	)
+	if perr := s.decs[src].DecodeReusing(context.Background(), b, &got, &reuse); perr != nil {
+		t.Fatal(perr)
+	}
+	gotErr := s.decs[src].DecodeReusing(context.Background(), data, &got, &reuse)
+	switch {
+	case (gotErr == nil) != (err == nil) || (err != nil && gotErr.Error() != err.Error()):
+		t.Fatalf("%v record % x: decoding reusing: error %v, Decode's %v", src, data, gotErr, err)
+	case err == nil && !reflect.DeepEqual(normEvent(got), normEvent(ev)):
+		t.Fatalf("%v record % x: decoding reusing gave\n%+v\nDecode\n%+v", src, data, got, ev)
+	}
 }
 
 func FuzzDecodeAvro(f *testing.F) {

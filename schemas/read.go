@@ -251,8 +251,9 @@ func (in *avroIn) mapValues(t *wtype, want string) *wtype {
 }
 
 // readStringMap returns nil for an empty map: most records carry none, and
-// nil costs no allocation. A key that comes twice makes the record
-// undecodable, as it did with goavro.
+// nil costs no allocation. With a Reuse it fills the Reuse's spare map, if
+// any, and takes known keys from its names. A key that comes twice makes
+// the record undecodable, as it did with goavro.
 func (in *avroIn) readStringMap(t *wtype) map[string]string {
 	if t = in.mapValues(t, "map of string"); t == nil {
 		return nil
@@ -264,10 +265,14 @@ func (in *avroIn) readStringMap(t *wtype) map[string]string {
 			break
 		}
 		if m == nil {
-			m = make(map[string]string, n)
+			if r := in.reuse; r != nil && r.spare != nil {
+				m, r.spare = r.spare, nil
+			} else {
+				m = make(map[string]string, n)
+			}
 		}
 		for range n {
-			k := in.string()
+			k := in.mapKey()
 			v := in.readString(t.values)
 			if _, dup := m[k]; dup {
 				in.fail(errDuplicateKey)

@@ -108,7 +108,7 @@ func (d *SuppressionDecoder) Decode(ctx context.Context, value []byte, s *Suppre
 	var err error
 	switch d.f {
 	case FormatAvro:
-		err = d.avro.decode(ctx, value, s)
+		err = d.avro.decode(ctx, value, s, nil)
 	case FormatJSON:
 		err = decodeJSON[Suppression](&d.pool, value, s)
 	}
