@@ -18,6 +18,7 @@ func recordDecisions(c *schemas.Customer, a *rules.Actions, now time.Time) {
 	if len(a.Emit) == 0 && len(a.Suppress) == 0 {
 		return
 	}
+	defer trimDecisions(c)
 	for i := range a.Emit {
 		tr := &a.Emit[i]
 		c.Decisions = append(c.Decisions, schemas.Decision{
@@ -38,6 +39,21 @@ func recordDecisions(c *schemas.Customer, a *rules.Actions, now time.Time) {
 			Reason: s.Reason, Policy: s.Policy, DeferredTo: s.DeferredTo,
 		})
 	}
+}
+
+// recordLate notes in c's audit trail that event ev of topic arrived after
+// the watermark had passed its time: the explain view then shows why a
+// timer it should have cancelled may have fired.
+func recordLate(c *schemas.Customer, topic string, ev *schemas.Event, now time.Time) {
+	c.Decisions = append(c.Decisions, schemas.Decision{
+		At: ev.Time, Recorded: now, Action: schemas.DecisionLateEvent,
+		Reason: "arrived_after_watermark", Policy: topic, Event: ev.ID,
+	})
+	trimDecisions(c)
+}
+
+// trimDecisions keeps the last schemas.MaxDecisions of c's audit trail.
+func trimDecisions(c *schemas.Customer) {
 	if n := len(c.Decisions); n > schemas.MaxDecisions {
 		// Shift in place: the slice (and its strings, the decoder's
 		// hints) is reused from batch to batch.

@@ -41,10 +41,19 @@ type Config struct {
 	// Lateness is subtracted from the watermark: how late (in event time) a
 	// record may arrive and still cancel a timer.
 	Lateness time.Duration `yaml:"lateness"`
-	// IdleAdvance lets a caught-up topic-partition advance the watermark
-	// with the wall clock, so an idle input does not stall timers. Tests
-	// and replays that drive time by event timestamps turn it off.
+	// IdleAdvance lets an input that the broker says is caught up
+	// advance with the wall clock (minus IdleGrace), so an idle input does
+	// not stall timers. Replays of history, whose event times are far
+	// behind the wall clock while they are written, turn it off (and
+	// then every input must keep getting records: heartbeats).
 	IdleAdvance bool `yaml:"idle_advance"`
+	// IdleGrace is how long, in wall time, an idle input holds back the
+	// records of the other inputs that arrived before it was found caught
+	// up, so that writes to several topics a moment apart are merged in
+	// event-time order; and how far behind the wall clock an idle input's
+	// progress stays. It is latency: a record waits up to IdleGrace for
+	// an input that has nothing to say (see docs/operations.md).
+	IdleGrace time.Duration `yaml:"idle_grace"`
 	// MaxEventAge and MaxEventAhead bound an event's time relative to the
 	// wall clock; outside them the record is dead-lettered as
 	// "absurd_timestamp".
@@ -168,6 +177,7 @@ func DefaultConfig() Config {
 		ReplicationFactor:   -1, // the broker's default
 		Lateness:            2 * time.Second,
 		IdleAdvance:         true,
+		IdleGrace:           500 * time.Millisecond,
 		MaxEventAge:         365 * 24 * time.Hour,
 		MaxEventAhead:       24 * time.Hour,
 		PollRecords:         30000,
@@ -259,6 +269,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Lateness < 0 {
 		add("lateness: %s < 0", c.Lateness)
+	}
+	if c.IdleGrace < 0 {
+		add("idle_grace: %s < 0", c.IdleGrace)
 	}
 	if c.MaxEventAge <= 0 {
 		add("max_event_age: must be > 0")

@@ -30,6 +30,8 @@ type metrics struct {
 	rulesReloads     *prometheus.CounterVec // result: applied, rejected
 	watermarkLag     *prometheus.GaugeVec   // partition
 	inputLost        *prometheus.CounterVec // topic, partition
+	late             *prometheus.CounterVec // topic
+	waiting          *prometheus.GaugeVec   // partition
 	suppressions     *prometheus.CounterVec // reason, channel
 	deferrals        *prometheus.CounterVec // reason, channel
 	changelog        *prometheus.CounterVec // kind, op: set, delete
@@ -127,6 +129,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "triggerd_changelog_records_total",
 			Help: "Changelog records committed, by kind (customer, timer, held, offsets) and op (set, or delete: a tombstone).",
 		}, []string{"kind", "op"}),
+		late: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_input_late_events_total",
+			Help: "Input records that arrived after the watermark had passed their event time (timers the order puts after them had fired); they are applied when they arrive. By topic.",
+		}, []string{"topic"}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "triggerd_records_waiting",
+			Help: "Input records of the partition held back because another input may still deliver an earlier event (held in the state), as of the last end-offset check.",
+		}, []string{"partition"}),
 		watermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "triggerd_watermark_lag_seconds", Help: "Wall clock minus the partition's event-time watermark.",
 		}, []string{"partition"}),
@@ -135,7 +145,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.writeBack, m.fireLag,
 			m.cycleSeconds, m.cyclePhase, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
-			m.suppressions, m.deferrals, m.changelog)
+			m.late, m.waiting, m.suppressions, m.deferrals, m.changelog)
 	}
 	return m
 }

@@ -80,7 +80,9 @@ type Processor struct {
 	failpoint  func(string)
 	trace      string // customer ID prefix to trace at info level (tests only)
 	produceErr atomic.Pointer[error]
-	lastIdle   time.Time
+	// lastCaughtUpCheck is when the inputs' end offsets were last
+	// listed (caughtup.go).
+	lastCaughtUpCheck time.Time
 	stats      Stats
 	ready      atomic.Bool
 	lastCycle  atomic.Int64 // unix nanos of the last completed cycle
@@ -311,6 +313,10 @@ func (p *Processor) run(ctx context.Context) error {
 		kgo.ConsumeTopics(p.cfg.Inputs()...),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers come back as control records, so that
+		// the polled position passes them and an input written by a
+		// transactional producer can be seen caught up (caughtup.go).
+		kgo.KeepControlRecords(),
 		kgo.FetchMaxPartitionBytes(p.cfg.FetchPartitionBytes),
 		// Partition p of every input topic must go to the same member,
 		// which owns p's state. The co-partitioned balancer does that
@@ -457,7 +463,7 @@ func (p *Processor) poll(ctx context.Context, wait time.Duration, max int) kgo.F
 
 // runCycle is one poll → process → transaction → state cycle.
 func (p *Processor) runCycle(ctx context.Context) error {
-	fetches := p.poll(ctx, p.cfg.Tick, p.cfg.PollRecords)
+	fetches := p.poll(ctx, p.pollWait(), p.cfg.PollRecords)
 	// Rebalances wait until AllowRebalance: the assignment cannot change
 	// under a cycle, so a revoke never lands mid-transaction.
 	defer p.cl.AllowRebalance()
@@ -520,17 +526,13 @@ func (p *Processor) runCycle(ctx context.Context) error {
 				in.recs = append(in.recs[:len(in.recs):len(in.recs)], fp.Records...)
 			}
 			in.logStart = fp.LogStartOffset
-			in.lso = fp.LastStableOffset
-			if in.lso <= 0 {
-				in.lso = fp.HighWatermark
-			}
 		}
 	})
 	if fatal != nil {
 		return fatal
 	}
 	now := p.clock()
-	p.refreshIdle(ctx, now)
+	p.checkCaughtUp(ctx, now)
 
 	active := make([]*worker, 0, len(p.workers))
 	for _, w := range p.workers {
@@ -890,52 +892,4 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 	}
 	p.updatePending()
 	return nil
-}
-
-// refreshIdle finds out, at most once a second, whether inputs that brought
-// no records this cycle are caught up, so that with IdleAdvance their
-// progress follows the wall clock instead of stalling the watermark.
-func (p *Processor) refreshIdle(ctx context.Context, now time.Time) {
-	if !p.cfg.IdleAdvance || now.Sub(p.lastIdle) < time.Second || len(p.workers) == 0 {
-		return
-	}
-	p.lastIdle = now
-	reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	ends, err := p.adm.ListCommittedOffsets(reqCtx, p.cfg.Inputs()...)
-	if err != nil {
-		p.log.Warn("listing end offsets for the idle check", zap.Error(err))
-		return
-	}
-	cl := p.cl
-	committed, polled := cl.CommittedOffsets(), cl.UncommittedOffsets()
-	for _, w := range p.workers {
-		for i := range w.inputs {
-			in := &w.inputs[i]
-			if len(in.recs) > 0 {
-				continue
-			}
-			end, ok := ends.Lookup(in.topic, w.id)
-			if !ok || end.Err != nil {
-				continue
-			}
-			pos, known := int64(-1), false
-			if o, ok := polled[in.topic][w.id]; ok {
-				pos, known = o.Offset, true
-			}
-			if o, ok := committed[in.topic][w.id]; ok && o.Offset > pos {
-				pos, known = o.Offset, true
-			}
-			switch {
-			case known:
-				in.caughtUp = pos >= end.Offset
-			case p.cfg.StartFrom == "latest":
-				// No position yet: the group starts this
-				// partition at its end.
-				in.caughtUp = true
-			default:
-				in.caughtUp = end.Offset == 0
-			}
-		}
-	}
 }

@@ -2,10 +2,8 @@ package processor
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,12 +18,9 @@ import (
 	"github.com/triggerd/triggerd/state"
 )
 
-// noTime marks an input that has not shown any record timestamp yet.
-const noTime = math.MinInt64
-
 // progressKey is the offsets entry under which an input's event-time
-// progress (highest record timestamp, unix ms) is stored with the state, so
-// that a restart resumes with the watermark it had.
+// progress (highest admitted event time, unix ms) is stored with the state,
+// so that a restart resumes with the watermark it had.
 func progressKey(topic string) string { return "@progress/" + topic }
 
 // input is one input topic as seen by one partition worker.
@@ -35,9 +30,12 @@ type input struct {
 	dec    *schemas.Decoder
 	events prometheus.Counter
 
-	maxTs    int64 // highest record timestamp seen (unix ms), or noTime
-	next     int64 // offset of the next record expected (diagnostics), -1 unknown
-	caughtUp bool  // no lag as of the last fetch or lag check
+	maxTs int64 // highest event time admitted (unix ms), or noTime
+	next  int64 // offset of the next record expected, -1 unknown
+	// caughtUpAt is the wall time (unix ms) at which the last end-offset
+	// check was sent that found every record of the input polled; 0:
+	// none yet (caughtup.go).
+	caughtUpAt int64
 
 	// queue holds the records not processed yet, in offset order: this
 	// cycle's records and those held from earlier cycles because another
@@ -49,9 +47,11 @@ type input struct {
 	// partition's log start offset (where retention has deleted up to).
 	recs     []*kgo.Record
 	consumed int // records queued this cycle, counted at commit
-	lso      int64
 	logStart int64
 	lost     prometheus.Counter
+	// late counts records admitted after the watermark had passed them.
+	late          prometheus.Counter
+	lateThisCycle int
 	// duplicates counts events skipped by the rules' dedupe.
 	duplicates prometheus.Counter
 }
@@ -59,9 +59,12 @@ type input struct {
 // queued is a record waiting in an input's queue. stored says it is in the
 // state's held set (so processing it must release it there).
 type queued struct {
-	r      *kgo.Record
-	ts     int64 // record timestamp, unix ms
-	stored bool
+	r       *kgo.Record
+	ts      int64    // event time, unix ms
+	arrived int64    // wall time it was polled (or reloaded), unix ms
+	ev      *decoded // the decoded event; nil for a record reloaded from the held set
+	stored  bool
+	late    bool // admitted after the watermark had passed it
 }
 
 func (in *input) pending() int { return len(in.queue) - in.head }
@@ -77,17 +80,25 @@ type worker struct {
 
 	inputs  []input
 	wmLag   prometheus.Gauge
+	// waiting is triggerd_records_waiting; stalledSince and stallWarned
+	// time the warning about an input that holds records back for good
+	// (caughtup.go).
+	waiting      prometheus.Gauge
+	stalledSince time.Time
+	stallWarned  time.Time
 	actions rules.Actions
-	ev      schemas.Event
-	// reuse is what decoding into ev can use again (its properties map
-	// and names): nothing keeps an event's map past its handling.
-	reuse schemas.Reuse
-	due   []schemas.Timer
+	// free holds decoded events for the next records to admit.
+	free []*decoded
+	due  []schemas.Timer
 	// nextDue caches the earliest pending due time so that a record
 	// costs no index scan unless a timer may be due. It may be too early
 	// (the timer was cancelled), never too late.
 	nextDue time.Time
 	hasDue  bool
+	// firedTo is the watermark up to which every timer has fired (unix
+	// ms), or noTime: a record stamped before firedTo + lateness is late.
+	// firedToCommitted is its value at the start of the cycle, for abort.
+	firedTo, firedToCommitted int64
 
 	// Per cycle.
 	timersFired  int
@@ -112,7 +123,7 @@ type worker struct {
 }
 
 func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
-	w := &worker{p: p, id: id, part: part, log: p.log.With(zap.Int32("partition", id))}
+	w := &worker{p: p, id: id, part: part, log: p.log.With(zap.Int32("partition", id)), firedTo: noTime, firedToCommitted: noTime}
 	pl := strconv.Itoa(int(id))
 	for i, t := range p.cfg.Inputs() {
 		w.inputs = append(w.inputs, input{
@@ -122,10 +133,12 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 			events:     p.m.events.WithLabelValues(t, pl),
 			lost:       p.m.inputLost.WithLabelValues(t, pl),
 			duplicates: p.m.duplicates.WithLabelValues(t),
+			late:       p.m.late.WithLabelValues(t),
 			maxTs:      noTime,
 		})
 	}
 	w.wmLag = p.m.watermarkLag.WithLabelValues(pl)
+	w.waiting = p.m.waiting.WithLabelValues(pl)
 	for k := range w.chlogRecords {
 		w.chlogRecords[k][0] = p.m.changelog.WithLabelValues(state.RecordKind(k).String(), "set")
 		w.chlogRecords[k][1] = p.m.changelog.WithLabelValues(state.RecordKind(k).String(), "delete")
@@ -174,77 +187,6 @@ func (w *worker) refreshNextDue() error {
 	}
 	w.nextDue, w.hasDue = due, ok
 	return nil
-}
-
-// progress returns how far input i is known to have come in event time
-// (unix ms): the timestamp of its next queued record; else the wall clock
-// when it is caught up and IdleAdvance is on; else the highest timestamp it
-// has shown. noTime means unknown: nothing may pass it.
-func (w *worker) progress(i int, nowMs int64) int64 {
-	in := &w.inputs[i]
-	if in.pending() > 0 {
-		return w.orderTs(in.queue[in.head].ts, nowMs)
-	}
-	if w.p.cfg.IdleAdvance && in.caughtUp && nowMs > in.maxTs {
-		return nowMs
-	}
-	return in.maxTs
-}
-
-// orderTs is the timestamp a record is ordered by. With IdleAdvance, a
-// record stamped in the future (a producer's clock ahead of ours) counts as
-// now, so it does not wait until its time comes.
-func (w *worker) orderTs(ts, nowMs int64) int64 {
-	if w.p.cfg.IdleAdvance && ts > nowMs {
-		return nowMs
-	}
-	return ts
-}
-
-// watermark returns the partition's event-time watermark: the minimum over
-// the inputs of their progress, minus the allowed lateness. ok is false while
-// an input's progress is unknown (timers must not fire ahead of a backlog
-// that may cancel them).
-func (w *worker) watermark(now time.Time) (time.Time, bool) {
-	nowMs := now.UnixMilli()
-	minTs := int64(math.MaxInt64)
-	for i := range w.inputs {
-		ts := w.progress(i, nowMs)
-		if ts == noTime {
-			return time.Time{}, false
-		}
-		minTs = min(minTs, ts)
-	}
-	return time.UnixMilli(minTs).Add(-w.p.cfg.Lateness), true
-}
-
-// next returns the input whose queued head comes first in event time, if
-// that record may be processed now: no other input can still deliver an
-// earlier record (its progress is at least the record's timestamp). Ties go
-// to the input listed first, so the order is deterministic.
-func (w *worker) next(nowMs int64) (int, bool) {
-	best, bestTs := -1, int64(0)
-	for i := range w.inputs {
-		in := &w.inputs[i]
-		if in.pending() == 0 {
-			continue
-		}
-		if ts := w.orderTs(in.queue[in.head].ts, nowMs); best < 0 || ts < bestTs {
-			best, bestTs = i, ts
-		}
-	}
-	if best < 0 {
-		return -1, false
-	}
-	for j := range w.inputs {
-		if j == best {
-			continue
-		}
-		if p := w.progress(j, nowMs); p == noTime || p < bestTs {
-			return -1, false
-		}
-	}
-	return best, true
 }
 
 // checkLost reports input records that the broker deleted before this
@@ -309,10 +251,12 @@ func (w *worker) runCycle(now time.Time) error {
 	w.chlogLast.Store(-1)
 	w.chlogCount = [state.NumRecordKinds][2]int{}
 	w.batchEnd = nil
+	w.firedToCommitted = w.firedTo
 	nowMs := now.UnixMilli()
 	for i := range w.inputs {
 		in := &w.inputs[i]
 		in.consumed = 0
+		in.lateThisCycle = 0
 		if len(in.recs) == 0 {
 			continue
 		}
@@ -332,22 +276,13 @@ func (w *worker) runCycle(now time.Time) error {
 			}
 		}
 		w.checkLost(in)
-		for _, r := range in.recs {
-			// Offsets are not contiguous on transactional or compacted
-			// inputs, so the check is a diagnostic for tests only.
-			if w.p.trace != "" && in.next >= 0 && r.Offset != in.next {
-				w.log.Warn("input offset gap", zap.String("topic", in.topic), zap.Int64("want", in.next), zap.Int64("got", r.Offset))
-			}
-			in.next = r.Offset + 1
-			ts := r.Timestamp.UnixMilli()
-			in.queue = append(in.queue, queued{r: r, ts: ts})
-			in.maxTs = max(in.maxTs, ts)
+		if err := w.admit(in, now, nowMs); err != nil {
+			return err
 		}
-		last := in.recs[len(in.recs)-1]
-		in.caughtUp = last.Offset+1 >= in.lso
-		w.part.SetOffset(in.topic, last.Offset+1)
-		w.part.SetOffset(progressKey(in.topic), in.maxTs)
-		in.consumed = len(in.recs)
+		w.part.SetOffset(in.topic, in.next)
+		if in.maxTs != noTime {
+			w.part.SetOffset(progressKey(in.topic), in.maxTs)
+		}
 	}
 	for {
 		i, ok := w.next(nowMs)
@@ -361,7 +296,7 @@ func (w *worker) runCycle(now time.Time) error {
 		if err := w.fireUpTo(now, time.UnixMilli(w.orderTs(q.ts, nowMs)).Add(-w.p.cfg.Lateness)); err != nil {
 			return err
 		}
-		if err := w.handle(in, q.r, now); err != nil {
+		if err := w.handle(in, q, now); err != nil {
 			return err
 		}
 		if q.stored {
@@ -443,6 +378,7 @@ func (w *worker) loadHeld() error {
 		in.queue, in.head = in.queue[:0], 0
 		bySource[uint8(in.source)] = in
 	}
+	arrived := w.p.clock().UnixMilli()
 	return w.part.Held(func(h state.HeldRecord) error {
 		in := bySource[h.Input]
 		if in == nil {
@@ -450,7 +386,9 @@ func (w *worker) loadHeld() error {
 		}
 		r := &kgo.Record{Topic: in.topic, Partition: w.id, Offset: h.Offset, Timestamp: h.Time,
 			Key: bytes.Clone(h.Key), Value: bytes.Clone(h.Value)}
-		in.queue = append(in.queue, queued{r: r, ts: h.Time.UnixMilli(), stored: true})
+		// Arrived now, as far as the idle grace is concerned: a
+		// record held across a restart waits for the grace again.
+		in.queue = append(in.queue, queued{r: r, ts: h.Time.UnixMilli(), arrived: arrived, stored: true})
 		return nil
 	})
 }
@@ -459,6 +397,7 @@ func (w *worker) loadHeld() error {
 // limit, through the same rules and output path as events.
 func (w *worker) fireUpTo(now, wm time.Time) error {
 	if !w.hasDue || w.nextDue.After(wm) {
+		w.firedTo = max(w.firedTo, wm.UnixMilli())
 		return nil
 	}
 	for w.timersFired < w.p.cfg.TimersPerCycle {
@@ -498,36 +437,30 @@ func (w *worker) fireUpTo(now, wm time.Time) error {
 		}
 		w.timersFired += len(w.due)
 		w.p.m.timersFired.Add(float64(len(w.due)))
+		if len(w.due) > 0 {
+			w.firedTo = max(w.firedTo, w.due[len(w.due)-1].Due.UnixMilli())
+		}
 		if len(w.due) < limit {
+			// Every timer due by wm has fired.
+			w.firedTo = max(w.firedTo, wm.UnixMilli())
 			break
 		}
 	}
 	return w.refreshNextDue()
 }
 
-// handle decodes one input record and runs the rules on it. A bad record is
+// handle runs the rules on one admitted record. A bad record is
 // dead-lettered and is not an error; an error is fatal (state failure).
-func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
-	ev := &w.ev
-	if err := in.dec.DecodeReusing(context.Background(), r.Value, ev, &w.reuse); err != nil {
-		var de *schemas.DecodeError
-		if !errors.As(err, &de) {
-			// Not the record's fault (the schema registry did not
-			// answer): retry the cycle rather than dead-letter a
-			// good record.
-			return &retryableError{fmt.Errorf("decoding %s offset %d: %w", in.topic, r.Offset, err)}
+func (w *worker) handle(in *input, q queued, now time.Time) error {
+	d := q.ev
+	if d == nil {
+		var err error
+		if d, err = w.decodeHeld(in, q.r, now); d == nil {
+			return err
 		}
-		w.deadLetter(in, r, de.Reason, err.Error(), now)
-		return nil
 	}
-	if string(r.Key) != string(ev.Customer) {
-		w.deadLetter(in, r, "key_mismatch", "record key "+strconv.Quote(string(r.Key))+" is not the customer ID "+strconv.Quote(string(ev.Customer)), now)
-		return nil
-	}
-	if ev.Time.Before(now.Add(-w.p.cfg.MaxEventAge)) || ev.Time.After(now.Add(w.p.cfg.MaxEventAhead)) {
-		w.deadLetter(in, r, "absurd_timestamp", "event time "+ev.Time.Format(time.RFC3339)+" is outside the accepted range", now)
-		return nil
-	}
+	defer w.putDecoded(d)
+	ev := &d.ev
 	if ev.Type == schemas.ProfileErase && in.source == schemas.SourceProfile {
 		// Before the catalogue check: an erase is never dead-lettered
 		// for want of a line in the rules file.
@@ -535,7 +468,7 @@ func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 	}
 	rs := w.p.Rules()
 	if !rs.Accepts(ev.Type) {
-		w.deadLetter(in, r, "unknown_type", "event type "+strconv.Quote(string(ev.Type))+" is not in the rules file's events catalogue", now)
+		w.deadLetter(in, q.r, "unknown_type", "event type "+strconv.Quote(string(ev.Type))+" is not in the rules file's events catalogue", now)
 		return nil
 	}
 	c, err := w.part.Customer(ev.Customer)
@@ -554,9 +487,12 @@ func (w *worker) handle(in *input, r *kgo.Record, now time.Time) error {
 		return nil
 	}
 	w.logEvalErrors(ev.Customer)
+	if q.late {
+		recordLate(c, in.topic, ev, now)
+	}
 	if w.p.trace != "" && strings.HasPrefix(string(ev.Customer), w.p.trace) {
 		w.log.Info("trace event", zap.String("customer", string(ev.Customer)), zap.String("event", ev.ID),
-			zap.String("type", string(ev.Type)), zap.Time("at", ev.Time), zap.Int64("offset", r.Offset),
+			zap.String("type", string(ev.Type)), zap.Time("at", ev.Time), zap.Int64("offset", q.r.Offset),
 			zap.Int("cancel", len(w.actions.Cancel)), zap.Int("schedule", len(w.actions.Schedule)), zap.Int("cart", len(c.Cart.Items)))
 	}
 	return w.apply(c, now)
@@ -667,6 +603,10 @@ func (w *worker) commit() error {
 		in.events.Add(float64(in.consumed))
 		w.p.stats.events.Add(int64(in.consumed))
 		in.consumed = 0
+		if in.lateThisCycle > 0 {
+			in.late.Add(float64(in.lateThisCycle))
+			in.lateThisCycle = 0
+		}
 	}
 	w.p.stats.deadLetters.Add(int64(w.deadLettered))
 	w.deadLettered = 0
@@ -689,6 +629,7 @@ func (w *worker) commit() error {
 // progress goes back too: the records will be polled again.
 func (w *worker) abort() error {
 	w.part.Abort()
+	w.firedTo = w.firedToCommitted
 	if err := w.loadHeld(); err != nil {
 		return err
 	}
@@ -706,7 +647,7 @@ func (w *worker) abort() error {
 		if o, ok := offs.Inputs[in.topic]; ok {
 			in.next = o
 		}
-		in.caughtUp = false
+		in.caughtUpAt = 0
 	}
 	return w.refreshNextDue()
 }

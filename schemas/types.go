@@ -296,6 +296,10 @@ const (
 	DecisionFired      DecisionAction = "fired"
 	DecisionSuppressed DecisionAction = "suppressed" // as ActionSuppressed
 	DecisionDeferred   DecisionAction = "deferred"   // as ActionDeferred
+	// DecisionLateEvent is not about a trigger: the event (Event, of the
+	// input topic in Policy) arrived after the watermark had passed its
+	// time, so timers that should have come after it had fired already.
+	DecisionLateEvent DecisionAction = "late_event"
 )
 
 // Decision is one entry of a customer's audit trail: a trigger that fired,
@@ -315,6 +319,7 @@ type Decision struct {
 	Reason      string    // suppressed or deferred: cap, quiet_hours, no_consent, ...
 	Policy      string    // suppressed or deferred: the cap's name, quiet_hours, consent, ...
 	DeferredTo  time.Time // deferred: when the trigger is checked again
+	Event       string    // late_event: the event's ID
 }
 
 // Contact is one marketing trigger that was emitted: the contact history

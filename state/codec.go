@@ -77,6 +77,7 @@ const (
 	decChannelRef = 15 // varint
 	decReasonRef  = 16 // varint
 	decPolicyRef  = 17 // varint
+	decEvent      = 18 // string: a late event's ID
 
 	// schemas.Contact
 	contactAt      = 1 // time
@@ -394,6 +395,9 @@ func appendDecision(b []byte, d *schemas.Decision, base timeBase, nm *names) []b
 		b = appendStringField(b, decTriggerID, d.TriggerID)
 	}
 	b = base.appendCTimeField(b, decDeferredTo, d.DeferredTo)
+	if d.Event != "" {
+		b = appendStringField(b, decEvent, d.Event)
+	}
 	return endNested(b, at)
 }
 
@@ -451,6 +455,10 @@ func decodeDecision(r reader, d *schemas.Decision) error {
 		case decTriggerID:
 			if r.expect(w, wireBytes) {
 				d.TriggerID = str(r.bytes(), old.TriggerID)
+			}
+		case decEvent:
+			if r.expect(w, wireBytes) {
+				d.Event = str(r.bytes(), old.Event)
 			}
 		case decTriggerKey:
 			if r.expect(w, wireBytes) {

@@ -1,0 +1,145 @@
+package processor
+
+import (
+	"math"
+	"time"
+)
+
+// Event time, in one place.
+//
+// A record's event time is the event_time field of its payload, validated
+// when the record is admitted (admit.go): the Kafka record timestamp plays
+// no part. Each input of a partition has a progress in event time, and the
+// partition's watermark is the least progress minus the allowed lateness.
+// Records are applied in event-time order across the inputs: the record
+// with the earliest time goes first, once no other input can still deliver
+// an earlier one.
+//
+// An input that has records queued has come as far as its first one. An
+// empty input has come as far as the latest time it has shown (maxTs).
+// With IdleAdvance, the broker can vouch for more: when an end-offset check
+// sent at wall time c found every record of the input polled (caughtUpAt =
+// c), then
+//
+//   - for the merge, a record of another input that arrived IdleGrace or
+//     more before c may pass it, whatever the record's time: the input
+//     stayed idle for the grace after the record came, so writes to several
+//     topics a moment apart (under IdleGrace) are merged in event-time
+//     order, even when the producer stamps them hours in the past;
+//   - for the watermark, a record written after c is taken to be stamped
+//     no earlier than c - IdleGrace (a live producer stamps what it writes
+//     with the time it writes it), so the input's progress is at least
+//     c - IdleGrace, and timers fire while inputs are idle.
+//
+// A record that breaks that assumption (stamped before c - IdleGrace,
+// written after c: a backfill into a live partition) arrives after timers
+// it should have preceded have fired. It is late: applied when it arrives,
+// counted, and noted in the customer's audit trail (see late).
+
+// noTime marks an input that has not shown any record time yet.
+const noTime = math.MinInt64
+
+// never is the progress of an input that cannot deliver anything before
+// the record asking.
+const never = math.MaxInt64
+
+// progress returns how far input i has come in event time (unix ms) as seen
+// by a record that arrived at wall time arrived (unix ms), or, when arrived
+// is noTime, as seen by the watermark. noTime means unknown: nothing may
+// pass it.
+func (w *worker) progress(i int, nowMs, arrived int64) int64 {
+	in := &w.inputs[i]
+	if in.pending() > 0 {
+		return w.orderTs(in.queue[in.head].ts, nowMs)
+	}
+	if !w.p.cfg.IdleAdvance || in.caughtUpAt == 0 {
+		return in.maxTs
+	}
+	grace := w.p.cfg.IdleGrace.Milliseconds()
+	if arrived == noTime {
+		return max(in.maxTs, in.caughtUpAt-grace)
+	}
+	if in.caughtUpAt >= arrived+grace {
+		return never
+	}
+	return in.maxTs
+}
+
+// orderTs is the time a record is ordered by. With IdleAdvance, a record
+// stamped in the future (a producer's clock ahead of ours, within
+// MaxEventAhead) counts as now, so it does not wait until its time comes.
+func (w *worker) orderTs(ts, nowMs int64) int64 {
+	if w.p.cfg.IdleAdvance && ts > nowMs {
+		return nowMs
+	}
+	return ts
+}
+
+// watermark returns the partition's event-time watermark: the least
+// progress of the inputs, minus the allowed lateness. ok is false while an
+// input's progress is unknown: timers must not fire ahead of a backlog that
+// may cancel them.
+func (w *worker) watermark(now time.Time) (time.Time, bool) {
+	nowMs := now.UnixMilli()
+	minTs := int64(never)
+	for i := range w.inputs {
+		ts := w.progress(i, nowMs, noTime)
+		if ts == noTime {
+			return time.Time{}, false
+		}
+		minTs = min(minTs, ts)
+	}
+	return time.UnixMilli(minTs).Add(-w.p.cfg.Lateness), true
+}
+
+// next returns the input whose queued head comes first in event time, if
+// that record may be applied now: no other input can still deliver an
+// earlier record. Ties go to the input listed first, so the order is
+// deterministic.
+func (w *worker) next(nowMs int64) (int, bool) {
+	best, bestTs := -1, int64(0)
+	for i := range w.inputs {
+		in := &w.inputs[i]
+		if in.pending() == 0 {
+			continue
+		}
+		if ts := w.orderTs(in.queue[in.head].ts, nowMs); best < 0 || ts < bestTs {
+			best, bestTs = i, ts
+		}
+	}
+	if best < 0 {
+		return -1, false
+	}
+	arrived := w.inputs[best].queue[w.inputs[best].head].arrived
+	for j := range w.inputs {
+		if j == best {
+			continue
+		}
+		if p := w.progress(j, nowMs, arrived); p == noTime || p < bestTs {
+			return -1, false
+		}
+	}
+	return best, true
+}
+
+// waitsOnGrace reports whether a queued record waits only for an idle input's
+// grace to run out: the next end-offset check should come soon.
+func (w *worker) waitsOnGrace() bool {
+	if !w.p.cfg.IdleAdvance {
+		return false
+	}
+	for i := range w.inputs {
+		if w.inputs[i].pending() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// late reports whether a record with event time ts arrives after the
+// watermark has passed it: timers have fired that the documented order puts
+// after the record (a timer due at T comes after every record stamped
+// before T + lateness), so the record can no longer cancel them.
+func (w *worker) late(ts int64) bool {
+	return w.firedTo != noTime && ts < w.firedTo+w.p.cfg.Lateness.Milliseconds()
+}
