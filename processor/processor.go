@@ -83,9 +83,9 @@ type Processor struct {
 	// lastCaughtUpCheck is when the inputs' end offsets were last
 	// listed (caughtup.go).
 	lastCaughtUpCheck time.Time
-	stats      Stats
-	ready      atomic.Bool
-	lastCycle  atomic.Int64 // unix nanos of the last completed cycle
+	stats             Stats
+	ready             atomic.Bool
+	lastCycle         atomic.Int64 // unix nanos of the last completed cycle
 	// commitCount counts committed transactions, so that Run can tell a
 	// session that worked for a while from one that never did.
 	commitCount atomic.Int64

@@ -78,15 +78,15 @@ type worker struct {
 	log  *zap.Logger
 	part *state.Partition
 
-	inputs  []input
-	wmLag   prometheus.Gauge
+	inputs []input
+	wmLag  prometheus.Gauge
 	// waiting is triggerd_records_waiting; stalledSince and stallWarned
 	// time the warning about an input that holds records back for good
 	// (caughtup.go).
 	waiting      prometheus.Gauge
 	stalledSince time.Time
 	stallWarned  time.Time
-	actions rules.Actions
+	actions      rules.Actions
 	// free holds decoded events for the next records to admit.
 	free []*decoded
 	due  []schemas.Timer

@@ -135,15 +135,18 @@ type Deferred struct {
 type Decision struct {
 	At         time.Time `json:"at"`       // event time of the decision
 	Recorded   time.Time `json:"recorded"` // processing time
-	Action     string    `json:"action"`   // fired, suppressed, deferred
-	Rule       string    `json:"rule_id"`
-	Version    int32     `json:"rule_version"`
-	Stage      int32     `json:"stage"`
-	Channel    string    `json:"channel"`
-	TriggerID  string    `json:"trigger_id"`
+	Action     string    `json:"action"`   // fired, suppressed, deferred, late_event
+	Rule       string    `json:"rule_id,omitempty"`
+	Version    int32     `json:"rule_version,omitempty"`
+	Stage      int32     `json:"stage,omitempty"`
+	Channel    string    `json:"channel,omitempty"`
+	TriggerID  string    `json:"trigger_id,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
-	Policy     string    `json:"policy,omitempty"`
+	Policy     string    `json:"policy,omitempty"` // late_event: the input topic
 	DeferredTo time.Time `json:"deferred_to,omitzero"`
+	// Event is a late event's ID: it arrived after the watermark had
+	// passed its time, so timers it should have preceded had fired.
+	Event string `json:"event_id,omitempty"`
 }
 
 // ExplainView is the answer to GET /customers/{id}/explain: the last
@@ -229,7 +232,8 @@ func timersView(ts []schemas.Timer, deferredOnly bool) []Timer {
 
 func decisionView(d *schemas.Decision) Decision {
 	return Decision{At: d.At, Recorded: d.Recorded, Action: string(d.Action), Rule: string(d.Rule), Version: d.RuleVersion,
-		Stage: d.Stage, Channel: string(d.Channel), TriggerID: d.TriggerID, Reason: d.Reason, Policy: d.Policy, DeferredTo: d.DeferredTo}
+		Stage: d.Stage, Channel: string(d.Channel), TriggerID: d.TriggerID, Reason: d.Reason, Policy: d.Policy, DeferredTo: d.DeferredTo,
+		Event: d.Event}
 }
 
 func explainView(cs *state.CustomerState, found bool) ExplainView {
