@@ -92,6 +92,10 @@ func (p *Processor) checkCaughtUp(ctx context.Context, now time.Time) {
 			if caughtUp {
 				in.caughtUpAt = max(in.caughtUpAt, asked)
 			}
+			if p.trace != "" {
+				w.log.Info("trace caught-up check", zap.String("topic", in.topic), zap.Int64("pos", pos), zap.Int64("end", end.Offset),
+					zap.Bool("caught_up", caughtUp), zap.Int64("asked", asked), zap.Int("pending", in.pending()))
+			}
 		}
 		w.warnIfStalled(now)
 	}

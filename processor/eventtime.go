@@ -33,8 +33,11 @@ import (
 //
 // A record that breaks that assumption (stamped before c - IdleGrace,
 // written after c: a backfill into a live partition) arrives after timers
-// it should have preceded have fired. It is late: applied when it arrives,
-// counted, and noted in the customer's audit trail (see late).
+// it should have preceded have fired. It is late: counted, noted in the
+// customer's audit trail (see late), and applied once every other input
+// has delivered a later record or stayed idle for the grace after it came
+// (the other inputs' earlier times say nothing about it), so that late
+// records written together a moment apart are still merged in order.
 
 // noTime marks an input that has not shown any record time yet.
 const noTime = math.MinInt64
@@ -43,24 +46,31 @@ const noTime = math.MinInt64
 // the record asking.
 const never = math.MaxInt64
 
-// progress returns how far input i has come in event time (unix ms) as seen
-// by a record that arrived at wall time arrived (unix ms), or, when arrived
-// is noTime, as seen by the watermark. noTime means unknown: nothing may
-// pass it.
-func (w *worker) progress(i int, nowMs, arrived int64) int64 {
+// progress returns how far input i has come in event time (unix ms), as
+// seen by a queued record (q) or, when q is nil, by the watermark. noTime
+// means unknown: nothing may pass it.
+func (w *worker) progress(i int, nowMs int64, q *queued) int64 {
 	in := &w.inputs[i]
 	if in.pending() > 0 {
 		return w.orderTs(in.queue[in.head].ts, nowMs)
 	}
-	if !w.p.cfg.IdleAdvance || in.caughtUpAt == 0 {
+	if !w.p.cfg.IdleAdvance {
 		return in.maxTs
 	}
 	grace := w.p.cfg.IdleGrace.Milliseconds()
-	if arrived == noTime {
+	switch {
+	case q == nil && in.caughtUpAt != 0:
 		return max(in.maxTs, in.caughtUpAt-grace)
-	}
-	if in.caughtUpAt >= arrived+grace {
+	case q == nil:
+		return in.maxTs
+	case in.caughtUpAt != 0 && in.caughtUpAt >= q.arrived+grace:
 		return never
+	case q.late:
+		// The input's times say nothing about a record stamped
+		// behind the watermark (a replay written into a live
+		// topic): it waits for the grace, so that what was
+		// written with it a moment apart is merged with it.
+		return noTime
 	}
 	return in.maxTs
 }
@@ -83,7 +93,7 @@ func (w *worker) watermark(now time.Time) (time.Time, bool) {
 	nowMs := now.UnixMilli()
 	minTs := int64(never)
 	for i := range w.inputs {
-		ts := w.progress(i, nowMs, noTime)
+		ts := w.progress(i, nowMs, nil)
 		if ts == noTime {
 			return time.Time{}, false
 		}
@@ -110,12 +120,12 @@ func (w *worker) next(nowMs int64) (int, bool) {
 	if best < 0 {
 		return -1, false
 	}
-	arrived := w.inputs[best].queue[w.inputs[best].head].arrived
+	q := &w.inputs[best].queue[w.inputs[best].head]
 	for j := range w.inputs {
 		if j == best {
 			continue
 		}
-		if p := w.progress(j, nowMs, arrived); p == noTime || p < bestTs {
+		if p := w.progress(j, nowMs, q); p == noTime || p < bestTs {
 			return -1, false
 		}
 	}

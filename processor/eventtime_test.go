@@ -61,7 +61,7 @@ func TestEventTime(t *testing.T) {
 				in := &w.inputs[arg("input")]
 				ts := arg("ts")
 				r := &kgo.Record{Offset: int64(len(in.queue))}
-				in.queue = append(in.queue, queued{r: r, ts: ts, arrived: arg("arrived")})
+				in.queue = append(in.queue, queued{r: r, ts: ts, arrived: arg("arrived"), late: w.late(ts)})
 				in.maxTs = max(in.maxTs, ts)
 				return ""
 			case "seen":

@@ -171,6 +171,12 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 			w.log.Info("trace start", zap.String("topic", w.inputs[i].topic), zap.Int64("next", w.inputs[i].next), zap.Int64("changelog", offs.Changelog))
 		}
 	}
+	// Timers up to the restored watermark fired before the restart, so a
+	// record stamped behind it is late here too.
+	if wm, ok := w.watermark(p.clock()); ok {
+		w.firedTo = wm.UnixMilli()
+		w.firedToCommitted = w.firedTo
+	}
 	if err := w.loadHeld(); err != nil {
 		return nil, err
 	}

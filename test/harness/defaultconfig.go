@@ -1,0 +1,57 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/triggerd/triggerd/processor"
+)
+
+// WriteDefaultConfig writes a config file for "triggerd run" that sets only
+// what a deployment must name (brokers, group, instance ID, topics) and
+// leaves every other setting, event time included (idle_advance, idle_grace,
+// lateness, tick), at its default: the configuration a new user runs. The
+// exceptions, both for a test's sake and neither about event time: the
+// group starts from the earliest offsets (a record written before the group
+// first polls is not skipped), and topics get one replica. rulesYAML is the
+// rules file.
+//
+// Of cfg it takes the brokers, group, instance ID and topics only.
+func WriteDefaultConfig(t testing.TB, cfg processor.Config, dir, ops string, rulesYAML []byte) string {
+	t.Helper()
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesFile, rulesYAML, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tp := cfg.Topics
+	y := fmt.Sprintf(`kafka:
+  brokers: [%s]
+  group: %s
+  instance_id: %s
+  topics:
+    clickstream: %s
+    transactions: %s
+    profiles: %s
+    triggers: %s
+    dead_letter: %s
+    changelog: %s
+    suppressions: %s
+  replication_factor: 1
+  start_from: earliest
+state:
+  dir: %s
+ops:
+  addr: %s
+rules:
+  file: %s
+`, strings.Join(cfg.Brokers, ", "), cfg.Group, cfg.InstanceID, tp.Clickstream, tp.Transactions, tp.Profiles, tp.Triggers,
+		tp.DeadLetter, tp.Changelog, cfg.SuppressionsTopic(), filepath.Join(dir, "state"), ops, rulesFile)
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
