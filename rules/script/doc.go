@@ -35,6 +35,15 @@
 //	timers [CUST]                 the pending timers
 //	state CUST                    the customer record
 //
+// An event or profile is first checked as the decoders check a record
+// (schemas.ValidateEvent), then against the rules file's events catalogue;
+// one that fails is not applied and prints as
+//
+//	dead-letter alice e3 add_to_cart reason=bad_field field=quantity
+//
+// (an add_to_cart needs product and qty of at least 1; see the README's
+// input contract).
+//
 // The contact policy's decisions print as
 //
 //	suppressed alice welcome v1 stage=2 email due=... reason=cap policy=email_7d

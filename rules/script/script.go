@@ -287,8 +287,16 @@ func (r *Runner) profile(args []datadriven.CmdArg, out *strings.Builder) error {
 }
 
 // apply runs one event through the rules as the processor does: the
-// catalogue check (dead letter), the rules, then the actions.
+// decoders' validation and the catalogue check (dead letters), the rules,
+// then the actions.
 func (r *Runner) apply(ev *schemas.Event, out *strings.Builder) {
+	if err := schemas.ValidateEvent(ev); err != nil {
+		var de *schemas.DecodeError
+		if errors.As(err, &de) {
+			fmt.Fprintf(out, "dead-letter %s %s %s reason=%s field=%s\n", ev.Customer, ev.ID, ev.Type, de.Reason, dash(de.Field))
+			return
+		}
+	}
 	if !r.set.Accepts(ev.Type) {
 		fmt.Fprintf(out, "dead-letter %s %s %s reason=unknown_type\n", ev.Customer, ev.ID, ev.Type)
 		return
