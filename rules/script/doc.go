@@ -29,7 +29,8 @@
 //	                              3339), service_date, contract_end, session,
 //	                              device, source, prop.NAME
 //	profile CUST [k=v...]         a profile_update: birthday, signup, tz,
-//	                              country, contract_end, optin=CH, optout=CH
+//	                              country, contract_end, optin=CH, optout=CH;
+//	                              id, at as for event
 //	advance DURATION              move the clock (3d, 1h30m), firing due timers
 //	                              in due order
 //	timers [CUST]                 the pending timers
