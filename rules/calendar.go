@@ -85,6 +85,13 @@ func (cal *calendar) dateOf(p *schemas.Profile) schemas.Date {
 	return schemas.Date{}
 }
 
+// due returns when the occurrence occ (the anniversary being celebrated, or
+// the once-only date) is due in loc: its offset applied, at the schedule's
+// local time.
+func (cal *calendar) due(occ schemas.Date, loc *time.Location) time.Time {
+	return localTime(addDays(occ, cal.offsetDays), cal.hh, cal.mm, loc)
+}
+
 // next returns the first occurrence of the schedule for date d that is due
 // strictly after `after`, and the occurrence's date (the anniversary being
 // celebrated, before the offset) that names it. A yearly schedule counts
@@ -95,7 +102,7 @@ func (cal *calendar) next(d schemas.Date, loc *time.Location, after time.Time) (
 		return time.Time{}, schemas.Date{}, false
 	}
 	if !cal.yearly {
-		due := localTime(addDays(d, cal.offsetDays), cal.hh, cal.mm, loc)
+		due := cal.due(d, loc)
 		return due, d, due.After(after)
 	}
 	// The offset may move an occurrence into another year; the due times
@@ -104,7 +111,7 @@ func (cal *calendar) next(d schemas.Date, loc *time.Location, after time.Time) (
 	year := after.In(loc).Year()
 	for y := max(year-span, d.Year+1); y <= year+span; y++ {
 		occ := anniversary(d, y)
-		due := localTime(addDays(occ, cal.offsetDays), cal.hh, cal.mm, loc)
+		due := cal.due(occ, loc)
 		if due.After(after) {
 			return due, occ, true
 		}

@@ -15,7 +15,16 @@
 //
 // Evaluation is pure: no I/O, no goroutines, no clock. Time comes from the
 // event (its event time) or from the timer (its due time), so replaying a
-// backlog produces the same decisions as live traffic. A Set is immutable
+// backlog produces the same decisions as live traffic. The one exception is
+// a calendar timer fired late (OnTimersAt, with the caller's watermark):
+// of the occurrences due by then only the latest counts, and only if its
+// trigger is not yet expired; the others are suppressed (superseded,
+// expired), so an event stamped years back cannot send years of birthdays.
+// A calendar occurrence is a date, due at the rule's local time in the zone
+// in force when it is scheduled; a zone change moves the pending
+// occurrence's instant (into the past, it fires at once) and never which
+// occurrence is pending, so a birthday is neither skipped nor sent twice
+// when the customer changes zone on the day (runs.go, calendarCheck). A Set is immutable
 // and shared by every partition worker; the per-evaluation scratch space
 // lives in the caller's Actions. To change the rules, compile a new Set and
 // swap it in: the customer record is the state, so a new Set carries on

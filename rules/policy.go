@@ -31,12 +31,18 @@ const (
 	ReasonNoResponse  = "no_response"
 	ReasonStale       = "stale"
 	ReasonRuleRemoved = "rule_removed"
+	// A calendar rule's timer that fires late (calendarFire): an
+	// occurrence passed over because a later one is due too, and one whose
+	// trigger is expired by the time it fires.
+	ReasonSuperseded = "superseded"
+	ReasonExpired    = "expired"
 
 	PolicyQuietHours = "quiet_hours"
 	PolicyConsent    = "consent"
 	PolicyStopAfter  = "stop_after"
 	PolicyMaxDelay   = "max_delay"
 	PolicyRules      = "rules"
+	PolicyCatchUp    = "catch_up"
 )
 
 // DeferPrefix starts the ID of every timer that holds a deferred trigger,

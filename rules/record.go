@@ -86,12 +86,16 @@ func applyEvent(c *schemas.Customer, ev *schemas.Event, zone *time.Location) {
 
 	switch ev.Type {
 	case schemas.AddToCart:
-		q := ev.Quantity
-		if q <= 0 {
-			q = 1
+		// The decoders dead-letter these (bad_field); an event built
+		// otherwise must not invent a line or a quantity either.
+		if ev.ProductID == "" || ev.Quantity <= 0 {
+			return
 		}
-		addToCart(&c.Cart, ev.ProductID, q, ev.Price)
+		addToCart(&c.Cart, ev.ProductID, ev.Quantity, ev.Price)
 	case schemas.RemoveFromCart:
+		if ev.ProductID == "" || ev.Quantity < 0 {
+			return
+		}
 		if !removeFromCart(&c.Cart, ev.ProductID, ev.Quantity) {
 			return // not in the cart: nothing changed
 		}

@@ -182,6 +182,18 @@ func (s *Set) seqFire(st *evalState, r *rule, t *schemas.Timer, a *Actions) {
 // calendarCheck schedules each calendar rule's next occurrence when its
 // date becomes known, moves it when the profile's date or time zone changed,
 // and drops it when the date no longer yields one.
+//
+// An occurrence is a date (the anniversary, or the once-only date), due at
+// the rule's local time in the zone in force when it is scheduled. A zone
+// change keeps the pending occurrence and moves only its instant to the
+// new zone, even into the past (it then fires at once, if its trigger is
+// not yet expired: calendarFire): the occurrence that comes next is fixed
+// by the last one that fired, never by the time of the change. So a
+// customer who moves east on their birthday, before it fired, still gets
+// it (in the new zone, 09:00 may have passed), and one who moves west
+// after it fired does not get it twice (09:00 is still to come there, but
+// that birthday is done). A date change is a new schedule, from the event's
+// time.
 func (s *Set) calendarCheck(st *evalState, a *Actions) {
 	if len(s.calendars) == 0 {
 		return
@@ -191,8 +203,16 @@ func (s *Set) calendarCheck(st *evalState, a *Actions) {
 	for _, r := range s.calendars {
 		d := r.cal.dateOf(&c.Profile)
 		i := findRun(c, r.id, "")
-		if i >= 0 && !zoneChanged && d == r.cal.dateOf(&st.pre.profile) {
+		dateChanged := d != r.cal.dateOf(&st.pre.profile)
+		if i >= 0 && !zoneChanged && !dateChanged {
 			continue // scheduled, and nothing it depends on changed
+		}
+		if i >= 0 && !dateChanged {
+			if occ, err := schemas.ParseDate(c.Runs[i].Occurrence); err == nil {
+				due := r.cal.due(occ, s.zones.get(c.Profile.TimeZone))
+				s.scheduleCalendar(c, r, i, due, c.Runs[i].Occurrence, ev.Time, ev.ID, a)
+				continue
+			}
 		}
 		if i < 0 && (d.IsZero() || (!r.cal.yearly && marked(c, r.id, d.String(), ev.Time))) {
 			continue
@@ -231,24 +251,66 @@ func (s *Set) scheduleCalendar(c *schemas.Customer, r *rule, i int, due time.Tim
 
 // calendarFire emits the occurrence and schedules the next one (yearly), or
 // marks the date done (once).
-func (s *Set) calendarFire(st *evalState, r *rule, t *schemas.Timer, a *Actions) {
+//
+// A timer fired late (now, the caller's event time, past its due time)
+// catches up: of the occurrences due by now, only the latest counts. When
+// a later one than the timer's is due, the timer's and those in between
+// are suppressed as superseded and the timer moves to the latest, which
+// fires on its own (so the contact policy decides on it at its due time).
+// An occurrence whose trigger is expired by now (its due time plus the
+// rule's expiry) is suppressed as expired. So an event stamped years back
+// yields at most one trigger, and a stale one yields none; each occurrence
+// not sent has its suppression record (Actions.Suppress), which the
+// processor writes, counts and keeps in the customer's audit trail.
+func (s *Set) calendarFire(st *evalState, r *rule, t *schemas.Timer, now time.Time, a *Actions) {
 	c := st.c
 	i := findRun(c, r.id, "")
 	if i < 0 || c.Runs[i].Occurrence != t.Occurrence {
 		return
 	}
-	s.emit(st, r, 1, r.channel, nil, t.Occurrence, t.Due, c.Runs[i].CausedBy, a)
+	d := r.cal.dateOf(&c.Profile)
+	loc := s.zones.get(c.Profile.TimeZone)
+	if r.cal.yearly {
+		// The latest occurrence due by now, if later than the timer's.
+		var latest time.Time
+		var latestOcc schemas.Date
+		for due, occ, ok := r.cal.next(d, loc, t.Due); ok && !due.After(now); due, occ, ok = r.cal.next(d, loc, due) {
+			if latest.IsZero() {
+				s.skipCalendar(st, r, t.Occurrence, t.Due, now, ReasonSuperseded, a)
+			} else {
+				s.skipCalendar(st, r, latestOcc.String(), latest, now, ReasonSuperseded, a)
+			}
+			latest, latestOcc = due, occ
+		}
+		if !latest.IsZero() {
+			s.scheduleCalendar(c, r, i, latest, latestOcc.String(), now, c.Runs[i].CausedBy, a)
+			return
+		}
+	}
+	if now.Before(t.Due.Add(r.expiry)) {
+		s.emit(st, r, 1, r.channel, nil, t.Occurrence, t.Due, c.Runs[i].CausedBy, a)
+	} else {
+		s.skipCalendar(st, r, t.Occurrence, t.Due, now, ReasonExpired, a)
+	}
 	if !r.cal.yearly {
-		setMark(c, r.id, r.cal.dateOf(&c.Profile).String(), t.Due, 0)
+		setMark(c, r.id, d.String(), t.Due, 0)
 		removeRun(c, i)
 		return
 	}
-	due, occ, ok := r.cal.next(r.cal.dateOf(&c.Profile), s.zones.get(c.Profile.TimeZone), t.Due)
+	due, occ, ok := r.cal.next(d, loc, t.Due)
 	if !ok {
 		removeRun(c, i)
 		return
 	}
 	s.scheduleCalendar(c, r, i, due, occ.String(), t.Due, c.Runs[i].CausedBy, a)
+}
+
+// skipCalendar records a calendar occurrence that is not sent: the trigger
+// it would have been, suppressed for reason by the catch-up at now.
+func (s *Set) skipCalendar(st *evalState, r *rule, occurrence string, due, now time.Time, reason string, a *Actions) {
+	i := findRun(st.c, r.id, "")
+	tr := s.trigger(st, r, 1, r.channel, nil, occurrence, due, st.c.Runs[i].CausedBy)
+	s.suppress(a, &tr, reason, PolicyCatchUp, now)
 }
 
 // silenceTouch records a matching event: the silence clock restarts. The

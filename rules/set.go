@@ -227,10 +227,11 @@ func (s *Set) evaluate(st *evalState, tr *typeRules, a *Actions, synthetic bool)
 // rules ask for. The timer has already been removed from the pending set.
 // Exit criteria are checked again here, against the state at fire time. A
 // timer of a rule that no longer exists fires into nothing. The contact
-// policy decides on the triggers of this timer alone; see OnTimers.
+// policy decides on the triggers of this timer alone; see OnTimers. It
+// fires at the timer's due time; see OnTimersAt for a timer fired late.
 func (s *Set) OnTimer(c *schemas.Customer, t *schemas.Timer, a *Actions) {
 	from := len(a.Emit)
-	s.onTimer(c, t, a)
+	s.onTimer(c, t, t.Due, a)
 	s.contact(c, t.Due, a, from)
 }
 
@@ -239,19 +240,37 @@ func (s *Set) OnTimer(c *schemas.Customer, t *schemas.Timer, a *Actions) {
 // order), and then applies the contact policy to their triggers together,
 // so they compete for the last slot of a cap by priority, as the triggers
 // of one event do. Grouping by instant, not by the processor's batch,
-// keeps the decision the same in a replay as in live traffic.
+// keeps the decision the same in a replay as in live traffic. The timers
+// fire at their due time: OnTimersAt with now = their due time.
 func (s *Set) OnTimers(c *schemas.Customer, ts []schemas.Timer, a *Actions) {
 	if len(ts) == 0 {
 		return
 	}
+	s.OnTimersAt(c, ts, ts[0].Due, a)
+}
+
+// OnTimersAt is OnTimers for timers that fire at now, the caller's event
+// time (the partition's watermark), which may be long after they were due:
+// a backlog, an event stamped years back that scheduled a calendar rule
+// from its own time. A calendar rule then catches up (calendarFire): only
+// the latest of its occurrences due by now counts, and only if its trigger
+// is not expired by now; the others are suppressed, not sent. A now before
+// the timers' due time counts as their due time.
+func (s *Set) OnTimersAt(c *schemas.Customer, ts []schemas.Timer, now time.Time, a *Actions) {
+	if len(ts) == 0 {
+		return
+	}
+	if now.Before(ts[0].Due) {
+		now = ts[0].Due
+	}
 	from := len(a.Emit)
 	for i := range ts {
-		s.onTimer(c, &ts[i], a)
+		s.onTimer(c, &ts[i], now, a)
 	}
 	s.contact(c, ts[0].Due, a, from)
 }
 
-func (s *Set) onTimer(c *schemas.Customer, t *schemas.Timer, a *Actions) {
+func (s *Set) onTimer(c *schemas.Customer, t *schemas.Timer, now time.Time, a *Actions) {
 	if t.Deferred != nil {
 		s.release(c, t, a)
 		return
@@ -268,7 +287,7 @@ func (s *Set) onTimer(c *schemas.Customer, t *schemas.Timer, a *Actions) {
 	case startSequence:
 		s.seqFire(st, r, t, a)
 	case startCalendar:
-		s.calendarFire(st, r, t, a)
+		s.calendarFire(st, r, t, now, a)
 	case startSilence:
 		s.silenceFire(st, r, t, a)
 	}
@@ -422,6 +441,12 @@ func (s *Set) thresholdCheck(st *evalState, r *rule, before int64, a *Actions) {
 // emit appends the trigger of rule r's stage to a.
 func (s *Set) emit(st *evalState, r *rule, stage int32, ch schemas.Channel, stagePayload []payloadField,
 	occurrence string, due time.Time, causedBy string, a *Actions) {
+	a.Emit = append(a.Emit, s.trigger(st, r, stage, ch, stagePayload, occurrence, due, causedBy))
+}
+
+// trigger builds the trigger of rule r's stage.
+func (s *Set) trigger(st *evalState, r *rule, stage int32, ch schemas.Channel, stagePayload []payloadField,
+	occurrence string, due time.Time, causedBy string) schemas.Trigger {
 	c := st.c
 	tr := schemas.Trigger{
 		ID:          TriggerID(c.ID, r.id, r.version, stage, occurrence),
@@ -459,7 +484,7 @@ func (s *Set) emit(st *evalState, r *rule, stage int32, ch schemas.Channel, stag
 			}
 		}
 	}
-	a.Emit = append(a.Emit, tr)
+	return tr
 }
 
 // stringify renders a payload value for the trigger's attributes.

@@ -91,7 +91,7 @@ var confluent sr.ConfluentHeader
 func (r *avroReader[T]) decode(ctx context.Context, value []byte, dst *T, reuse *Reuse) error {
 	id, payload, err := confluent.DecodeID(value)
 	if err != nil {
-		return decodeErrf(ReasonUndecodable, "", "not Confluent-framed Avro (magic byte 0, 4-byte schema ID)")
+		return decodeErrf(ReasonBadFraming, "", "not Confluent-framed Avro (magic byte 0, 4-byte schema ID)")
 	}
 	w, err := r.writer(ctx, id)
 	if err != nil {
@@ -111,16 +111,25 @@ func (r *avroReader[T]) decode(ctx context.Context, value []byte, dst *T, reuse 
 			readField(&in, p.f, p.t, dst)
 		}
 		if in.err != nil {
-			return decodeErrf(ReasonUndecodable, "", "schema %d: field %s at byte %d: %w", id, in.errField, in.errPos, in.err)
+			return decodeErrf(malformedReason(in.err), "", "schema %d: field %s at byte %d: %w", id, in.errField, in.errPos, in.err)
 		}
 	}
 	if n := in.left(); n > 0 {
-		return decodeErrf(ReasonUndecodable, "", "schema %d: %d bytes after the record", id, n)
+		return decodeErrf(ReasonTrailingBytes, "", "schema %d: %d bytes after the record", id, n)
 	}
 	if in.wrong != nil {
 		return in.wrong
 	}
 	return nil
+}
+
+// malformedReason is the Reason of a record the reader stopped in: it ran
+// out of bytes, or it met a value no Avro writer produces.
+func malformedReason(err error) string {
+	if errors.Is(err, errTruncated) {
+		return ReasonTruncated
+	}
+	return ReasonMalformedAvro
 }
 
 // writer returns the compiled writer schema for id, asking the registry on
@@ -165,7 +174,7 @@ func (r *avroReader[T]) fetch(ctx context.Context, id int) (*writer[T], error) {
 		var re *sr.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
 			return &writer[T]{
-				err:     decodeErrf(ReasonUndecodable, "", "schema ID %d is not in the registry", id),
+				err:     decodeErrf(ReasonUnknownSchema, "", "schema ID %d is not in the registry", id),
 				retryAt: time.Now().Add(unknownIDRetry),
 			}, nil
 		}

@@ -13,7 +13,8 @@ import (
 // and the block counts of arrays and maps. read.go and skip.go walk a writer
 // schema with it; write.go writes the current schema with it.
 
-// Why a record is undecodable. The errors the goavro-based reader (the
+// Why a record cannot be read: errTruncated is ReasonTruncated, the others
+// ReasonMalformedAvro (malformedReason). The errors the goavro-based reader (the
 // reference in the tests) did not detect are their own values, so that the
 // differential test can tell a stricter check from a disagreement.
 var (
@@ -21,6 +22,11 @@ var (
 	errBadVarint    = errors.New("varint longer than 10 bytes or over 64 bits") // goavro read any length
 	errIntRange     = errors.New("int outside 32 bits")                         // goavro truncated it
 	errTooManyItems = fmt.Errorf("more than %d items in an array or map", maxBlockCount)
+	// errItemsPastEnd is a block that claims more items than the bytes
+	// left can hold: the record is cut short, found before reading the
+	// items (goavro read them one by one and failed on the first that did
+	// not fit, or on garbage before it).
+	errItemsPastEnd = fmt.Errorf("%w: more items than the bytes left can hold", errTruncated)
 	errTooDeep      = fmt.Errorf("values nested deeper than %d", maxNesting)
 	errDuplicateKey = errors.New("a map key comes twice")
 )
@@ -48,13 +54,13 @@ type avroIn struct {
 	b   []byte
 	pos int
 
-	err      error  // the record is undecodable
+	err      error  // the record cannot be read: truncated or malformed
 	errPos   int    // where err was found
 	errField string // in which top-level field
 	// wrong is the first field whose writer type cannot be read as its Go
 	// type. It is reported only if the whole record reads: a record that
-	// is also truncated is undecodable, as it was with goavro, which read
-	// the whole record before mapping any field.
+	// is also truncated or malformed fails for that, as it did with
+	// goavro, which read the whole record before mapping any field.
 	wrong *DecodeError
 	field string // the top-level field being read, for error messages
 	depth int    // nesting while skipping, bounded by maxNesting
@@ -235,7 +241,7 @@ func (in *avroIn) blockCount(itemSize int) int {
 		in.fail(fmt.Errorf("block count %d over %d", n, maxBlockCount))
 		return 0
 	case itemSize > 0 && n > int64(in.left()/itemSize):
-		in.fail(errTruncated) // more items than the bytes left can hold
+		in.fail(errItemsPastEnd)
 		return 0
 	}
 	return int(n)

@@ -447,6 +447,9 @@ func TestDecodeErrors(t *testing.T) {
 		return ev
 	}
 	good := avroOf(sampleEvent(SourceClickstream))
+	// The core fields, then a session_id union index the schema lacks.
+	badUnion := appendAvroString(appendAvroString(append([]byte(nil), good[:5]...), "e"), "c")
+	badUnion = appendZigzag(appendAvroString(appendZigzag(badUnion, 1740820500000), "page_view"), 7)
 
 	// A writer whose customer_id is a long.
 	type hLongID struct {
@@ -471,12 +474,14 @@ func TestDecodeErrors(t *testing.T) {
 		reason string
 		field  string
 	}{
-		{"empty", SourceClickstream, FormatAvro, nil, ReasonUndecodable, ""},
-		{"bad magic", SourceClickstream, FormatAvro, append([]byte{1}, good[1:]...), ReasonUndecodable, ""},
-		{"short header", SourceClickstream, FormatAvro, good[:4], ReasonUndecodable, ""},
-		{"unknown schema ID", SourceClickstream, FormatAvro, append([]byte{0, 0, 0, 0x3, 0xe7}, good[5:]...), ReasonUndecodable, ""},
-		{"truncated", SourceClickstream, FormatAvro, good[:len(good)-1], ReasonUndecodable, ""},
-		{"trailing bytes", SourceClickstream, FormatAvro, append(append([]byte(nil), good...), 0), ReasonUndecodable, ""},
+		{"empty", SourceClickstream, FormatAvro, nil, ReasonBadFraming, ""},
+		{"bad magic", SourceClickstream, FormatAvro, append([]byte{1}, good[1:]...), ReasonBadFraming, ""},
+		{"short header", SourceClickstream, FormatAvro, good[:4], ReasonBadFraming, ""},
+		{"unknown schema ID", SourceClickstream, FormatAvro, append([]byte{0, 0, 0, 0x3, 0xe7}, good[5:]...), ReasonUnknownSchema, ""},
+		{"truncated", SourceClickstream, FormatAvro, good[:len(good)-1], ReasonTruncated, ""},
+		{"header only", SourceClickstream, FormatAvro, good[:5], ReasonTruncated, ""},
+		{"trailing bytes", SourceClickstream, FormatAvro, append(append([]byte(nil), good...), 0), ReasonTrailingBytes, ""},
+		{"union index out of range", SourceClickstream, FormatAvro, badUnion, ReasonMalformedAvro, ""},
 		{"field of the wrong type", SourceClickstream, FormatAvro, wrong, ReasonWrongSchema, "customer_id"},
 		{"another topic's record", SourceProfile, FormatAvro, good, ReasonWrongSchema, ""},
 		{"not an Avro schema", SourceClickstream, FormatAvro, binary.BigEndian.AppendUint32([]byte{0}, uint32(jsonID)), ReasonWrongSchema, ""},
@@ -488,12 +493,17 @@ func TestDecodeErrors(t *testing.T) {
 		{"bad currency", SourceClickstream, FormatAvro, avroOf(with(SourceClickstream, func(e *Event) { e.Price.Currency = "eur" })), ReasonBadField, "price"},
 		{"amount without currency", SourceTransaction, FormatAvro, avroOf(with(SourceTransaction, func(e *Event) { e.Amount.Currency = "" })), ReasonBadField, "amount"},
 		{"item currency", SourceTransaction, FormatAvro, avroOf(with(SourceTransaction, func(e *Event) { e.Items[1].UnitPrice.Currency = "EURO" })), ReasonBadField, "items[1].unit_price"},
+		{"add_to_cart without product", SourceClickstream, FormatAvro, avroOf(with(SourceClickstream, func(e *Event) { e.ProductID = "" })), ReasonBadField, "product_id"},
+		{"add_to_cart without quantity", SourceClickstream, FormatAvro, avroOf(with(SourceClickstream, func(e *Event) { e.Quantity = 0 })), ReasonBadField, "quantity"},
+		{"add_to_cart negative quantity", SourceClickstream, FormatAvro, avroOf(with(SourceClickstream, func(e *Event) { e.Quantity = -2 })), ReasonBadField, "quantity"},
+		{"remove_from_cart without product", SourceClickstream, FormatAvro, avroOf(with(SourceClickstream, func(e *Event) { e.Type, e.ProductID = RemoveFromCart, "" })), ReasonBadField, "product_id"},
+		{"remove_from_cart negative quantity", SourceClickstream, FormatAvro, avroOf(with(SourceClickstream, func(e *Event) { e.Type, e.Quantity = RemoveFromCart, -1 })), ReasonBadField, "quantity"},
 		{"date out of range", SourceProfile, FormatAvro, avroOf(with(SourceProfile, func(e *Event) { e.Profile.Birthday = Date{10000, 1, 1} })), ReasonBadField, "birthday"},
 
-		{"json syntax", SourceClickstream, FormatJSON, []byte(`{"event_id":`), ReasonUndecodable, ""},
-		{"json not an object", SourceClickstream, FormatJSON, []byte(`["event_id"]`), ReasonUndecodable, ""},
-		{"json trailing", SourceClickstream, FormatJSON, append(jsonOf(sampleEvent(SourceClickstream)), '}'), ReasonUndecodable, ""},
-		{"json empty", SourceClickstream, FormatJSON, nil, ReasonUndecodable, ""},
+		{"json syntax", SourceClickstream, FormatJSON, []byte(`{"event_id":`), ReasonInvalidJSON, ""},
+		{"json not an object", SourceClickstream, FormatJSON, []byte(`["event_id"]`), ReasonInvalidJSON, ""},
+		{"json trailing", SourceClickstream, FormatJSON, append(jsonOf(sampleEvent(SourceClickstream)), '}'), ReasonInvalidJSON, ""},
+		{"json empty", SourceClickstream, FormatJSON, nil, ReasonInvalidJSON, ""},
 		{"json wrong type", SourceClickstream, FormatJSON, []byte(`{"event_id":"e","customer_id":"c","type":"t","event_time":1,"quantity":"2"}`), ReasonBadField, "quantity"},
 		{"json int overflow", SourceClickstream, FormatJSON, []byte(`{"event_id":"e","customer_id":"c","type":"t","event_time":1,"quantity":4294967296}`), ReasonBadField, "quantity"},
 		{"json bad timestamp", SourceClickstream, FormatJSON, []byte(`{"event_id":"e","customer_id":"c","type":"t","event_time":"yesterday"}`), ReasonBadField, ""},
@@ -504,6 +514,12 @@ func TestDecodeErrors(t *testing.T) {
 		{"json null customer", SourceClickstream, FormatJSON, []byte(`{"event_id":"e","customer_id":null,"type":"t","event_time":1}`), ReasonMissingCustomerID, "customer_id"},
 		{"json missing event ID", SourceClickstream, FormatJSON, []byte(`{"customer_id":"c","type":"t","event_time":1}`), ReasonMissingEventID, "event_id"},
 		{"json missing type", SourceTransaction, FormatJSON, []byte(`{"event_id":"e","customer_id":"c","event_time":1}`), ReasonMissingType, "type"},
+		{"json add_to_cart without product", SourceClickstream, FormatJSON, []byte(`{"event_id":"e","customer_id":"c","type":"add_to_cart","event_time":1,"quantity":1}`), ReasonBadField, "product_id"},
+		{"json add_to_cart null product", SourceClickstream, FormatJSON, []byte(`{"event_id":"e","customer_id":"c","type":"add_to_cart","event_time":1,"product_id":null,"quantity":1}`), ReasonBadField, "product_id"},
+		{"json add_to_cart quantity 0", SourceClickstream, FormatJSON, []byte(`{"event_id":"e","customer_id":"c","type":"add_to_cart","event_time":1,"product_id":"p","quantity":0}`), ReasonBadField, "quantity"},
+		{"json add_to_cart quantity absent", SourceClickstream, FormatJSON, []byte(`{"event_id":"e","customer_id":"c","type":"add_to_cart","event_time":1,"product_id":"p"}`), ReasonBadField, "quantity"},
+		{"json add_to_cart quantity negative", SourceClickstream, FormatJSON, []byte(`{"event_id":"e","customer_id":"c","type":"add_to_cart","event_time":1,"product_id":"p","quantity":-1}`), ReasonBadField, "quantity"},
+		{"json remove_from_cart without product", SourceClickstream, FormatJSON, []byte(`{"event_id":"e","customer_id":"c","type":"remove_from_cart","event_time":1}`), ReasonBadField, "product_id"},
 		{"json price without currency", SourceClickstream, FormatJSON, []byte(`{"event_id":"e","customer_id":"c","type":"t","event_time":1,"price":{"minor":5}}`), ReasonBadField, "price"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -624,6 +640,32 @@ func TestEventKeyIsPinned(t *testing.T) {
 	for id, want := range map[string]uint64{"": 0xcbf29ce484222325, "a": 0xaf63dc4c8601ec8c, "foobar": 0x85944171f73967e8} {
 		if got := EventKey(id); got != want {
 			t.Errorf("EventKey(%q) = %#x, want %#x", id, got, want)
+		}
+	}
+}
+
+// TestCartEventsValid: the cart events that meet the contract decode: a
+// remove_from_cart without a quantity (the whole line) and an add_to_cart
+// with one.
+func TestCartEventsValid(t *testing.T) {
+	dec, _ := NewDecoder(SourceClickstream, FormatJSON, nil)
+	for _, c := range []struct {
+		value string
+		typ   EventType
+		qty   int32
+	}{
+		{`{"event_id":"e","customer_id":"c","event_time":1,"type":"remove_from_cart","product_id":"p"}`, RemoveFromCart, 0},
+		{`{"event_id":"e","customer_id":"c","event_time":1,"type":"remove_from_cart","product_id":"p","quantity":2}`, RemoveFromCart, 2},
+		{`{"event_id":"e","customer_id":"c","event_time":1,"type":"add_to_cart","product_id":"p","quantity":3}`, AddToCart, 3},
+		{`{"event_id":"e","customer_id":"c","event_time":1,"type":"page_view"}`, PageView, 0},
+	} {
+		var ev Event
+		if err := dec.Decode([]byte(c.value), &ev); err != nil {
+			t.Errorf("%s: %v", c.value, err)
+			continue
+		}
+		if ev.Type != c.typ || ev.Quantity != c.qty || (c.typ != PageView && ev.ProductID != "p") {
+			t.Errorf("%s: got %+v", c.value, ev)
 		}
 	}
 }

@@ -60,7 +60,7 @@ func everyTypeRecords() []map[string]any {
 	node := func(on bool, next any) map[string]any { return map[string]any{"on": on, "next": next} }
 	full := map[string]any{
 		"x_float": float32(1.5), "event_id": "ev-9", "customer_id": goavro.Union("string", "c-9"),
-		"event_time": int64(1740820500123456), "type": "add_to_cart",
+		"event_time": int64(1740820500123456), "type": "checkout_start",
 		"x_bytes": []byte{1, 2, 3}, "x_fixed": []byte{4, 5, 6, 7}, "session_id": "s-1", "x_double": 2.5,
 		"quantity": int32(3),
 		"price": goavro.Union("io.example.v9.Money", map[string]any{
@@ -143,6 +143,9 @@ func disagreement[T any](got, want T, gotErr, wantErr error, norm func(T) T) str
 		return ""
 	case gotErr != nil && wantErr != nil:
 		var g, w *DecodeError
+		if errors.Is(gotErr, errItemsPastEnd) && errors.As(wantErr, &w) && (w.Reason == ReasonTruncated || w.Reason == ReasonMalformedAvro) {
+			return "" // found earlier than goavro, which read on into whatever the bytes were
+		}
 		if !errors.As(gotErr, &g) || !errors.As(wantErr, &w) || g.Reason != w.Reason || g.Field != w.Field {
 			return fmt.Sprintf("errors differ\n got %v\nwant %v", gotErr, wantErr)
 		}

@@ -52,16 +52,24 @@
 // Decoders return a *DecodeError for a record that can never be decoded;
 // its Reason is one of a closed set, put on the dead-letter record:
 //
-//	undecodable          bad framing, unknown schema ID, truncated or trailing bytes, malformed Avro
-//	                     (a varint over 10 bytes, an int over 32 bits, a negative length, an enum or
-//	                     union index out of range, a map key twice, over 65536 items in an array or
-//	                     map), invalid JSON
+//	bad_framing          not Confluent-framed Avro: shorter than 5 bytes, or a first byte other than 0
+//	unknown_schema       the frame's schema ID is not in the registry
+//	truncated            the Avro record ends before its writer schema says it does
+//	trailing_bytes       bytes left after the whole Avro record was read
+//	malformed_avro       a value no Avro writer produces: a varint over 10 bytes, an int over 32 bits,
+//	                     a negative length, an enum or union index out of range, a boolean byte over 1,
+//	                     a map key twice, over 65536 items in an array or map, values nested too deep
+//	invalid_json         a JSON record that is not one JSON object (syntax error, array, string, number, empty, trailing data)
 //	wrong_schema         the writer schema is not an Avro record of this topic (record name, field types)
 //	missing_customer_id  customer_id empty
 //	missing_event_id     event_id empty
 //	missing_type         type empty (not on the profile topic)
 //	bad_field            event_time absent or before 1970, a time or date outside the years 1..9999,
-//	                     a currency that is not three capital letters, a JSON value of the wrong type
+//	                     a currency that is not three capital letters, a JSON value of the wrong type,
+//	                     a quantity below 0, an add_to_cart or remove_from_cart without product_id,
+//	                     an add_to_cart whose quantity is absent, null or 0 (it must be at least 1:
+//	                     null and 0 are one value, and neither may become an item); the DecodeError's
+//	                     Field names the field
 //
 // Any other error from a decoder means the schema registry could not be
 // reached: the record is fine and must be retried, not dead-lettered.

@@ -6,11 +6,28 @@ import "fmt"
 // dead-letter record's header; the set is closed so that dashboards can
 // count by it.
 const (
-	// ReasonUndecodable: the bytes are not a record of the expected
-	// encoding: bad framing (magic byte), a schema ID the registry does not
-	// know, truncated or trailing bytes, malformed Avro (see the package
-	// doc), invalid JSON.
-	ReasonUndecodable = "undecodable"
+	// ReasonBadFraming: an Avro record is not in the Confluent framing
+	// (magic byte 0, then a 4-byte schema ID): too short, or another first
+	// byte. The producer did not use a schema-registry serializer.
+	ReasonBadFraming = "bad_framing"
+	// ReasonUnknownSchema: the framing names a schema ID the registry
+	// does not have (another registry, a deleted schema, garbage).
+	ReasonUnknownSchema = "unknown_schema"
+	// ReasonTruncated: the Avro record ends before its writer schema says
+	// it does (a string, an array or a field cut off).
+	ReasonTruncated = "truncated"
+	// ReasonTrailingBytes: bytes are left after the whole Avro record was
+	// read (the writer's schema is not the one the ID names, or two
+	// records were concatenated).
+	ReasonTrailingBytes = "trailing_bytes"
+	// ReasonMalformedAvro: a value that no Avro writer produces: a varint
+	// over 10 bytes, an int over 32 bits, a negative length, an enum or
+	// union index out of range, a boolean byte other than 0 or 1, a map key
+	// twice, over 65536 items in an array or map, values nested too deep.
+	ReasonMalformedAvro = "malformed_avro"
+	// ReasonInvalidJSON: a JSON record is not one JSON object (a syntax
+	// error, an array, a string or a number, empty input, trailing data).
+	ReasonInvalidJSON = "invalid_json"
 	// ReasonWrongSchema: the writer schema is known but cannot be read as
 	// this topic's schema (a field has an incompatible type, the schema is
 	// not an Avro record).
@@ -25,7 +42,9 @@ const (
 	// ReasonBadField: a field has a value out of its domain: event_time
 	// absent or not after 1970, a timestamp or date outside the years
 	// 1..9999, a currency that is not three capital letters, a JSON value of
-	// the wrong type or format.
+	// the wrong type or format, a negative quantity, a cart event
+	// (add_to_cart, remove_from_cart) without product_id, an add_to_cart
+	// without a quantity of at least 1.
 	ReasonBadField = "bad_field"
 )
 

@@ -75,9 +75,13 @@ func sampleEvent(src Source) Event {
 	panic("no sample for " + src.String())
 }
 
-// minimalEvent has only the required fields set.
+// minimalEvent has only the required fields set. Its clickstream type is
+// page_view: a cart event also needs a product (and add_to_cart a quantity).
 func minimalEvent(src Source) Event {
 	ev := sampleEvent(src)
+	if src == SourceClickstream {
+		ev.Type = PageView
+	}
 	return Event{Source: src, ID: ev.ID, Customer: ev.Customer, Type: ev.Type, Time: ev.Time}
 }
 

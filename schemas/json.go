@@ -282,7 +282,7 @@ func jsonError(err error) error {
 	case errors.As(err, &ve):
 		return decodeErr(ReasonBadField, "", err)
 	}
-	return decodeErr(ReasonUndecodable, "", err)
+	return decodeErr(ReasonInvalidJSON, "", err)
 }
 
 // appendJSONObject appends src as a JSON object with the fields fs, in

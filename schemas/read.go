@@ -253,7 +253,7 @@ func (in *avroIn) mapValues(t *wtype, want string) *wtype {
 // readStringMap returns nil for an empty map: most records carry none, and
 // nil costs no allocation. With a Reuse it fills the Reuse's spare map, if
 // any, and takes known keys from its names. A key that comes twice makes
-// the record undecodable, as it did with goavro.
+// the record malformed, as it did with goavro.
 func (in *avroIn) readStringMap(t *wtype) map[string]string {
 	if t = in.mapValues(t, "map of string"); t == nil {
 		return nil

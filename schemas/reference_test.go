@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,7 +66,7 @@ func (r *refReader[T]) schema(id int) (refSchema, error) {
 	if err != nil {
 		var re *sr.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			rs := refSchema{err: decodeErrf(ReasonUndecodable, "", "schema ID %d is not in the registry", id)}
+			rs := refSchema{err: decodeErrf(ReasonUnknownSchema, "", "schema ID %d is not in the registry", id)}
 			r.schemas[id] = rs
 			return rs, nil
 		}
@@ -92,7 +94,7 @@ func (r *refReader[T]) schema(id int) (refSchema, error) {
 func (r *refReader[T]) decode(value []byte, dst *T) error {
 	id, payload, err := confluent.DecodeID(value)
 	if err != nil {
-		return decodeErrf(ReasonUndecodable, "", "not Confluent-framed")
+		return decodeErrf(ReasonBadFraming, "", "not Confluent-framed")
 	}
 	s, err := r.schema(id)
 	if err != nil {
@@ -103,10 +105,10 @@ func (r *refReader[T]) decode(value []byte, dst *T) error {
 	}
 	native, rest, err := refNativeFromBinary(s.codec, payload)
 	if err != nil {
-		return decodeErrf(ReasonUndecodable, "", "schema %d: %w", id, err)
+		return decodeErrf(refMalformedReason(err), "", "schema %d: %w", id, err)
 	}
 	if len(rest) > 0 {
-		return decodeErrf(ReasonUndecodable, "", "schema %d: %d bytes after the record", id, len(rest))
+		return decodeErrf(ReasonTrailingBytes, "", "schema %d: %d bytes after the record", id, len(rest))
 	}
 	m := native.(map[string]any)
 	for _, f := range s.wt.fields {
@@ -117,6 +119,16 @@ func (r *refReader[T]) decode(value []byte, dst *T) error {
 		}
 	}
 	return nil
+}
+
+// refMalformedReason classifies goavro's error: it says "short buffer"
+// (io.ErrShortBuffer, wrapped or in its own words) when the record ended
+// early.
+func refMalformedReason(err error) string {
+	if errors.Is(err, io.ErrShortBuffer) || strings.Contains(err.Error(), "short buffer") {
+		return ReasonTruncated
+	}
+	return ReasonMalformedAvro
 }
 
 // refNativeFromBinary guards against a panic in goavro on crafted input.

@@ -45,10 +45,10 @@ func TestDecodeReusing(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i == 3 {
-			// A record cut short: undecodable, and the next record
+			// A record cut short: truncated, and the next record
 			// must not see what it left behind.
-			if err := decs[src].DecodeReusing(context.Background(), rec[:len(rec)-3], &ev, &reuse); reasonOf(err) != ReasonUndecodable {
-				t.Fatalf("record %d cut short: got %v, want an undecodable record", i, err)
+			if err := decs[src].DecodeReusing(context.Background(), rec[:len(rec)-3], &ev, &reuse); reasonOf(err) != ReasonTruncated {
+				t.Fatalf("record %d cut short: got %v, want a truncated record", i, err)
 			}
 		}
 		if err := decs[src].DecodeReusing(context.Background(), rec, &ev, &reuse); err != nil {

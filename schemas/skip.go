@@ -4,7 +4,7 @@ package schemas
 // lacks, or one whose writer type cannot be read as its Go type. It checks
 // what goavro checked when it decoded every field (enum and union indexes,
 // boolean bytes, lengths, map keys that come twice), so that a record is
-// undecodable for the same reasons whatever fields the reader keeps.
+// rejected for the same reasons whatever fields the reader keeps.
 func (in *avroIn) skip(t *wtype) {
 	switch t.kind {
 	case wNull:

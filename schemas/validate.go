@@ -15,6 +15,12 @@ const (
 	minMillis = -62135596800000 // 0001-01-01T00:00:00Z
 )
 
+// ValidateEvent checks ev as the decoders do (see the Reason constants) and
+// returns a *DecodeError or nil; a profile event without a type becomes a
+// profile_update. It is for events built in Go rather than decoded (the
+// rule-script runner, tests), so that they meet the same contract.
+func ValidateEvent(ev *Event) error { return validateEvent(ev) }
+
 // validateEvent checks what every consumer of an Event relies on. It
 // returns a *DecodeError or nil.
 func validateEvent(ev *Event) error {
@@ -33,6 +39,9 @@ func validateEvent(ev *Event) error {
 		return decodeErrf(ReasonBadField, "event_time", "%s is absent or not in 1970..9999", ev.Time.Format(time.RFC3339Nano))
 	}
 	if err := checkTime("coupon_expiry", ev.CouponExpiry); err != nil {
+		return err
+	}
+	if err := checkCart(ev); err != nil {
 		return err
 	}
 	for _, m := range []struct {
@@ -57,6 +66,28 @@ func validateEvent(ev *Event) error {
 		if !d.d.IsZero() && (d.d.Year < minYear || d.d.Year > maxYear) {
 			return decodeErrf(ReasonBadField, d.name, "%s is not in the years %d..%d", d.d, minYear, maxYear)
 		}
+	}
+	return nil
+}
+
+// checkCart refuses the cart events that would change the cart in a way
+// nobody asked for: a line without a product, or a quantity that is not a
+// count. On add_to_cart the quantity is required and at least 1: null and 0
+// are one value on the wire (see the package doc), so an absent quantity
+// cannot be told from a zero one, and taking either as 1 would invent an
+// item. On remove_from_cart an absent quantity removes the whole line.
+func checkCart(ev *Event) error {
+	if ev.Quantity < 0 {
+		return decodeErrf(ReasonBadField, "quantity", "%d is negative", ev.Quantity)
+	}
+	if ev.Source != SourceClickstream || (ev.Type != AddToCart && ev.Type != RemoveFromCart) {
+		return nil
+	}
+	if ev.ProductID == "" {
+		return decodeErrf(ReasonBadField, "product_id", "%s without a product", ev.Type)
+	}
+	if ev.Type == AddToCart && ev.Quantity == 0 {
+		return decodeErrf(ReasonBadField, "quantity", "add_to_cart needs a quantity of at least 1 (absent, null and 0 are one value)")
 	}
 	return nil
 }

@@ -29,11 +29,21 @@
 //	                              3339), service_date, contract_end, session,
 //	                              device, source, prop.NAME
 //	profile CUST [k=v...]         a profile_update: birthday, signup, tz,
-//	                              country, contract_end, optin=CH, optout=CH
+//	                              country, contract_end, optin=CH, optout=CH;
+//	                              id, at as for event
 //	advance DURATION              move the clock (3d, 1h30m), firing due timers
 //	                              in due order
 //	timers [CUST]                 the pending timers
 //	state CUST                    the customer record
+//
+// An event or profile is first checked as the decoders check a record
+// (schemas.ValidateEvent), then against the rules file's events catalogue;
+// one that fails is not applied and prints as
+//
+//	dead-letter alice e3 add_to_cart reason=bad_field field=quantity
+//
+// (an add_to_cart needs product and qty of at least 1; see the README's
+// input contract).
 //
 // The contact policy's decisions print as
 //

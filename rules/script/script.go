@@ -258,6 +258,8 @@ func (r *Runner) profile(args []datadriven.CmdArg, out *strings.Builder) error {
 		switch a.Key {
 		case "id":
 			ev.ID = v
+		case "at":
+			ev.Time, err = r.parseTime(v)
 		case "type":
 			ev.Type = schemas.EventType(v)
 		case "birthday":
@@ -287,8 +289,16 @@ func (r *Runner) profile(args []datadriven.CmdArg, out *strings.Builder) error {
 }
 
 // apply runs one event through the rules as the processor does: the
-// catalogue check (dead letter), the rules, then the actions.
+// decoders' validation and the catalogue check (dead letters), the rules,
+// then the actions.
 func (r *Runner) apply(ev *schemas.Event, out *strings.Builder) {
+	if err := schemas.ValidateEvent(ev); err != nil {
+		var de *schemas.DecodeError
+		if errors.As(err, &de) {
+			fmt.Fprintf(out, "dead-letter %s %s %s reason=%s field=%s\n", ev.Customer, ev.ID, ev.Type, de.Reason, dash(de.Field))
+			return
+		}
+	}
 	if !r.set.Accepts(ev.Type) {
 		fmt.Fprintf(out, "dead-letter %s %s %s reason=unknown_type\n", ev.Customer, ev.ID, ev.Type)
 		return
@@ -336,9 +346,11 @@ func FormatSuppression(s *schemas.Suppression) string {
 }
 
 // advance fires, in due order, every timer due up to until, then sets the
-// clock to until. The timers of one customer due at the same instant are
-// evaluated together (Set.OnTimers), as the processor does, so the contact
-// policy sees them compete.
+// clock to until. The clock passes each due time on the way, so a timer
+// fires at its due time, or at the clock's time if it was due before
+// (Set.OnTimersAt). The timers of one customer due at the same instant are
+// evaluated together, as the processor does, so the contact policy sees
+// them compete.
 func (r *Runner) advance(until time.Time, out *strings.Builder) {
 	var group []schemas.Timer
 	for {
@@ -369,7 +381,10 @@ func (r *Runner) advance(until time.Time, out *strings.Builder) {
 			r.now = next.Due
 		}
 		r.a.Reset()
-		r.set.OnTimers(r.customer(next.Customer), group, &r.a)
+		// A timer due before the clock (scheduled by an event stamped
+		// in the past) fires now, late, as the processor fires it at
+		// its watermark.
+		r.set.OnTimersAt(r.customer(next.Customer), group, r.now, &r.a)
 		r.carryOut(out)
 	}
 	r.now = until

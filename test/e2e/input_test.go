@@ -38,7 +38,8 @@ func TestDeadLetter(t *testing.T) {
 	}
 	good := `{"event_id":"g%d","customer_id":"c1","event_time":%d,"type":"page_view"}`
 	bad := map[string]*kgo.Record{
-		"undecodable":         raw("c1", "{not json"),
+		"invalid_json":        raw("c1", "{not json"),
+		"bad_field":           raw("c1", fmt.Sprintf(`{"event_id":"x4","customer_id":"c1","event_time":%d,"type":"add_to_cart","quantity":1}`, t0.UnixMilli())),
 		"missing_customer_id": raw("c1", fmt.Sprintf(`{"event_id":"x1","event_time":%d,"type":"page_view"}`, t0.UnixMilli())),
 		"missing_event_id":    raw("c1", fmt.Sprintf(`{"customer_id":"c1","event_time":%d,"type":"page_view"}`, t0.UnixMilli())),
 		"key_mismatch":        raw("someone-else", fmt.Sprintf(`{"event_id":"x2","customer_id":"c1","event_time":%d,"type":"page_view"}`, t0.UnixMilli())),

@@ -118,7 +118,7 @@ func poisonFor(t *testing.T, s *scenario, ev *schemas.Event, n int) []poison {
 	key := string(ev.Customer)
 	at := ev.Time
 	return []poison{
-		{ev.Source, key, []byte(fmt.Sprintf("{not json %d", n)), at, "undecodable"},
+		{ev.Source, key, []byte(fmt.Sprintf("{not json %d", n)), at, "invalid_json"},
 		{ev.Source, key, edit(func(m map[string]any) { m["customer_id"] = "" }), at, "missing_customer_id"},
 		{ev.Source, key, edit(func(m map[string]any) { delete(m, "event_id") }), at, "missing_event_id"},
 		{ev.Source, key, edit(func(m map[string]any) { m["customer_id"] = key + "-other" }), at, "key_mismatch"},
