@@ -428,7 +428,10 @@ func (w *worker) fireUpTo(now, wm time.Time) error {
 				return err
 			}
 			w.actions.Reset()
-			w.p.Rules().OnTimers(c, w.due[i:j], &w.actions)
+			// At the watermark: a calendar rule whose occurrences were
+			// missed (a backlog, a profile stamped years back) sends only
+			// the latest, if not expired (rules.Set.OnTimersAt).
+			w.p.Rules().OnTimersAt(c, w.due[i:j], wm, &w.actions)
 			w.logEvalErrors(t.Customer)
 			if w.p.trace != "" && strings.HasPrefix(string(t.Customer), w.p.trace) {
 				w.log.Info("trace timer", zap.String("customer", string(t.Customer)), zap.Time("due", t.Due), zap.Time("wm", wm),
