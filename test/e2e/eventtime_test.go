@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/schemas"
+	"github.com/triggerd/triggerd/test/harness"
+)
+
+// TestAbsurdTimestampsFireNothing puts records stamped in 2099 and in 1971
+// (payload and Kafka timestamp alike) on every input, in the default
+// event-time configuration, next to a cart whose reminder is due in half an
+// hour. They are dead-lettered, and no timer fires early: not while the
+// processor that read them runs, not after a restart (a new instance that
+// restores the partition from the changelog), and not for a cart written
+// after the restart. Before the fix one such record per input moved the
+// watermark to 2099 for good and fired every timer at once.
+func TestAbsurdTimestampsFireNothing(t *testing.T) {
+	c := harness.NewCluster(t)
+	cfg := c.Topics(t, 1)
+	def := processor.DefaultConfig()
+	cfg.IdleAdvance, cfg.IdleGrace, cfg.Lateness = def.IdleAdvance, def.IdleGrace, def.Lateness
+	p := harness.NewProducer(t, c, cfg, nil)
+	now := time.Now().UTC()
+
+	var bad []schemas.Event
+	for i, at := range []time.Time{time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		bad = append(bad,
+			click(fmt.Sprintf("far-click-%d", i), "c-far", schemas.PageView, at, ""),
+			purchase(fmt.Sprintf("far-buy-%d", i), "c-far", at),
+			schemas.Event{Source: schemas.SourceProfile, ID: fmt.Sprintf("far-profile-%d", i), Customer: "c-far",
+				Type: schemas.ProfileUpdate, Time: at, Country: "DE"},
+		)
+	}
+	// The carts' reminders are due half an hour from now (rules: 1 h).
+	cart := func(id, cust string) schemas.Event {
+		return click(id, cust, schemas.AddToCart, now.Add(-30*time.Minute), "p1")
+	}
+	noTrigger := func(t *testing.T, when string) {
+		t.Helper()
+		got := harness.NewTriggerReader(t, c, cfg.Topics.Triggers, schemas.FormatJSON, nil).Read(0, 3*time.Second, 30*time.Second)
+		for _, tr := range got {
+			t.Errorf("%s: %s stage %d fired for %s, due %s: early", when, tr.Kind, tr.Stage, tr.Customer, tr.Due)
+		}
+	}
+
+	t.Run("first", func(t *testing.T) {
+		proc := harness.RunProcessor(t, cfg, harness.CartRules(t), nil)
+		p.Send(1, cart("cart-1", "c-1"))
+		p.Send(1, bad...)
+		harness.WaitEvents(t, proc, int64(1+len(bad)))
+		reasons := deadLetterReasons(t, c, cfg, len(bad))
+		if reasons["absurd_timestamp"] != len(bad) {
+			t.Errorf("dead letters by reason %v, want %d absurd_timestamp", reasons, len(bad))
+		}
+		// Long enough for several cycles and end-offset checks to run.
+		noTrigger(t, "after the absurd records")
+		if st := proc.Stats(); st.PendingTimers != 1 {
+			t.Errorf("pending timers %d, want 1 (the cart's first stage)", st.PendingTimers)
+		}
+	})
+	t.Run("restarted", func(t *testing.T) {
+		proc := harness.RunProcessor(t, cfg, harness.CartRules(t), nil)
+		p.Send(1, cart("cart-2", "c-2"))
+		harness.WaitEvents(t, proc, 1)
+		noTrigger(t, "after the restart")
+		if st := proc.Stats(); st.PendingTimers != 2 {
+			t.Errorf("pending timers %d, want 2 (each cart's first stage)", st.PendingTimers)
+		}
+	})
+}
+
+// deadLetterReasons reads want committed dead letters (or what came within
+// 30 s) and counts them by reason.
+func deadLetterReasons(t *testing.T, c *harness.Cluster, cfg processor.Config, want int) map[string]int {
+	t.Helper()
+	dlq := c.Client(t, kgo.ConsumeTopics(cfg.Topics.DeadLetter), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got, n := map[string]int{}, 0
+	deadline := time.Now().Add(30 * time.Second)
+	for n < want && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := dlq.PollFetches(ctx)
+		cancel()
+		for _, r := range fs.Records() {
+			for _, h := range r.Headers {
+				if h.Key == "dlq_reason" {
+					got[string(h.Value)]++
+					n++
+				}
+			}
+		}
+	}
+	return got
+}
