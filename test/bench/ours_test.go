@@ -126,6 +126,7 @@ func runOurs(b *testing.B, s settings, k *cluster, registryURL string, reg *sr.C
   replication_factor: 1
   start_from: earliest
   idle_advance: true
+  idle_grace: %s
   lateness: %s
   compression: %s
 state:
@@ -142,7 +143,7 @@ log:
   level: info
 `, strings.Join(k.brokers, ", "), group, mode, topics.Clickstream, topics.Transactions, topics.Profiles,
 			cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.Topics.Suppressions, registryURL,
-			s.lateness, s.compression, filepath.Join(dir, "state"), s.writeBack, s.cachedCustomers, ops, s.pprofDir != "", rulesFile)
+			s.idleGrace, s.lateness, s.compression, filepath.Join(dir, "state"), s.writeBack, s.cachedCustomers, ops, s.pprofDir != "", rulesFile)
 	}
 	confFile := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(confFile, []byte(config(cfg.Group, cfg.Topics)), 0o600); err != nil {

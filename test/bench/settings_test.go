@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"github.com/triggerd/triggerd/processor"
+
 	"fmt"
 	"os"
 	"runtime"
@@ -38,7 +40,10 @@ type settings struct {
 	saturate time.Duration // BENCH_SATURATE: the end-to-end maximum rate phase
 	warmup   time.Duration
 	lateness time.Duration
-	goka     bool // BENCH_GOKA: run the peer
+	// idleGrace (BENCH_IDLE_GRACE): the processor's kafka.idle_grace,
+	// default its default; 0 to weigh what the grace costs in latency.
+	idleGrace time.Duration
+	goka      bool // BENCH_GOKA: run the peer
 	// floor (BENCH_FLOOR): run the Kafka floor (test/bench/kafkafloor)
 	// in each mode: the inputs consumed and one changelog record written
 	// per event, nothing else.
@@ -79,6 +84,7 @@ func loadSettings(b *testing.B) settings {
 		saturate:        envDuration(b, "BENCH_SATURATE", 15*time.Second),
 		warmup:          envDuration(b, "BENCH_WARMUP", 5*time.Second),
 		lateness:        envDuration(b, "BENCH_LATENESS", 100*time.Millisecond),
+		idleGrace:       envDuration(b, "BENCH_IDLE_GRACE", processor.DefaultConfig().IdleGrace),
 		goka:            envInt(b, "BENCH_GOKA", 1) == 1,
 		floor:           envInt(b, "BENCH_FLOOR", 1) == 1,
 		settle:          envInt(b, "BENCH_SETTLE", 0) == 1,
