@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -27,11 +28,27 @@ import (
 	"github.com/triggerd/triggerd/state"
 )
 
-func runCmd(ctx context.Context, args []string) error {
+const runUsage = `Usage:
+  triggerd run [--config FILE]
+
+Processes events from a Kafka cluster until SIGTERM or SIGINT. Every setting
+is checked first, and every problem is reported at once, each named by its
+path in the file. Every setting can be overridden with TRIGGERD_<PATH> (see
+deploy/config.example.yaml); a TRIGGERD_ variable that names no setting
+stops the start.
+`
+
+func runCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	path := fs.String("config", os.Getenv("TRIGGERD_CONFIG"), "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
+	path := fs.String("config", "", "the configuration `FILE` (YAML; default: $TRIGGERD_CONFIG, else the defaults)")
+	if err := parseFlags(fs, runUsage, args, stdout); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf(fs, runUsage, "run: no arguments expected, got %q (the file goes after --config)", fs.Args())
+	}
+	if *path == "" {
+		*path = os.Getenv("TRIGGERD_CONFIG")
 	}
 	cfg, err := loadConfig(*path, os.Environ())
 	if err != nil {
