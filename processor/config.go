@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/triggerd/triggerd/schemas"
@@ -196,16 +195,17 @@ func (c *Config) Inputs() []string {
 	return []string{c.Topics.Clickstream, c.Topics.Transactions, c.Topics.Profiles}
 }
 
-// Validate reports every problem in c at once.
+// Validate reports every problem in c at once, each a *SettingError
+// naming the setting's YAML path (messages are written "path: problem").
 func (c *Config) Validate() error {
 	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("processor: "+format, args...)) }
+	add := func(format string, args ...any) { errs = append(errs, settingError(fmt.Sprintf(format, args...))) }
 	if len(c.Brokers) == 0 {
 		add("brokers: at least one broker address is required")
 	}
 	for i, b := range c.Brokers {
-		if !strings.Contains(b, ":") {
-			add("brokers[%d]: %q is not host:port", i, b)
+		if err := CheckHostPort(b, false); err != nil {
+			add("brokers[%d]: %v", i, err)
 		}
 	}
 	if c.Group == "" {
@@ -233,7 +233,6 @@ func (c *Config) Validate() error {
 		}
 		seen[t.v] = t.name
 	}
-	avro := false
 	for _, e := range []struct {
 		name string
 		v    schemas.Format
@@ -243,14 +242,12 @@ func (c *Config) Validate() error {
 		{"encodings.suppressions", c.SuppressionsFormat()},
 	} {
 		switch e.v {
-		case schemas.FormatAvro:
-			avro = true
-		case schemas.FormatJSON:
+		case schemas.FormatAvro, schemas.FormatJSON:
 		default:
 			add("%s: %q is not avro or json", e.name, e.v)
 		}
 	}
-	if avro && c.Registry.URL == "" {
+	if c.UsesAvro() && c.Registry.URL == "" {
 		add("registry.url: required when an encoding is avro")
 	}
 	switch c.SASL.Mechanism {

@@ -127,7 +127,11 @@ func (e *CopartitionError) Error() string {
 
 // prepareTopics checks that the inputs exist and are co-partitioned, creates
 // the missing output topics when allowed, and checks the changelog. It
-// returns the partition count.
+// returns the partition count. Every problem found is reported in one
+// error (missing inputs, partition counts, missing outputs with
+// create_topics off, a changelog that is not compacted), so that an
+// operator fixes them in one round, not one start at a time; nothing is
+// created unless all the checks pass.
 func prepareTopics(ctx context.Context, adm *kadm.Client, cfg *Config, log *zap.Logger) (int32, error) {
 	inputs := cfg.Inputs()
 	all := append(append([]string(nil), inputs...), cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.SuppressionsTopic())
@@ -135,73 +139,117 @@ func prepareTopics(ctx context.Context, adm *kadm.Client, cfg *Config, log *zap.
 	if err != nil {
 		return 0, &sessionError{fmt.Errorf("processor: listing topics: %w", err)}
 	}
-	var errs []error
-	counts := map[string]int32{}
-	for _, t := range inputs {
-		d, ok := details[t]
-		if !ok || d.Err != nil {
-			errs = append(errs, fmt.Errorf("processor: input topic %q does not exist", t))
-			continue
+	n, missing, errs := checkTopics(cfg, details)
+	if _, ok := existing(details, cfg.Topics.Changelog); ok {
+		if err := checkChangelogConfig(ctx, adm, cfg.Topics.Changelog); err != nil {
+			errs = append(errs, err)
 		}
-		counts[t] = int32(len(d.Partitions))
 	}
 	if len(errs) > 0 {
 		return 0, errors.Join(errs...)
 	}
-	n := counts[inputs[0]]
-	for _, t := range inputs[1:] {
-		if counts[t] != n {
-			return 0, &CopartitionError{Counts: counts}
-		}
-	}
 
-	type want struct {
-		topic      string
-		partitions int32
-		configs    map[string]*string
-	}
 	compact := "compact"
 	trigParts := cfg.TriggerPartitions
 	if trigParts == 0 {
 		trigParts = n
 	}
-	wants := []want{
-		{cfg.Topics.Triggers, trigParts, nil},
-		// Suppressions are keyed by customer like the triggers and
-		// partitioned alike: one customer's are in order on one.
-		{cfg.SuppressionsTopic(), trigParts, nil},
-		{cfg.Topics.DeadLetter, n, nil},
-		{cfg.Topics.Changelog, n, map[string]*string{"cleanup.policy": &compact}},
-	}
-	for _, w := range wants {
-		d, ok := details[w.topic]
-		if ok && d.Err == nil {
-			if w.topic == cfg.Topics.Changelog {
-				if got := int32(len(d.Partitions)); got != n {
-					counts[w.topic] = got
-					errs = append(errs, &CopartitionError{Counts: counts})
-				}
-			}
-			continue
+	for _, topic := range missing {
+		partitions, configs := n, map[string]*string(nil)
+		switch topic {
+		case cfg.Topics.Triggers, cfg.SuppressionsTopic():
+			// Suppressions are keyed by customer like the triggers
+			// and partitioned alike: one customer's are in order on
+			// one.
+			partitions = trigParts
+		case cfg.Topics.Changelog:
+			configs = map[string]*string{"cleanup.policy": &compact}
 		}
-		if !cfg.CreateTopics {
-			errs = append(errs, fmt.Errorf("processor: topic %q does not exist and create_topics is off", w.topic))
-			continue
-		}
-		resp, err := adm.CreateTopic(ctx, w.partitions, cfg.ReplicationFactor, w.configs, w.topic)
+		resp, err := adm.CreateTopic(ctx, partitions, cfg.ReplicationFactor, configs, topic)
 		if err == nil {
 			err = resp.Err
 		}
 		if err != nil && !strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
-			errs = append(errs, fmt.Errorf("processor: creating topic %q: %w", w.topic, err))
+			errs = append(errs, fmt.Errorf("processor: creating topic %q: %w", topic, err))
 			continue
 		}
-		log.Info("created topic", zap.String("topic", w.topic), zap.Int32("partitions", w.partitions))
-	}
-	if err := checkChangelogConfig(ctx, adm, cfg.Topics.Changelog); err != nil {
-		errs = append(errs, err)
+		log.Info("created topic", zap.String("topic", topic), zap.Int32("partitions", partitions))
+		if topic == cfg.Topics.Changelog {
+			if err := checkChangelogConfig(ctx, adm, topic); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// checkTopics checks the listed topics without changing anything: every
+// input exists, the inputs and an existing changelog have one partition
+// count (n), and a missing output topic may be created. It returns n, the
+// output topics to create, and every problem.
+func checkTopics(cfg *Config, details kadm.TopicDetails) (n int32, missing []string, errs []error) {
+	counts := map[string]int32{}
+	inputs := cfg.Inputs()
+	settings := map[string]string{
+		cfg.Topics.Clickstream: "topics.clickstream", cfg.Topics.Transactions: "topics.transactions",
+		cfg.Topics.Profiles: "topics.profiles",
+	}
+	for _, t := range inputs {
+		d, ok := existing(details, t)
+		if !ok {
+			errs = append(errs, topicError(d, fmt.Sprintf("input topic %q (%s)", t, settings[t])))
+			continue
+		}
+		counts[t] = int32(len(d.Partitions))
+	}
+	outputs := []struct{ topic, setting string }{
+		{cfg.Topics.Triggers, "topics.triggers"}, {cfg.SuppressionsTopic(), "topics.suppressions"},
+		{cfg.Topics.DeadLetter, "topics.dead_letter"}, {cfg.Topics.Changelog, "topics.changelog"},
+	}
+	for _, o := range outputs {
+		d, ok := existing(details, o.topic)
+		switch {
+		case ok:
+			if o.topic == cfg.Topics.Changelog {
+				counts[o.topic] = int32(len(d.Partitions))
+			}
+		case d.Err != nil && !errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+			errs = append(errs, topicError(d, fmt.Sprintf("topic %q (%s)", o.topic, o.setting)))
+		case !cfg.CreateTopics:
+			errs = append(errs, fmt.Errorf("processor: topic %q (%s) does not exist and create_topics is off", o.topic, o.setting))
+		default:
+			missing = append(missing, o.topic)
+		}
+	}
+	for _, c := range counts {
+		if n == 0 {
+			n = c
+		}
+		if c != n {
+			errs = append(errs, &CopartitionError{Counts: counts})
+			break
+		}
+	}
+	return n, missing, errs
+}
+
+// existing returns the details of topic and whether it exists (listed,
+// without an error).
+func existing(details kadm.TopicDetails, topic string) (kadm.TopicDetail, bool) {
+	d, ok := details[topic]
+	if !ok {
+		return kadm.TopicDetail{Topic: topic, Err: kerr.UnknownTopicOrPartition}, false
+	}
+	return d, d.Err == nil
+}
+
+// topicError says why what (a topic and its setting) cannot be used: it
+// does not exist, or the broker refused to describe it (authorization).
+func topicError(d kadm.TopicDetail, what string) error {
+	if errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		return fmt.Errorf("processor: %s does not exist", what)
+	}
+	return fmt.Errorf("processor: %s: %w", what, d.Err)
 }
 
 // checkChangelogConfig refuses a changelog that is not compacted: with

@@ -1,14 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -47,20 +41,18 @@ type AdminConfig struct {
 	AllowWrites bool `yaml:"allow_writes"`
 }
 
-func (a AdminConfig) validate() error {
-	var errs []error
+func (a AdminConfig) check(ps *problems) {
 	if a.Addr != "" {
 		if a.Token == "" {
-			errs = append(errs, errors.New("config: admin.token is required when admin.addr is set (the admin API serves customer data)"))
+			ps.add("admin.token", "required when admin.addr is set (the admin API serves customer data)")
 		}
-		if _, _, err := net.SplitHostPort(a.Addr); err != nil {
-			errs = append(errs, fmt.Errorf("config: admin.addr %q is not host:port", a.Addr))
+		if err := processor.CheckHostPort(a.Addr, true); err != nil {
+			ps.add("admin.addr", "%v", err)
 		}
 	}
 	if a.Advertise != "" && !strings.HasPrefix(a.Advertise, "http://") && !strings.HasPrefix(a.Advertise, "https://") {
-		errs = append(errs, fmt.Errorf("config: admin.advertise %q is not an http:// or https:// URL", a.Advertise))
+		ps.add("admin.advertise", "%q is not an http:// or https:// URL", a.Advertise)
 	}
-	return errors.Join(errs...)
 }
 
 // StateConfig locates the local state.
@@ -104,15 +96,13 @@ func (r RulesConfig) load() (*rules.Set, error) {
 	return rules.Load(r.File)
 }
 
-func (r RulesConfig) validate() error {
-	var errs []error
+func (r RulesConfig) check(ps *problems) {
 	if r.Poll < 0 {
-		errs = append(errs, fmt.Errorf("config: rules.poll must be >= 0, got %s", r.Poll))
+		ps.add("rules.poll", "must be >= 0, got %s", r.Poll)
 	}
 	if _, err := r.load(); err != nil {
-		errs = append(errs, err)
+		ps.addErr("rules.file", err)
 	}
-	return errors.Join(errs...)
 }
 
 // LogConfig sets the log level: debug, info, warn, error.
@@ -155,136 +145,72 @@ func loadAdminConfig(path string, environ []string) (AdminConfig, error) {
 			return cfg.Admin, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
-	_ = applyEnv(&cfg, environ) // settings of other sections do not matter here
+	applyEnv(&cfg, environ, new(problems)) // settings of other sections do not matter here
 	return cfg.Admin, nil
 }
 
 // loadConfig reads path (if not empty) over the defaults, applies the
-// environment, and validates. Every problem is reported at once.
+// environment, and validates. Every problem is reported at once, each
+// named by its setting's YAML path (a *configError).
 func loadConfig(path string, environ []string) (Config, error) {
 	cfg := defaultConfig()
-	var errs []error
+	var ps problems
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return cfg, fmt.Errorf("config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-			errs = append(errs, fmt.Errorf("config %s: %w", path, err))
-		}
+		decodeSettings(data, &cfg, &ps)
 	}
-	errs = append(errs, applyEnv(&cfg, environ)...)
+	applyEnv(&cfg, environ, &ps)
 	if cfg.Kafka.InstanceID == "" {
 		// One instance per host (or pod): the host name is stable
 		// across restarts, as static membership needs.
 		cfg.Kafka.InstanceID, _ = os.Hostname()
 	}
-	errs = append(errs, cfg.validate())
-	return cfg, errors.Join(errs...)
+	cfg.check(&ps)
+	return cfg, ps.err()
 }
 
+// validate reports every problem of c, each named by its YAML path.
 func (c *Config) validate() error {
-	var errs []error
-	errs = append(errs, c.Kafka.Validate(), c.stateConfig().Validate(), c.Rules.validate(), c.Admin.validate())
+	var ps problems
+	c.check(&ps)
+	return ps.err()
+}
+
+func (c *Config) check(ps *problems) {
+	ps.addErr("kafka", c.Kafka.Validate())
+	c.checkState(ps)
+	c.Rules.check(ps)
+	if c.Ops.Addr != "" {
+		if err := processor.CheckHostPort(c.Ops.Addr, true); err != nil {
+			ps.add("ops.addr", "%v", err)
+		}
+	}
+	c.Admin.check(ps)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("config: log.level %q is not debug, info, warn or error", c.Log.Level))
-	}
-	return errors.Join(errs...)
-}
-
-// applyEnv sets every field that has a TRIGGERD_ variable in environ.
-func applyEnv(cfg *Config, environ []string) []error {
-	env := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "TRIGGERD_") {
-			env[k] = v
-		}
-	}
-	if len(env) == 0 {
-		return nil
-	}
-	var errs []error
-	used := map[string]bool{}
-	walkEnv(reflect.ValueOf(cfg).Elem(), "TRIGGERD", func(name string, v reflect.Value) {
-		s, ok := env[name]
-		if !ok {
-			return
-		}
-		used[name] = true
-		if err := setFromString(v, s); err != nil {
-			errs = append(errs, fmt.Errorf("config: %s=%q: %w", name, s, err))
-		}
-	})
-	for k := range env {
-		if !used[k] && k != "TRIGGERD_CONFIG" && k != failpointsEnv && k != traceEnv {
-			errs = append(errs, fmt.Errorf("config: environment variable %s names no setting", k))
-		}
-	}
-	return errs
-}
-
-func walkEnv(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if tag == "" || tag == "-" {
-			continue
-		}
-		name := prefix + "_" + strings.ToUpper(tag)
-		fv := v.Field(i)
-		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Time{}) {
-			walkEnv(fv, name, fn)
-			continue
-		}
-		fn(name, fv)
+		ps.add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
 	}
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
-
-func setFromString(v reflect.Value, s string) error {
-	if v.Type() == durationType {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		v.SetInt(int64(d))
-		return nil
+// checkState checks the state section by its settings' paths; the state
+// package's own check (which names its Go fields) runs only when these
+// pass, for what the file cannot set.
+func (c *Config) checkState(ps *problems) {
+	before := len(*ps)
+	if c.State.Dir == "" {
+		ps.add("state.dir", "empty")
 	}
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(s)
-	case reflect.Bool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return err
-		}
-		v.SetBool(b)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n, err := strconv.ParseInt(s, 10, v.Type().Bits())
-		if err != nil {
-			return err
-		}
-		v.SetInt(n)
-	case reflect.Slice:
-		if v.Type().Elem().Kind() != reflect.String {
-			return fmt.Errorf("unsupported list type %s", v.Type())
-		}
-		parts := strings.Split(s, ",")
-		out := reflect.MakeSlice(v.Type(), 0, len(parts))
-		for _, p := range parts {
-			if p = strings.TrimSpace(p); p != "" {
-				out = reflect.Append(out, reflect.ValueOf(p).Convert(v.Type().Elem()))
-			}
-		}
-		v.Set(out)
-	default:
-		return fmt.Errorf("unsupported type %s", v.Type())
+	if c.State.CacheBytes < 0 {
+		ps.add("state.cache_bytes", "%d: want >= 0 (0: the default)", c.State.CacheBytes)
 	}
-	return nil
+	if c.State.WriteBackCommits < 0 {
+		ps.add("state.write_back_commits", "%d: want >= 0 (0: the default, 1: write every cycle)", c.State.WriteBackCommits)
+	}
+	if len(*ps) == before {
+		ps.addErr("state", c.stateConfig().Validate())
+	}
 }

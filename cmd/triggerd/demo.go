@@ -29,7 +29,15 @@ import (
 // demoCmd runs the whole system in-process: an embedded Kafka (kfake), an
 // embedded schema registry, a traffic generator, the processor with delays in
 // seconds, and a printer of the triggers as they are committed.
-func demoCmd(ctx context.Context, args []string) error {
+const demoUsage = `Usage:
+  triggerd demo [flags]
+
+Runs the whole system in one process: an embedded Kafka (kfake), an embedded
+schema registry, a traffic generator, the processor with the example rules
+scaled to seconds, and a printer of the triggers as they are committed.
+`
+
+func demoCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	rate := fs.Int("rate", 2000, "events per second the generator produces")
@@ -38,15 +46,18 @@ func demoCmd(ctx context.Context, args []string) error {
 	stage1 := fs.Duration("stage1", 10*time.Second, "cart abandonment: delay of stage 1")
 	stage2 := fs.Duration("stage2", 20*time.Second, "cart abandonment: delay of stage 2 after stage 1")
 	quiet := fs.Bool("quiet", false, "print only the summaries, not every trigger")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, demoUsage, args, stdout); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf(fs, demoUsage, "demo: no arguments expected, got %q", fs.Args())
 	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	return runDemo(ctx, os.Stdout, demoSettings{
+	return runDemo(ctx, stdout, demoSettings{
 		rate: *rate, customers: *customers, partitions: int32(*partitions),
 		stage1: *stage1, stage2: *stage2, quiet: *quiet,
 	})

@@ -5,13 +5,17 @@
 //	triggerd rules check|test|vars|example   tooling for rule authors
 //	triggerd state get|explain|erase ID      a customer, through the admin API
 //	triggerd version
+//	triggerd help [COMMAND]                  a command's usage (as COMMAND --help)
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -26,45 +30,78 @@ Usage:
   triggerd rules check FILE       validate a rules file: every error with its line and column
   triggerd rules test FILE SCRIPT...  run rule scripts (events, a virtual clock, expected triggers)
   triggerd rules vars             the variables rule expressions can use
+  triggerd rules example          print the example rules built into the binary
   triggerd state get|explain|erase ID   a customer through a running instance's admin API
   triggerd version
+  triggerd help [COMMAND]         a command's usage (as COMMAND --help)
+
+Flags go before or after a command's arguments; "--" ends them.
 
 Configuration: a YAML file (see deploy/config.example.yaml); every setting can
 be overridden with TRIGGERD_<PATH>, e.g. TRIGGERD_KAFKA_BROKERS=host1:9092,host2:9092.
+A TRIGGERD_ variable that names no setting stops the start.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+const versionUsage = `Usage:
+  triggerd version
+
+Prints the version of this binary.
+`
+
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	code := cli(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli runs the command line args (without the program's name) and returns
+// the exit code: 0, 1 for a failure, 2 for a command line that cannot be
+// run. "--help" (or -h) on any command prints its usage and returns 0;
+// "triggerd help CMD" is "triggerd CMD --help".
+func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
 	var err error
-	switch os.Args[1] {
+	switch args[0] {
 	case "run":
-		err = runCmd(ctx, os.Args[2:])
+		err = runCmd(ctx, args[1:], stdout)
 	case "demo":
-		err = demoCmd(ctx, os.Args[2:])
+		err = demoCmd(ctx, args[1:], stdout)
 	case "rules":
-		os.Exit(rulesCmd(os.Args[2:], os.Stdout, os.Stderr))
+		return rulesCmd(args[1:], stdout, stderr)
 	case "state":
-		err = stateCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		err = stateCmd(ctx, args[1:], stdout)
 	case "version":
-		fmt.Println("triggerd", version)
-	case "-h", "--help", "help":
-		fmt.Print(usage)
+		err = versionCmd(args[1:], stdout)
+	case "help":
+		if len(args) > 1 && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
+			return cli(ctx, append(args[1:], "--help"), stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+	case "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
 	default:
-		fmt.Fprintf(os.Stderr, "triggerd: unknown command %q\n\n%s", os.Args[1], usage)
-		os.Exit(2)
+		err = usageErrorf(nil, usage, "unknown command %q", args[0])
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "triggerd:", err)
-		os.Exit(1)
+	return exitCode(err, stderr)
+}
+
+func versionCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if err := parseFlags(fs, versionUsage, args, stdout); err != nil {
+		return err
 	}
+	if fs.NArg() > 0 {
+		return usageErrorf(fs, versionUsage, "version: no arguments expected, got %q", fs.Args())
+	}
+	fmt.Fprintln(stdout, "triggerd", version)
+	return nil
 }
 
 func newLogger(level string) (*zap.Logger, error) {

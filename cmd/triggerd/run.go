@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -24,19 +25,38 @@ import (
 	"github.com/triggerd/triggerd/processor"
 	"github.com/triggerd/triggerd/processor/admin"
 	"github.com/triggerd/triggerd/rules"
-	"github.com/triggerd/triggerd/schemas"
 	"github.com/triggerd/triggerd/state"
 )
 
-func runCmd(ctx context.Context, args []string) error {
+const runUsage = `Usage:
+  triggerd run [--config FILE]
+
+Processes events from a Kafka cluster until SIGTERM or SIGINT. Every setting
+is checked first, and every problem is reported at once, each named by its
+path in the file. Every setting can be overridden with TRIGGERD_<PATH> (see
+deploy/config.example.yaml); a TRIGGERD_ variable that names no setting
+stops the start.
+`
+
+func runCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	path := fs.String("config", os.Getenv("TRIGGERD_CONFIG"), "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
+	path := fs.String("config", "", "the configuration `FILE` (YAML; default: $TRIGGERD_CONFIG, else the defaults)")
+	if err := parseFlags(fs, runUsage, args, stdout); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf(fs, runUsage, "run: no arguments expected, got %q (the file goes after --config)", fs.Args())
+	}
+	if *path == "" {
+		*path = os.Getenv("TRIGGERD_CONFIG")
 	}
 	cfg, err := loadConfig(*path, os.Environ())
 	if err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
+		where := "(defaults and TRIGGERD_ variables)"
+		if *path != "" {
+			where = "in " + *path
+		}
+		return fmt.Errorf("invalid configuration %s:\n%w", where, err)
 	}
 	log, err := newLogger(cfg.Log.Level)
 	if err != nil {
@@ -49,7 +69,7 @@ func runCmd(ctx context.Context, args []string) error {
 // run wires the processor from cfg and runs it until ctx is done.
 func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	var registry *sr.Client
-	if usesAvro(&cfg.Kafka) {
+	if cfg.Kafka.UsesAvro() {
 		opts := []sr.ClientOpt{sr.URLs(cfg.Kafka.Registry.URL)}
 		if cfg.Kafka.Registry.User != "" {
 			opts = append(opts, sr.BasicAuth(cfg.Kafka.Registry.User, cfg.Kafka.Registry.Password))
@@ -99,7 +119,7 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 		srv := api.NewHTTPServer(cfg.Admin.Addr)
 		ln, err := net.Listen("tcp", cfg.Admin.Addr)
 		if err != nil {
-			return fmt.Errorf("admin API: %w", err)
+			return fmt.Errorf("admin API (admin.addr): %w", err)
 		}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -114,18 +134,20 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 		log.Info("admin API listening", zap.String("addr", cfg.Admin.Addr), zap.String("advertise", cfg.Admin.advertised()),
 			zap.Bool("allow_writes", cfg.Admin.AllowWrites))
 	}
-	if hook != nil {
-		hook(proc)
-	}
-	logRules(log, "rules loaded", rs)
-	go watchRules(ctx, cfg.Rules, log, proc.SetRules, proc.RulesRejected)
 	if cfg.Ops.Addr != "" {
 		srv := proc.NewOpsServer(cfg.Ops.Addr, reg)
 		if cfg.Ops.Pprof {
 			srv.Handler = withPprof(srv.Handler)
 		}
+		// Listened on before the processor starts: a port taken
+		// stops the start, rather than the process running without
+		// /metrics and the probes.
+		ln, err := net.Listen("tcp", cfg.Ops.Addr)
+		if err != nil {
+			return fmt.Errorf("ops endpoint (ops.addr): %w", err)
+		}
 		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("ops server", zap.Error(err))
 			}
 		}()
@@ -134,8 +156,13 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 			defer cancel()
 			_ = srv.Shutdown(sctx)
 		}()
-		log.Info("ops endpoint listening", zap.String("addr", cfg.Ops.Addr))
+		log.Info("ops endpoint listening", zap.String("addr", ln.Addr().String()))
 	}
+	if hook != nil {
+		hook(proc)
+	}
+	logRules(log, "rules loaded", rs)
+	go watchRules(ctx, cfg.Rules, log, proc.SetRules, proc.RulesRejected)
 	return proc.Run(ctx)
 }
 
@@ -226,12 +253,6 @@ func logRules(log *zap.Logger, msg string, rs *rules.Set) {
 		ids = append(ids, fmt.Sprintf("%s@v%d", r.ID, r.Version))
 	}
 	log.Info(msg, zap.String("file", rs.Name()), zap.Int("rules", len(ids)), zap.Strings("rule_versions", ids))
-}
-
-func usesAvro(c *processor.Config) bool {
-	e := c.Encodings
-	return e.Clickstream == schemas.FormatAvro || e.Transactions == schemas.FormatAvro ||
-		e.Profiles == schemas.FormatAvro || e.Triggers == schemas.FormatAvro
 }
 
 // failpointsEnv names the test-only variable that makes the process kill

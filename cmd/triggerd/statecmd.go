@@ -18,46 +18,60 @@ const stateUsage = `Usage:
   triggerd state explain ID   the last decisions about the customer (fired, suppressed, deferred)
   triggerd state erase ID     erase the customer (GDPR): needs admin.allow_writes on the server
 
-Flags (before ID):
-  --addr URL      an instance's admin API (default: admin.advertise or admin.addr of the config)
-  --token TOKEN   the bearer token (default: $TRIGGERD_ADMIN_TOKEN, then admin.token of the config)
-  --config FILE   the configuration file to take them from (default: $TRIGGERD_CONFIG)
+Each calls a running instance's admin API, which redirects to the instance
+that owns the customer. "triggerd state get --help" lists the flags; they go
+before or after ID, and "--" ends them (an ID starting with "-").
 `
+
+// stateSubUsage is the usage of "triggerd state SUB".
+func stateSubUsage(sub, what string) string {
+	return fmt.Sprintf(`Usage:
+  triggerd state %s [flags] ID
+
+%s.
+
+Any instance's admin API answers: it redirects to the instance that owns the
+customer. An ID that starts with "-" goes after "--".
+`, sub, what)
+}
 
 // stateCmd calls the admin API of a running instance, which redirects to
 // the instance that owns the customer.
-func stateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func stateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, stateUsage)
-		return errors.New("state: a subcommand is required")
+		return usageErrorf(nil, stateUsage, "state: a subcommand is required")
 	}
 	sub := args[0]
-	var method, suffix string
+	var method, suffix, what string
 	switch sub {
 	case "get":
-		method, suffix = "GET", ""
+		method, suffix, what = "GET", "", "Prints the customer's state, timers, campaigns and contact history"
 	case "explain":
-		method, suffix = "GET", "/explain"
+		method, suffix, what = "GET", "/explain", "Prints the last decisions about the customer (fired, suppressed, deferred)"
 	case "erase":
-		method, suffix = "POST", "/erase"
-	case "-h", "--help", "help":
+		method, suffix, what = "POST", "/erase", "Erases the customer (GDPR; the server needs admin.allow_writes)"
+	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, stateUsage)
 		return nil
 	default:
-		fmt.Fprint(stderr, stateUsage)
-		return fmt.Errorf("state: unknown subcommand %q", sub)
+		return usageErrorf(nil, stateUsage, "state: unknown subcommand %q", sub)
 	}
+	usage := stateSubUsage(sub, what)
 	fs := flag.NewFlagSet("state "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "admin API address (URL)")
-	token := fs.String("token", os.Getenv("TRIGGERD_ADMIN_TOKEN"), "bearer token")
-	path := fs.String("config", os.Getenv("TRIGGERD_CONFIG"), "configuration file (YAML)")
-	if err := fs.Parse(args[1:]); err != nil {
+	addr := fs.String("addr", "", "an instance's admin API `URL` (default: admin.advertise or admin.addr of the config)")
+	token := fs.String("token", "", "the bearer `TOKEN` (default: $TRIGGERD_ADMIN_TOKEN, then admin.token of the config)")
+	path := fs.String("config", "", "the configuration `FILE` to take them from (default: $TRIGGERD_CONFIG)")
+	if err := parseFlags(fs, usage, args[1:], stdout); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprint(stderr, stateUsage)
-		return fmt.Errorf("state %s: exactly one customer ID is required", sub)
+		return usageErrorf(fs, usage, "state %s: exactly one customer ID is required, got %d arguments", sub, fs.NArg())
+	}
+	if *token == "" {
+		*token = os.Getenv("TRIGGERD_ADMIN_TOKEN")
+	}
+	if *path == "" {
+		*path = os.Getenv("TRIGGERD_CONFIG")
 	}
 	if *addr == "" || *token == "" {
 		// Only the admin section is needed: the rest of a config
