@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/rules"
 )
 
 // WriteDefaultConfig writes a config file for "triggerd run" that sets only
@@ -16,14 +18,15 @@ import (
 // lateness, tick), at its default: the configuration a new user runs. The
 // exceptions, both for a test's sake and neither about event time: the
 // group starts from the earliest offsets (a record written before the group
-// first polls is not skipped), and topics get one replica. rulesYAML is the
-// rules file.
+// first polls is not skipped), and topics get one replica. The rules file
+// holds only cart abandonment, with the stages' delays given: the
+// behaviour the tests' models know.
 //
 // Of cfg it takes the brokers, group, instance ID and topics only.
-func WriteDefaultConfig(t testing.TB, cfg processor.Config, dir, ops string, rulesYAML []byte) string {
+func WriteDefaultConfig(t testing.TB, cfg processor.Config, dir, ops string, stage1, stage2 time.Duration) string {
 	t.Helper()
 	rulesFile := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rulesFile, rulesYAML, 0o600); err != nil {
+	if err := os.WriteFile(rulesFile, rules.CartOnlyYAML(stage1, stage2), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tp := cfg.Topics

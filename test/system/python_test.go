@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/triggerd/triggerd/rules"
 	"github.com/triggerd/triggerd/schemas"
 	"github.com/triggerd/triggerd/test/harness"
 )
@@ -41,7 +40,7 @@ func TestPythonCartThenPurchase(t *testing.T) {
 	ops := harness.FreeAddr(t)
 	// Stage 1 a few seconds after the cart, stage 2 (an hour) never
 	// within the test.
-	conf := harness.WriteDefaultConfig(t, cfg, dir, ops, rules.CartOnlyYAML(3*time.Second, time.Hour))
+	conf := harness.WriteDefaultConfig(t, cfg, dir, ops, 3*time.Second, time.Hour)
 	ch := harness.NewChild(t, harness.BuildTriggerd(t), conf, logf, ops)
 	if tr := os.Getenv("PY_TRACE"); tr != "" {
 		ch.Env = append(ch.Env, "TRIGGERD_TEST_TRACE="+tr)
