@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,13 @@ type metrics struct {
 	suppressions     *prometheus.CounterVec // reason, channel
 	deferrals        *prometheus.CounterVec // reason, channel
 	changelog        *prometheus.CounterVec // kind, op: set, delete
+
+	// byPartition are the vectors with a partition label: an instance
+	// exports their series only for the partitions it owns.
+	byPartition []interface {
+		DeletePartialMatch(prometheus.Labels) int
+		Reset()
+	}
 
 	// policy counts committed suppressions by reason (deferrals as
 	// "deferred") for Processor.Suppressions.
@@ -132,10 +140,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"partition"}),
 	}
 	m.policy.byReason = map[string]int64{}
+	m.byPartition = append(m.byPartition, m.events, m.inputLost, m.timersPend, m.writeBack, m.restored, m.restoreLeft, m.watermarkLag)
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.writeBack, m.fireLag,
 			m.cycleSeconds, m.cyclePhase, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
 			m.suppressions, m.deferrals, m.changelog)
 	}
 	return m
+}
+
+// forgetPartition deletes the series of a partition this instance no longer
+// owns: its new owner exports them, and a sum over instances (pending
+// timers, write-back bytes, lag) must count the partition once.
+func (m *metrics) forgetPartition(part int32) {
+	l := prometheus.Labels{"partition": strconv.Itoa(int(part))}
+	for _, v := range m.byPartition {
+		v.DeletePartialMatch(l)
+	}
+}
+
+// forgetPartitions deletes the series of every partition: the instance owns
+// none (its Kafka session failed).
+func (m *metrics) forgetPartitions() {
+	for _, v := range m.byPartition {
+		v.Reset()
+	}
 }

@@ -322,6 +322,8 @@ func (p *Processor) resetSession() {
 	p.ready.Store(false)
 	p.clearServing()
 	clear(p.workers)
+	// The next session may be assigned other partitions.
+	p.m.forgetPartitions()
 	a := &p.assignment
 	a.Lock()
 	a.parts, a.err = nil, nil
@@ -931,6 +933,9 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 		if !wantSet[part] {
 			p.setServing(part, false)
 			delete(p.workers, part)
+			// Its new owner exports them now: two instances must not
+			// both report a partition's pending timers.
+			p.m.forgetPartition(part)
 			p.log.Info("partition revoked", zap.Int32("partition", part))
 		}
 	}
