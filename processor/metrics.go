@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/triggerd/triggerd/schemas"
 )
 
 // metrics are the processor's Prometheus series. Names follow
@@ -141,12 +143,43 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.policy.byReason = map[string]int64{}
 	m.byPartition = append(m.byPartition, m.events, m.inputLost, m.timersPend, m.writeBack, m.restored, m.restoreLeft, m.watermarkLag)
+	// The alerts watch these with increase() or rate(), which see nothing
+	// of a series that first appears at 1: the first rejected reload or
+	// aborted transaction after a start would go unnoticed. Every label
+	// value known at start is exported at 0; the per-partition ones are
+	// created when the partition is assigned (newWorker).
+	for _, r := range []string{"applied", "rejected"} {
+		m.rulesReloads.WithLabelValues(r)
+	}
+	for _, r := range []string{"committed", "aborted"} {
+		m.commits.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.writeBack, m.fireLag,
 			m.cycleSeconds, m.cyclePhase, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
 			m.suppressions, m.deferrals, m.changelog)
 	}
 	return m
+}
+
+// deadLetterReasons are the values of the reason label of
+// triggerd_input_dead_lettered_total: the decoders' (schemas.Reason*) and
+// the worker's own. A test checks the list against both.
+var deadLetterReasons = []string{
+	schemas.ReasonUndecodable, schemas.ReasonWrongSchema, schemas.ReasonMissingCustomerID,
+	schemas.ReasonMissingEventID, schemas.ReasonMissingType, schemas.ReasonBadField,
+	"key_mismatch", "absurd_timestamp", "unknown_type",
+}
+
+// initInputs exports at 0 the dead-letter and duplicate counters of every
+// input topic, for the alerts (see newMetrics).
+func (m *metrics) initInputs(topics []string) {
+	for _, t := range topics {
+		for _, r := range deadLetterReasons {
+			m.deadLettered.WithLabelValues(t, r)
+		}
+		m.duplicates.WithLabelValues(t)
+	}
 }
 
 // forgetPartition deletes the series of a partition this instance no longer

@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -9,6 +11,56 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// The reason label's values exported at 0 at start are every reason a
+// record can be dead-lettered with: the decoders' (schemas/errors.go) and
+// the worker's literal ones. A new reason missing from deadLetterReasons
+// would be invisible to the dead-letter alert's first increase.
+func TestDeadLetterReasonsComplete(t *testing.T) {
+	src, err := os.ReadFile("../schemas/errors.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, m := range regexp.MustCompile(`\bReason[A-Z]\w*\s*=\s*"([a-z_]+)"`).FindAllSubmatch(src, -1) {
+		found = append(found, string(m[1]))
+	}
+	if len(found) < 5 {
+		t.Fatalf("found %d reasons in schemas/errors.go (%v): has the declaration style changed?", len(found), found)
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	literal := regexp.MustCompile(`\.deadLetter\([^,]+,[^,]+,\s*"([a-z_]+)"`)
+	worker := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range literal.FindAllSubmatch(src, -1) {
+			found = append(found, string(m[1]))
+			worker++
+		}
+	}
+	if worker < 3 {
+		t.Fatalf("found %d literal dead-letter reasons in the processor: has the call changed?", worker)
+	}
+	for _, r := range found {
+		if !slices.Contains(deadLetterReasons, r) {
+			t.Errorf("dead-letter reason %q is not in deadLetterReasons", r)
+		}
+	}
+	for _, r := range deadLetterReasons {
+		if !slices.Contains(found, r) {
+			t.Errorf("deadLetterReasons has %q, which nothing dead-letters with", r)
+		}
+	}
+}
 
 // forgetPartition deletes the partition's series of every vector with a
 // partition label (found by reflection, so a new one cannot be forgotten),

@@ -153,6 +153,7 @@ func New(cfg Config, o Options) (*Processor, error) {
 	if o.Registerer != nil && o.Store != nil {
 		o.Registerer.MustRegister(storeCollector{o.Store})
 	}
+	p.m.initInputs(cfg.Inputs())
 	p.trace = o.Trace
 	p.adminAddr = o.AdminAddress
 	p.rules.Store(o.Rules)

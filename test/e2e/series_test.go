@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,4 +158,60 @@ func sortedKeys(m map[string]float64) []string {
 		return a < b
 	})
 	return ks
+}
+
+// TestCountersAtZero: the labelled counters the alerts watch exist at 0 as
+// soon as the processor is created (by result, by input topic and
+// dead-letter reason) or, per partition, as soon as it owns the partition,
+// so that increase() and rate() see their first event. A series that first
+// appears at 1 is invisible to increase(): TriggerdRulesReloadRejected could
+// not fire on the first rejected reload after a start.
+func TestCountersAtZero(t *testing.T) {
+	c := harness.NewCluster(t)
+	const parts = 2
+	cfg := c.Topics(t, parts)
+	r := start(t, cfg, memStore(t))
+	scrape := func() string {
+		code, body := get(r.proc.OpsHandler(r.reg), "/metrics")
+		if code != 200 {
+			t.Fatalf("/metrics: %d", code)
+		}
+		return body
+	}
+	want := []string{
+		`triggerd_rules_reloads_total{result="applied"} 0`,
+		`triggerd_rules_reloads_total{result="rejected"} 0`,
+		`triggerd_transactions_total{result="committed"} 0`,
+		`triggerd_transactions_total{result="aborted"} 0`,
+		`triggerd_kafka_session_restarts_total 0`,
+		`triggerd_rules_eval_errors_total 0`,
+	}
+	for _, topic := range cfg.Inputs() {
+		want = append(want, fmt.Sprintf(`triggerd_input_duplicates_total{topic=%q} 0`, topic))
+		for _, reason := range []string{"undecodable", "wrong_schema", "missing_customer_id", "missing_event_id", "missing_type",
+			"bad_field", "key_mismatch", "absurd_timestamp", "unknown_type"} {
+			want = append(want, fmt.Sprintf(`triggerd_input_dead_lettered_total{reason=%q,topic=%q} 0`, reason, topic))
+		}
+	}
+	// Right after the start: before the group has assigned anything (the
+	// registry is filled by processor.New).
+	body := scrape()
+	for _, w := range want {
+		if !strings.Contains(body, w+"\n") {
+			t.Errorf("right after the start, /metrics has no %s", w)
+		}
+	}
+	// Once it owns its partitions, their counters too.
+	waitFor(t, "ready", r.proc.Ready)
+	body = scrape()
+	for part := range parts {
+		for _, topic := range cfg.Inputs() {
+			for _, name := range []string{"triggerd_input_lost_records_total", "triggerd_input_events_total"} {
+				w := fmt.Sprintf(`%s{partition="%d",topic=%q} 0`, name, part, topic)
+				if !strings.Contains(body, w+"\n") {
+					t.Errorf("with partition %d assigned, /metrics has no %s", part, w)
+				}
+			}
+		}
+	}
 }
