@@ -1,9 +1,12 @@
 package processor
 
 import (
+	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/triggerd/triggerd/schemas"
 )
 
 // metrics are the processor's Prometheus series. Names follow
@@ -35,6 +38,13 @@ type metrics struct {
 	suppressions     *prometheus.CounterVec // reason, channel
 	deferrals        *prometheus.CounterVec // reason, channel
 	changelog        *prometheus.CounterVec // kind, op: set, delete
+
+	// byPartition are the vectors with a partition label: an instance
+	// exports their series only for the partitions it owns.
+	byPartition []interface {
+		DeletePartialMatch(prometheus.Labels) int
+		Reset()
+	}
 
 	// policy counts committed suppressions by reason (deferrals as
 	// "deferred") for Processor.Suppressions.
@@ -142,10 +152,60 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"partition"}),
 	}
 	m.policy.byReason = map[string]int64{}
+	m.byPartition = append(m.byPartition, m.events, m.inputLost, m.timersPend, m.writeBack, m.restored, m.restoreLeft, m.watermarkLag)
+	// The alerts watch these with increase() or rate(), which see nothing
+	// of a series that first appears at 1: the first rejected reload or
+	// aborted transaction after a start would go unnoticed. Every label
+	// value known at start is exported at 0; the per-partition ones are
+	// created when the partition is assigned (newWorker).
+	for _, r := range []string{"applied", "rejected"} {
+		m.rulesReloads.WithLabelValues(r)
+	}
+	for _, r := range []string{"committed", "aborted"} {
+		m.commits.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.writeBack, m.fireLag,
 			m.cycleSeconds, m.cyclePhase, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
 			m.late, m.waiting, m.suppressions, m.deferrals, m.changelog)
 	}
 	return m
+}
+
+// deadLetterReasons are the values of the reason label of
+// triggerd_input_dead_lettered_total: the decoders' (schemas.Reason*) and
+// the worker's own. A test checks the list against both.
+var deadLetterReasons = []string{
+	schemas.ReasonUndecodable, schemas.ReasonWrongSchema, schemas.ReasonMissingCustomerID,
+	schemas.ReasonMissingEventID, schemas.ReasonMissingType, schemas.ReasonBadField,
+	"key_mismatch", "absurd_timestamp", "unknown_type",
+}
+
+// initInputs exports at 0 the dead-letter and duplicate counters of every
+// input topic, for the alerts (see newMetrics).
+func (m *metrics) initInputs(topics []string) {
+	for _, t := range topics {
+		for _, r := range deadLetterReasons {
+			m.deadLettered.WithLabelValues(t, r)
+		}
+		m.duplicates.WithLabelValues(t)
+	}
+}
+
+// forgetPartition deletes the series of a partition this instance no longer
+// owns: its new owner exports them, and a sum over instances (pending
+// timers, write-back bytes, lag) must count the partition once.
+func (m *metrics) forgetPartition(part int32) {
+	l := prometheus.Labels{"partition": strconv.Itoa(int(part))}
+	for _, v := range m.byPartition {
+		v.DeletePartialMatch(l)
+	}
+}
+
+// forgetPartitions deletes the series of every partition: the instance owns
+// none (its Kafka session failed).
+func (m *metrics) forgetPartitions() {
+	for _, v := range m.byPartition {
+		v.Reset()
+	}
 }

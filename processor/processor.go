@@ -89,6 +89,9 @@ type Processor struct {
 	// commitCount counts committed transactions, so that Run can tell a
 	// session that worked for a while from one that never did.
 	commitCount atomic.Int64
+	// faults records what keeps the processor out of its group, and the
+	// fault it stops on (faults.go).
+	faults faults
 
 	// For the admin API (owner.go), read from its goroutines.
 	adminAddr  string
@@ -152,6 +155,7 @@ func New(cfg Config, o Options) (*Processor, error) {
 	if o.Registerer != nil && o.Store != nil {
 		o.Registerer.MustRegister(storeCollector{o.Store})
 	}
+	p.m.initInputs(cfg.Inputs())
 	p.trace = o.Trace
 	p.adminAddr = o.AdminAddress
 	p.rules.Store(o.Rules)
@@ -177,10 +181,36 @@ func registererOrNew(r prometheus.Registerer) prometheus.Registerer {
 }
 
 // Ready reports whether the processor is in the group, restored and cycling.
-func (p *Processor) Ready() bool { return p.ready.Load() }
+func (p *Processor) Ready() bool {
+	ready, _ := p.Readiness()
+	return ready
+}
 
-// Alive reports whether the loop completed a cycle or an idle poll recently.
+// Readiness reports whether the processor is ready and, when it is not, why:
+// joining the group or restoring, out of the group after a fault (and
+// rejoining), or stopping on a fault no rejoin can fix.
+func (p *Processor) Readiness() (bool, string) {
+	switch f := p.faults.state(); {
+	case f.fatal != nil || (f.reason != "" && !f.rejoined):
+		return false, f.reason
+	case f.reason != "":
+		return false, "back in the group, restoring the new assignment; before: " + f.reason
+	case !p.ready.Load():
+		return false, "joining the group or restoring state"
+	}
+	return true, ""
+}
+
+// Alive reports whether the loop makes progress: it completed a cycle or an
+// idle poll (or a restore made progress) within the window, and has not been
+// out of the group (rejoining, or between Kafka sessions) for longer than
+// that, nor met a fatal fault. A loop that polls without a group would
+// otherwise look alive forever.
 func (p *Processor) Alive(within time.Duration) bool {
+	f := p.faults.state()
+	if f.fatal != nil || (f.reason != "" && !f.rejoined && time.Since(f.since) >= within) {
+		return false
+	}
 	last := p.lastCycle.Load()
 	return last == 0 || time.Since(time.Unix(0, last)) < within
 }
@@ -210,13 +240,18 @@ func (p *Processor) Stats() StatsSnapshot {
 // which fences the old open transaction, rejoins the group and restores
 // every partition from the changelog, as a restarted process would. It
 // gives up after maxSessionFailures new sessions in a row that committed
-// nothing.
+// nothing. A fault that no new session can fix (another process with the
+// same instance ID, a group that cannot be rejoined: faults.go) ends Run
+// with that error.
 func (p *Processor) Run(ctx context.Context) error {
 	p.setRunning(true)
 	defer p.setRunning(false)
 	for failures := 0; ; {
 		committedBefore := p.commitCount.Load()
 		err := p.run(ctx)
+		if fatal := p.faults.state().fatal; fatal != nil {
+			return fatal
+		}
 		if err != nil && ctx.Err() != nil {
 			// Stopped while starting (checking topics, fencing,
 			// restoring): nothing was committed past what is
@@ -241,9 +276,15 @@ func (p *Processor) Run(ctx context.Context) error {
 			return fmt.Errorf("processor: giving up after %d Kafka sessions in a row failed: %w", failures, err)
 		}
 		backoff := time.Duration(1<<(failures-1)) * time.Second
-		p.log.Warn("kafka session failed; starting a new one after a pause", zap.Error(err),
-			zap.Int("failures_in_a_row", failures), zap.Duration("backoff", backoff))
+		fields := []zap.Field{zap.Error(err), zap.Int("failures_in_a_row", failures), zap.Duration("backoff", backoff)}
+		if producerFenced(err) {
+			fields = append(fields, zap.String("transactional_id", p.transactionalID()),
+				zap.String("cause", "the broker aborted a transaction older than transaction_timeout, or another process initialized this transactional ID"))
+		}
+		p.log.Warn("kafka session failed; starting a new one after a pause", fields...)
 		p.m.sessionRestarts.Inc()
+		p.faults.out(fmt.Sprintf("Kafka session failed (%v); starting a new one in %s, attempt %d of %d",
+			err, backoff, failures, maxSessionFailures))
 		p.resetSession()
 		select {
 		case <-ctx.Done():
@@ -284,13 +325,20 @@ func (p *Processor) resetSession() {
 	p.ready.Store(false)
 	p.clearServing()
 	clear(p.workers)
+	// The next session may be assigned other partitions.
+	p.m.forgetPartitions()
 	a := &p.assignment
 	a.Lock()
 	a.parts, a.err = nil, nil
 	a.Unlock()
 }
 
-func (p *Processor) run(ctx context.Context) error {
+func (p *Processor) run(parent context.Context) error {
+	// A fatal fault (faults.go) cancels ctx, so that a restore or a poll in
+	// flight stops at once; parent is the caller's.
+	ctx, stop := context.WithCancelCause(parent)
+	defer stop(nil)
+	p.faults.begin(stop)
 	base, err := baseOpts(&p.cfg, p.log)
 	if err != nil {
 		return err
@@ -308,7 +356,7 @@ func (p *Processor) run(ctx context.Context) error {
 		start = kgo.NewOffset().AtStart()
 	}
 	opts := append(base,
-		kgo.WithHooks(p.kprom),
+		kgo.WithHooks(p.kprom, groupWatch{p}),
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(p.cfg.Inputs()...),
 		kgo.ConsumeResetOffset(start),
@@ -364,11 +412,21 @@ func (p *Processor) run(ctx context.Context) error {
 	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Strings("inputs", p.cfg.Inputs()),
 		zap.Int32("partitions", p.nparts), zap.String("instance_id", p.cfg.InstanceID), zap.String("guarantee", string(p.cfg.Guarantee)))
 	for ctx.Err() == nil {
+		gen := p.faults.generation()
 		err := p.runCycle(ctx)
+		if fatal := p.faults.state().fatal; fatal != nil {
+			return fatal
+		}
 		var retry *retryableError
 		switch {
 		case err == nil:
-		case ctx.Err() != nil:
+			p.faults.cycled(gen)
+		case errors.Is(err, kerr.FencedInstanceID):
+			// The transaction's offset commit met the group's fencing
+			// before the heartbeat did.
+			p.fail(p.errFenced(err))
+			return p.faults.state().fatal
+		case parent.Err() != nil:
 			// Shutting down interrupted a restore or a request:
 			// nothing was committed past what is persisted.
 			p.log.Info("processor stopped during a cycle", zap.Error(err))
@@ -380,11 +438,19 @@ func (p *Processor) run(ctx context.Context) error {
 			case <-time.After(retryBackoff):
 			}
 		case errors.As(err, new(*sessionError)):
+			if producerFenced(err) {
+				if fatal := p.awaitGroupVerdict(ctx); fatal != nil {
+					return fatal
+				}
+			}
 			return err // Run starts a new session
 		default:
 			p.log.Error("processor stopping on a fatal error", zap.Error(err))
 			return err
 		}
+	}
+	if fatal := p.faults.state().fatal; fatal != nil {
+		return fatal
 	}
 	p.log.Info("processor stopped: context done")
 	return nil
@@ -394,7 +460,7 @@ func (p *Processor) run(ctx context.Context) error {
 // a transactional producer in one client.
 func (p *Processor) startTransactional(ctx context.Context, opts []kgo.Opt) error {
 	sess, err := kgo.NewGroupTransactSession(append(opts,
-		kgo.TransactionalID(p.cfg.Group+"-"+p.cfg.InstanceID),
+		kgo.TransactionalID(p.transactionalID()),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
 	)...)
 	if err != nil {
@@ -798,6 +864,9 @@ type emitted struct {
 }
 
 func (p *Processor) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	// After the assignment is recorded: the first cycle that starts after
+	// this takes it, and ends a fault (faults.cycled).
+	defer p.faults.assigned()
 	a := &p.assignment
 	a.Lock()
 	defer a.Unlock()
@@ -867,6 +936,9 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 		if !wantSet[part] {
 			p.setServing(part, false)
 			delete(p.workers, part)
+			// Its new owner exports them now: two instances must not
+			// both report a partition's pending timers.
+			p.m.forgetPartition(part)
 			p.log.Info("partition revoked", zap.Int32("partition", part))
 		}
 	}

@@ -11,7 +11,10 @@
 #      schemas really are in use).
 #   3. promtool check rules on deploy/prometheus/alerts.yaml.
 #   4. go test ./test/deploy: dashboard and alert metric names against the
-#      code, the rendered config against the settings.
+#      code, the rendered config against the settings, and the alerts' unit
+#      tests (test/deploy/alerts_test.yaml) with promtool test rules, on a
+#      copy of the rules without annotations; every alert must have a case
+#      where it fires and one where it must not.
 #
 # Tools are built or fetched once into test/deploy/.cache (git-ignored):
 # helm and kubeconform with "go install" through the Go module proxy; the
@@ -163,13 +166,13 @@ if command -v promtool >/dev/null 2>&1; then
 	step "promtool check rules ($(promtool --version 2>&1 | sed -n '1s/^promtool, version \([^ ]*\).*/\1/p'))"
 	promtool check rules "$root/deploy/prometheus/alerts.yaml" || die "promtool check rules"
 else
-	skip "alert rules" "promtool not on PATH (Debian: apt-get install prometheus; .ci/run installs it)"
+	skip "alert rules and their unit tests" "promtool not on PATH (Debian: apt-get install prometheus; .ci/run installs it)"
 fi
 
 # 4. Go checks of the dashboard, the alerts and the rendered chart.
 rendered=""
 [[ -s $out/default.yaml ]] && rendered="$out/default.yaml $out/full.yaml"
-step "go test ./test/deploy"
+step "go test ./test/deploy (metric names, rendered config, the alerts' promtool unit tests)"
 (cd "$root" && DEPLOY_RENDERED=$rendered "$go" test -count=1 ./test/deploy/) || die "go test ./test/deploy"
 
 step "done in $((SECONDS - t0))s"

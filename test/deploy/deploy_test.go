@@ -311,15 +311,16 @@ func TestAlertRulesDocumented(t *testing.T) {
 		}
 	}
 	for metric, what := range map[string]string{
-		"triggerd_watermark_lag_seconds":        "consumer lag",
-		"triggerd_restore_in_progress":          "restore too long",
-		"triggerd_timers_fire_lag_seconds":      "timer fire lag",
-		"triggerd_input_dead_lettered_total":    "dead-letter rate",
-		"triggerd_input_lost_records_total":     "lost input records",
-		"triggerd_kafka_session_restarts_total": "Kafka session restarts",
-		"triggerd_rules_reloads_total":          "rules reload rejected",
-		"triggerd_transactions_total":           "processor errors",
-		`up{job=~".*triggerd.*"}`:               "processor down",
+		"triggerd_watermark_lag_seconds":                  "consumer lag",
+		"triggerd_restore_in_progress":                    "restore too long",
+		"triggerd_timers_fire_lag_seconds":                "timer fire lag",
+		"triggerd_input_dead_lettered_total":              "dead-letter rate",
+		"triggerd_input_lost_records_total":               "lost input records",
+		"triggerd_kafka_session_restarts_total":           "Kafka session restarts",
+		"triggerd_rules_reloads_total":                    "rules reload rejected",
+		"triggerd_transactions_total":                     "processor errors",
+		`up{job=~".*triggerd.*"}`:                         "processor down",
+		`process_start_time_seconds{job=~".*triggerd.*"}`: "processor restarting (a crash loop, a fenced instance)",
 	} {
 		found := false
 		for _, r := range rules {
