@@ -152,7 +152,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"partition"}),
 	}
 	m.policy.byReason = map[string]int64{}
-	m.byPartition = append(m.byPartition, m.events, m.inputLost, m.timersPend, m.writeBack, m.restored, m.restoreLeft, m.watermarkLag)
+	m.byPartition = append(m.byPartition, m.events, m.inputLost, m.timersPend, m.writeBack, m.restored, m.restoreLeft, m.watermarkLag, m.waiting)
 	// The alerts watch these with increase() or rate(), which see nothing
 	// of a series that first appears at 1: the first rejected reload or
 	// aborted transaction after a start would go unnoticed. Every label
@@ -176,7 +176,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // triggerd_input_dead_lettered_total: the decoders' (schemas.Reason*) and
 // the worker's own. A test checks the list against both.
 var deadLetterReasons = []string{
-	schemas.ReasonUndecodable, schemas.ReasonWrongSchema, schemas.ReasonMissingCustomerID,
+	schemas.ReasonBadFraming, schemas.ReasonUnknownSchema, schemas.ReasonTruncated, schemas.ReasonTrailingBytes,
+	schemas.ReasonMalformedAvro, schemas.ReasonInvalidJSON, schemas.ReasonWrongSchema, schemas.ReasonMissingCustomerID,
 	schemas.ReasonMissingEventID, schemas.ReasonMissingType, schemas.ReasonBadField,
 	"key_mismatch", "absurd_timestamp", "unknown_type",
 }
