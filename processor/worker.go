@@ -449,8 +449,11 @@ func (w *worker) fireUpTo(now, wm time.Time) error {
 		if len(w.due) > 0 {
 			w.firedTo = max(w.firedTo, w.due[len(w.due)-1].Due.UnixMilli())
 		}
-		if len(w.due) < limit {
-			// Every timer due by wm has fired.
+		if len(w.due) == 0 {
+			// Every timer due by wm has fired, those the firing
+			// scheduled too: a stage due by wm (a backlog longer
+			// than the gap between two stages) fires now, before
+			// the record that may cancel it.
 			w.firedTo = max(w.firedTo, wm.UnixMilli())
 			break
 		}

@@ -99,3 +99,26 @@ func deadLetterReasons(t *testing.T, c *harness.Cluster, cfg processor.Config, w
 	}
 	return got
 }
+
+// TestBacklogFiresEveryStage writes, as one backlog, a cart and a purchase
+// made after both of the cart reminder's stages were due: the first stage
+// fires before the purchase, and so must the second, which the first
+// schedules while the purchase is already read. (It was lost: the second
+// stage waited for the next firing, and the purchase cancelled it.)
+func TestBacklogFiresEveryStage(t *testing.T) {
+	c := harness.NewCluster(t)
+	cfg := c.Topics(t, 1)
+	p := harness.NewProducer(t, c, cfg, nil)
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)
+	p.Send(1, click("cart", "c-1", schemas.AddToCart, t0, "p1"), purchase("buy", "c-1", t0.Add(26*time.Hour)))
+	p.Tick(1, t0.Add(27*time.Hour))
+	proc := harness.RunProcessor(t, cfg, harness.CartRules(t), nil)
+	got := harness.NewTriggerReader(t, c, cfg.Topics.Triggers, schemas.FormatJSON, nil).Read(2, 3*time.Second, 60*time.Second)
+	stages := map[int32]int{}
+	for _, tr := range got {
+		stages[tr.Stage]++
+	}
+	if len(got) != 2 || stages[1] != 1 || stages[2] != 1 {
+		t.Errorf("got %d triggers by stage %v, want stage 1 and stage 2 once each (events committed: %d)", len(got), stages, proc.Stats().Events)
+	}
+}

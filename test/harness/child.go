@@ -169,13 +169,20 @@ func (c *Child) Exited() error {
 }
 
 // WriteConfig writes a config file for "triggerd run" from cfg (brokers,
-// group, instance ID, topics and the event-time settings the tests use), with
-// state under dir, the ops endpoint on ops, and a rules file holding only
-// cart abandonment (1 h, then 24 h): the behaviour the tests' models know.
+// group, instance ID, topics and the event-time settings: idle_advance,
+// idle_grace, lateness, tick), with state under dir, the ops endpoint on
+// ops, and a rules file holding only cart abandonment (1 h, then 24 h): the
+// behaviour the tests' models know.
 func WriteConfig(t testing.TB, cfg processor.Config, dir, ops string) string {
 	t.Helper()
+	return WriteConfigStages(t, cfg, dir, ops, time.Hour, 24*time.Hour)
+}
+
+// WriteConfigStages is WriteConfig with the cart rule's stage delays.
+func WriteConfigStages(t testing.TB, cfg processor.Config, dir, ops string, stage1, stage2 time.Duration) string {
+	t.Helper()
 	rulesFile := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rulesFile, rules.CartOnlyYAML(time.Hour, 24*time.Hour), 0o600); err != nil {
+	if err := os.WriteFile(rulesFile, rules.CartOnlyYAML(stage1, stage2), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	guarantee := cfg.Guarantee
@@ -197,9 +204,10 @@ func WriteConfig(t testing.TB, cfg processor.Config, dir, ops string) string {
     suppressions: %s
   replication_factor: 1
   start_from: earliest
-  idle_advance: false
-  lateness: 0s
-  tick: 50ms
+  idle_advance: %t
+  idle_grace: %s
+  lateness: %s
+  tick: %s
   poll_records: 2000
   transaction_timeout: 10s
   session_timeout: 6s
@@ -212,7 +220,8 @@ rules:
 log:
   level: info
 `, strings.Join(cfg.Brokers, ", "), cfg.Group, guarantee, cfg.InstanceID, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
-		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.SuppressionsTopic(), filepath.Join(dir, "state"), ops, rulesFile)
+		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.SuppressionsTopic(),
+		cfg.IdleAdvance, cfg.IdleGrace, cfg.Lateness, cfg.Tick, filepath.Join(dir, "state"), ops, rulesFile)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)

@@ -10,8 +10,15 @@ import (
 // started again (once cleanly, once with SIGKILL), with its data, on the same
 // address. A processor that exits because the broker was gone is restarted,
 // as its supervisor would; every expected trigger must arrive exactly once.
-func TestBrokerRestart(t *testing.T) {
-	s := newScenario(t, "broker-restart")
+func TestBrokerRestart(t *testing.T) { runBrokerRestart(t, newScenario(t, "broker-restart")) }
+
+// TestBrokerRestartDefaultConfig is TestBrokerRestart in the default
+// configuration (newDefaultConfigScenario).
+func TestBrokerRestartDefaultConfig(t *testing.T) {
+	runBrokerRestart(t, newDefaultConfigScenario(t, "broker-restart-default-config"))
+}
+
+func runBrokerRestart(t *testing.T, s *scenario) {
 	// Slower, so the workload spans both restarts (a JVM start takes seconds).
 	s.spec.rate = 4000
 	ch := s.instance("i1")
@@ -52,7 +59,7 @@ func TestBrokerRestart(t *testing.T) {
 	if restarts < 2 {
 		t.Errorf("the broker restarted only %d times while the workload ran", restarts)
 	}
-	o := s.finish("i1", pr.model, cartModel)
-	t.Logf("broker-restart: events=%d %s broker_restarts=%d processor_exits=%d", s.spec.events, o, restarts, exits)
+	o := s.finish("i1", pr.model, s.mc)
+	t.Logf("%s: events=%d %s broker_restarts=%d processor_exits=%d", s.name, s.spec.events, o, restarts, exits)
 	s.check(o)
 }

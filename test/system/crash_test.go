@@ -31,8 +31,19 @@ func TestCrash(t *testing.T) { runCrash(t, "crash", processor.ExactlyOnce) }
 // processor/atleastonce.go).
 func TestCrashAtLeastOnce(t *testing.T) { runCrash(t, "crash-at-least-once", processor.AtLeastOnce) }
 
+// TestCrashDefaultConfig is TestCrash in the default configuration
+// (newDefaultConfigScenario): idle_advance on, no heartbeats, the workload
+// stamped as it is written.
+func TestCrashDefaultConfig(t *testing.T) {
+	runCrashScenario(t, newDefaultConfigScenario(t, "crash-default-config"), processor.ExactlyOnce)
+}
+
 func runCrash(t *testing.T, name string, guarantee processor.Guarantee) {
-	s := newScenario(t, name)
+	runCrashScenario(t, newScenario(t, name), guarantee)
+}
+
+func runCrashScenario(t *testing.T, s *scenario, guarantee processor.Guarantee) {
+	name := s.name
 	s.cfg.InstanceID = "crash"
 	s.cfg.Guarantee = guarantee
 	s.allowDuplicates = guarantee == processor.AtLeastOnce
@@ -93,7 +104,7 @@ func runCrash(t *testing.T, name string, guarantee processor.Guarantee) {
 	}
 	// The last run has no failpoints.
 	ch.Env = ch.Env[1:]
-	o := s.finish("crash", pr.model, cartModel)
+	o := s.finish("crash", pr.model, s.mc)
 	fp = logCount(t, ch, "failpoint: kill at ")
 	t.Logf("%s: events=%d %s kills=%d (external=%d %s)", name, s.spec.events, o, external+fp["total"], external, phases(fp))
 	s.check(o)

@@ -1,6 +1,8 @@
 package system
 
 import (
+	"github.com/triggerd/triggerd/processor"
+
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -27,6 +29,11 @@ type modelConfig struct {
 // cartModel is the cart abandonment rule as the system tests run it:
 // SCENARIOS.md's 1 h and 24 h, version 1, no allowed lateness.
 var cartModel = modelConfig{version: 1, stage1: time.Hour, stage2: 24 * time.Hour, lateness: 0}
+
+// liveCartModel is the cart rule of the scenarios run in the default
+// configuration: stages seconds apart, so that they fire while the workload
+// (stamped as it is written) is written, and the default lateness.
+var liveCartModel = modelConfig{version: 1, stage1: 3 * time.Second, stage2: 5 * time.Second, lateness: processor.DefaultConfig().Lateness}
 
 type modelEvent struct {
 	source schemas.Source

@@ -17,8 +17,15 @@ import (
 // Each must reach the dead-letter topic once, with the reason the checker
 // derives from how it broke the record, and every good event must still be
 // processed: the triggers equal the model's.
-func TestPoison(t *testing.T) {
-	s := newScenario(t, "poison")
+func TestPoison(t *testing.T) { runPoison(t, newScenario(t, "poison")) }
+
+// TestPoisonDefaultConfig is TestPoison in the default configuration
+// (newDefaultConfigScenario).
+func TestPoisonDefaultConfig(t *testing.T) {
+	runPoison(t, newDefaultConfigScenario(t, "poison-default-config"))
+}
+
+func runPoison(t *testing.T, s *scenario) {
 	n := 0
 	want := map[string]string{} // poison value -> expected reason
 	s.extra = func(ev *schemas.Event) []poison {
@@ -56,7 +63,7 @@ func TestPoison(t *testing.T) {
 	if pr.err != nil {
 		t.Fatalf("writing the workload: %v", pr.err)
 	}
-	o := s.finish("i1", pr.model, cartModel)
+	o := s.finish("i1", pr.model, s.mc)
 
 	got := readDeadLetters(t, s, len(want))
 	missing, wrong, duplicated := 0, 0, 0
@@ -85,8 +92,8 @@ func TestPoison(t *testing.T) {
 			unexpected += len(rs)
 		}
 	}
-	t.Logf("poison: events=%d poison=%d dead_lettered=%d dlq_missing=%d dlq_wrong_reason=%d dlq_duplicated=%d dlq_unexpected=%d %s kills=%d",
-		s.spec.events, len(want), len(got), missing, wrong, duplicated, unexpected, o, kills)
+	t.Logf("%s: events=%d poison=%d dead_lettered=%d dlq_missing=%d dlq_wrong_reason=%d dlq_duplicated=%d dlq_unexpected=%d %s kills=%d",
+		s.name, s.spec.events, len(want), len(got), missing, wrong, duplicated, unexpected, o, kills)
 	if missing+wrong+duplicated+unexpected > 0 {
 		t.Errorf("dead letters: %d missing, %d with the wrong reason, %d duplicated, %d unexpected; e.g. %v", missing, wrong, duplicated, unexpected, examples)
 	}

@@ -10,8 +10,15 @@ import (
 // to three and shrinks back to one, again and again, so that partitions and
 // their state (customers, timers, held records) move between processes
 // through the changelog. Every expected trigger must arrive exactly once.
-func TestRebalance(t *testing.T) {
-	s := newScenario(t, "rebalance")
+func TestRebalance(t *testing.T) { runRebalance(t, newScenario(t, "rebalance")) }
+
+// TestRebalanceDefaultConfig is TestRebalance in the default configuration
+// (newDefaultConfigScenario).
+func TestRebalanceDefaultConfig(t *testing.T) {
+	runRebalance(t, newDefaultConfigScenario(t, "rebalance-default-config"))
+}
+
+func runRebalance(t *testing.T, s *scenario) {
 	main, others := s.instance("i1"), []string{"i2", "i3"}
 	done := s.start()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
@@ -64,7 +71,7 @@ func TestRebalance(t *testing.T) {
 	for _, id := range append([]string{"i1"}, others...) {
 		assigned += logLines(t, s.instance(id), `"msg":"partition assigned"`)
 	}
-	o := s.finish("i1", pr.model, cartModel)
-	t.Logf("rebalance: events=%d %s scale_ups=%d scale_downs=%d partition_assignments=%d", s.spec.events, o, scaleUps, scaleDowns, assigned)
+	o := s.finish("i1", pr.model, s.mc)
+	t.Logf("%s: events=%d %s scale_ups=%d scale_downs=%d partition_assignments=%d", s.name, s.spec.events, o, scaleUps, scaleDowns, assigned)
 	s.check(o)
 }

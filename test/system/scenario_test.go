@@ -37,6 +37,10 @@ type scenario struct {
 	// allowDuplicates accepts a trigger written more than once (with the
 	// same ID): at-least-once mode.
 	allowDuplicates bool
+	// mc is the rule the model knows; the processors run it.
+	mc modelConfig
+	// live: the default configuration (see newDefaultConfigScenario).
+	live bool
 }
 
 // newScenario creates the topics and the producer. Instances are started
@@ -53,8 +57,25 @@ func newScenario(t *testing.T, name string) *scenario {
 			spacing: 5 * time.Second, heartbeatEvery: 500, rate: 10_000,
 		},
 		bin: harness.BuildTriggerd(t), dir: harness.WorkDir(t), kids: map[string]*harness.Child{},
+		mc: cartModel,
 	}
 	s.p = harness.NewProducer(t, c, s.cfg, nil)
+	return s
+}
+
+// newDefaultConfigScenario is newScenario in the configuration a new user
+// runs: idle_advance on, the default idle grace, lateness and tick, and no
+// heartbeats. The workload is stamped as it is written, as live producers
+// stamp theirs, and the cart rule's stages come seconds apart (the model's
+// liveCartModel), so that its timers fire while the workload is written and
+// the processors are disturbed.
+func newDefaultConfigScenario(t *testing.T, name string) *scenario {
+	s := newScenario(t, name)
+	def := processor.DefaultConfig()
+	s.cfg.IdleAdvance, s.cfg.IdleGrace, s.cfg.Lateness, s.cfg.Tick = def.IdleAdvance, def.IdleGrace, def.Lateness, def.Tick
+	s.spec.live, s.spec.heartbeatEvery = true, 0
+	s.mc = liveCartModel
+	s.live = true
 	return s
 }
 
@@ -77,7 +98,7 @@ func (s *scenario) instance(id string) *harness.Child {
 	cfg := s.cfg
 	cfg.InstanceID = id
 	ops := harness.FreeAddr(s.t)
-	ch := harness.NewChild(s.t, s.bin, harness.WriteConfig(s.t, cfg, dir, ops), logf, ops)
+	ch := harness.NewChild(s.t, s.bin, harness.WriteConfigStages(s.t, cfg, dir, ops, s.mc.stage1, s.mc.stage2), logf, ops)
 	s.kids[id] = ch
 	return ch
 }
@@ -104,14 +125,15 @@ type outcome struct {
 	got, want                    int
 	lost, duplicated, unexpected int
 	examples                     []string
-	customers, stateMismatch     int // customers checked (twice: changelog and Pebble), and those that differ
+	customers, stateMismatch     int     // customers checked (twice: changelog and Pebble), and those that differ
+	late                         float64 // records the last instance counted late (triggerd_input_late_events_total)
 	stateExamples                []string
 }
 
 // String is the part of a scenario's summary line every scenario shares.
 func (o outcome) String() string {
-	return fmt.Sprintf("triggers=%d expected=%d lost=%d duplicated=%d unexpected=%d customers=%d state_mismatch=%d",
-		o.got, o.want, o.lost, o.duplicated, o.unexpected, o.customers, o.stateMismatch)
+	return fmt.Sprintf("triggers=%d expected=%d lost=%d duplicated=%d unexpected=%d customers=%d state_mismatch=%d late_events=%g",
+		o.got, o.want, o.lost, o.duplicated, o.unexpected, o.customers, o.stateMismatch, o.late)
 }
 
 // finish runs the last clean instance (main) until every input record is
@@ -124,9 +146,24 @@ func (s *scenario) finish(main string, model map[schemas.CustomerID][]modelEvent
 		ch.Start()
 	}
 	harness.WaitCaughtUp(t, s.c, s.cfg, ch)
-	s.p.Tick(s.parts, s.spec.end().Add(mc.stage1+mc.stage2+2*time.Hour))
+	if s.live {
+		// Event time follows the wall clock: wait until the last
+		// event's timers are due and the watermark has passed them.
+		var last time.Time
+		for _, evs := range model {
+			for _, e := range evs {
+				if e.at.After(last) {
+					last = e.at
+				}
+			}
+		}
+		time.Sleep(time.Until(last.Add(mc.stage1 + mc.stage2 + mc.lateness + s.cfg.IdleGrace + 2*time.Second)))
+	} else {
+		s.p.Tick(s.parts, s.spec.end().Add(mc.stage1+mc.stage2+2*time.Hour))
+	}
 	harness.WaitCaughtUp(t, s.c, s.cfg, ch)
 	waitNoPendingTimers(t, ch.Ops, ch)
+	late, _ := metricSum(ch.Ops, "triggerd_input_late_events_total{")
 	for _, k := range s.kids {
 		if k.Running() {
 			k.Stop()
@@ -139,7 +176,7 @@ func (s *scenario) finish(main string, model map[schemas.CustomerID][]modelEvent
 	for _, tr := range got {
 		seen[tr.ID]++
 	}
-	o := outcome{got: len(got), want: len(want)}
+	o := outcome{got: len(got), want: len(want), late: late}
 	for id, what := range want {
 		if seen[id] == 0 {
 			o.lost++
@@ -153,6 +190,11 @@ func (s *scenario) finish(main string, model map[schemas.CustomerID][]modelEvent
 			o.unexpected += n
 		} else if n > 1 {
 			o.duplicated += n - 1
+		}
+	}
+	for _, tr := range got {
+		if _, ok := want[tr.ID]; !ok && len(o.examples) < 10 {
+			o.examples = append(o.examples, fmt.Sprintf("unexpected %s/%d due %s", tr.Customer, tr.Stage, tr.Due.Format(time.RFC3339Nano)))
 		}
 	}
 	if len(want) < 1000 {

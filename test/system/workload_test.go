@@ -31,8 +31,11 @@ type workloadSpec struct {
 	customers      int
 	start          time.Time
 	spacing        time.Duration
-	heartbeatEvery int
+	heartbeatEvery int // 0: none
 	rate           int // events per second of wall time the producer paces to; 0 = as fast as it can
+	// live stamps each event with the wall clock as it is generated,
+	// just before it is written (start and spacing are not used).
+	live bool
 }
 
 // end is the event time of the last event.
@@ -80,6 +83,11 @@ func (w workloadSpec) produce(p *harness.Producer, parts int32, extra func(*sche
 			time.Sleep(time.Until(began.Add(time.Duration(i) * time.Second / time.Duration(w.rate))))
 		}
 		at := w.start.Add(time.Duration(i) * w.spacing)
+		if w.live {
+			// Milliseconds, as the encodings carry it: the model must
+			// see the times the processor sees.
+			at = time.Now().UTC().Truncate(time.Millisecond)
+		}
 		var ev schemas.Event
 		gen.Next(at, &ev)
 		batch = append(batch, ev)
@@ -99,7 +107,7 @@ func (w workloadSpec) produce(p *harness.Producer, parts int32, extra func(*sche
 				return nil, err
 			}
 		}
-		if (i+1)%w.heartbeatEvery == 0 {
+		if w.heartbeatEvery > 0 && (i+1)%w.heartbeatEvery == 0 {
 			if err := flush(); err != nil {
 				return nil, err
 			}
