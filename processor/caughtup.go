@@ -61,6 +61,7 @@ func (p *Processor) checkCaughtUp(ctx context.Context, now time.Time) {
 	ends, err := p.adm.ListCommittedOffsets(reqCtx, p.cfg.Inputs()...)
 	if err != nil {
 		p.log.Warn("listing the inputs' end offsets (to tell idle inputs from lagging ones)", zap.Error(err))
+		p.brokersAway(now)
 		return
 	}
 	committed, polled := p.cl.CommittedOffsets(), p.cl.UncommittedOffsets()
@@ -89,7 +90,7 @@ func (p *Processor) checkCaughtUp(ctx context.Context, now time.Time) {
 			default:
 				caughtUp = end.Offset == 0
 			}
-			if caughtUp {
+			if caughtUp && asked >= w.creditFrom {
 				in.caughtUpAt = max(in.caughtUpAt, asked)
 			}
 			if p.trace != "" {
@@ -98,6 +99,15 @@ func (p *Processor) checkCaughtUp(ctx context.Context, now time.Time) {
 			}
 		}
 		w.warnIfStalled(now)
+	}
+}
+
+// brokersAway notes that the brokers could not be reached at now: no idle
+// input counts as caught up until ReconnectGrace after that, for the
+// producers to deliver what they buffered meanwhile.
+func (p *Processor) brokersAway(now time.Time) {
+	for _, w := range p.workers {
+		w.creditFrom = max(w.creditFrom, now.Add(p.cfg.ReconnectGrace).UnixMilli())
 	}
 }
 

@@ -53,6 +53,14 @@ type Config struct {
 	// progress stays. It is latency: a record waits up to IdleGrace for
 	// an input that has nothing to say (see docs/operations.md).
 	IdleGrace time.Duration `yaml:"idle_grace"`
+	// ReconnectGrace is how long after this instance takes a partition
+	// (at start, in a rebalance, in a new session) or finds the brokers
+	// unreachable it waits before it counts an idle input as caught up:
+	// producers deliver what they buffered while the brokers were away
+	// seconds after they are back, stamped with the time they were
+	// written. Records and timers that wait on idle inputs wait that much
+	// longer then; busy inputs do not wait.
+	ReconnectGrace time.Duration `yaml:"reconnect_grace"`
 	// MaxEventAge and MaxEventAhead bound an event's time relative to the
 	// wall clock; outside them the record is dead-lettered as
 	// "absurd_timestamp".
@@ -177,6 +185,7 @@ func DefaultConfig() Config {
 		Lateness:            2 * time.Second,
 		IdleAdvance:         true,
 		IdleGrace:           500 * time.Millisecond,
+		ReconnectGrace:      10 * time.Second,
 		MaxEventAge:         365 * 24 * time.Hour,
 		MaxEventAhead:       24 * time.Hour,
 		PollRecords:         30000,
@@ -269,6 +278,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleGrace < 0 {
 		add("idle_grace: %s < 0", c.IdleGrace)
+	}
+	if c.ReconnectGrace < 0 {
+		add("reconnect_grace: %s < 0", c.ReconnectGrace)
 	}
 	if c.MaxEventAge <= 0 {
 		add("max_event_age: must be > 0")

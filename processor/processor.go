@@ -556,6 +556,8 @@ func (p *Processor) runCycle(ctx context.Context) error {
 			return
 		}
 		p.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", part), zap.Error(err))
+		// Producers may be kept from the brokers too: see brokersAway.
+		p.brokersAway(p.clock())
 	})
 	if err := p.syncAssignment(ctx); err != nil {
 		return err

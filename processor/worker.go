@@ -23,6 +23,11 @@ import (
 // so that a restart resumes with the watermark it had.
 func progressKey(topic string) string { return "@progress/" + topic }
 
+// firedKey is the offsets entry holding the watermark up to which every
+// timer has fired (worker.firedTo), so that a restart still tells late
+// records.
+const firedKey = "@fired"
+
 // input is one input topic as seen by one partition worker.
 type input struct {
 	topic  string
@@ -95,6 +100,10 @@ type worker struct {
 	// (the timer was cancelled), never too late.
 	nextDue time.Time
 	hasDue  bool
+	// creditFrom is the wall time (unix ms) before which an end-offset
+	// check gives an idle input no credit: ReconnectGrace after the
+	// partition was taken or the brokers were last unreachable.
+	creditFrom int64
 	// firedTo is the watermark up to which every timer has fired (unix
 	// ms), or noTime: a record stamped before firedTo + lateness is late.
 	// firedToCommitted is its value at the start of the cycle, for abort.
@@ -171,12 +180,12 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 			w.log.Info("trace start", zap.String("topic", w.inputs[i].topic), zap.Int64("next", w.inputs[i].next), zap.Int64("changelog", offs.Changelog))
 		}
 	}
-	// Timers up to the restored watermark fired before the restart, so a
-	// record stamped behind it is late here too.
-	if wm, ok := w.watermark(p.clock()); ok {
-		w.firedTo = wm.UnixMilli()
-		w.firedToCommitted = w.firedTo
+	// Timers up to the watermark stored with the state fired before the
+	// restart, so a record stamped behind it is late here too.
+	if ts, ok := offs.Inputs[firedKey]; ok {
+		w.firedTo, w.firedToCommitted = ts, ts
 	}
+	w.creditFrom = p.clock().Add(p.cfg.ReconnectGrace).UnixMilli()
 	if err := w.loadHeld(); err != nil {
 		return nil, err
 	}
@@ -316,6 +325,9 @@ func (w *worker) runCycle(now time.Time) error {
 			return err
 		}
 		w.wmLag.Set(now.Sub(wm).Seconds())
+	}
+	if w.firedTo != w.firedToCommitted && w.firedTo != noTime {
+		w.part.SetOffset(firedKey, w.firedTo)
 	}
 	for i := range w.inputs {
 		in := &w.inputs[i]
