@@ -50,7 +50,14 @@ func (p Partitioner) check() error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%q is not murmur2 (Java's default), crc32 (librdkafka's default: Python, kcat, .NET) or fnv1a (sarama's default)", string(p))
+	hint := ""
+	switch p {
+	case "consistent_random", "consistent":
+		hint = " (librdkafka's " + string(p) + " is crc32)"
+	case "murmur2_random", "default", "":
+		hint = " (use murmur2)"
+	}
+	return fmt.Errorf("%q is not murmur2 (Java's default), crc32 (librdkafka's default: Python, kcat, .NET) or fnv1a (sarama's default)%s", string(p), hint)
 }
 
 // Partition is the partition of key among n (n > 0) under p. An unknown p

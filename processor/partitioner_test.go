@@ -118,4 +118,8 @@ func TestPartitionerSetting(t *testing.T) {
 			}
 		}
 	}
+	cfg.Partitioner = "consistent_random"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "consistent_random is crc32") {
+		t.Errorf("librdkafka's name: %v, want a hint to crc32", err)
+	}
 }
