@@ -60,7 +60,8 @@ func (w *worker) admit(in *input, now time.Time, arrived int64) error {
 }
 
 // validate decodes r into d and checks what the rules cannot be trusted
-// to: the key is the customer ID, and the event time is within the
+// to: the key is the customer ID, the record is on that customer's
+// partition (partitioner_misrouted.go), and the event time is within the
 // accepted range of the wall clock. A bad record is dead-lettered (ok
 // false, no error); an error is not the record's fault (the schema
 // registry did not answer): the cycle is retried.
@@ -76,6 +77,9 @@ func (w *worker) validate(in *input, r *kgo.Record, d *decoded, now time.Time) (
 	ev := &d.ev
 	if string(r.Key) != string(ev.Customer) {
 		w.deadLetter(in, r, "key_mismatch", "record key "+strconv.Quote(string(r.Key))+" is not the customer ID "+strconv.Quote(string(ev.Customer)), now)
+		return false, nil
+	}
+	if w.misrouted(in, r, now) {
 		return false, nil
 	}
 	if ev.Time.Before(now.Add(-w.p.cfg.MaxEventAge)) || ev.Time.After(now.Add(w.p.cfg.MaxEventAhead)) {

@@ -97,6 +97,13 @@ type Config struct {
 	// "latest" (default: a new deployment does not replay history) or
 	// "earliest".
 	StartFrom string `yaml:"start_from"`
+
+	// Partitioner is how the inputs' producers map a customer ID to a
+	// partition (partitioner.go): "murmur2" (Java's default, the default
+	// here), "crc32" (librdkafka's default: Python's confluent-kafka,
+	// kcat, .NET) or "fnv1a" (sarama's default). A record on another
+	// partition than its customer's is dead-lettered as "misrouted".
+	Partitioner Partitioner `yaml:"partitioner"`
 }
 
 // Guarantee is a delivery guarantee; see Config.Guarantee.
@@ -196,6 +203,7 @@ func DefaultConfig() Config {
 		SessionTimeout:      30 * time.Second,
 		StartFrom:           "latest",
 		Compression:         "snappy",
+		Partitioner:         Murmur2,
 	}
 }
 
@@ -308,6 +316,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := compressionCodec(c.Compression); err != nil {
 		add("compression: %v", err)
+	}
+	if err := c.Partitioner.check(); err != nil {
+		add("partitioner: %v", err)
 	}
 	switch c.StartFrom {
 	case "latest", "earliest":

@@ -85,17 +85,18 @@ func tlsConfig(c *TLSConfig) (*tls.Config, error) {
 }
 
 // partitioner sends changelog records to the partition the worker set
-// (the input's partition number) and hashes every other record by key the
-// way Kafka's default partitioner does, so downstream consumers find one
-// customer on one partition.
+// (the input's partition number) and hashes every other record by key with
+// the inputs' partitioner (kafka.partitioner), so downstream consumers find
+// one customer on one partition, the one they would compute themselves
+// with the same client as the producers.
 type partitioner struct {
 	changelog string
 	manual    kgo.Partitioner
 	byKey     kgo.Partitioner
 }
 
-func newPartitioner(changelog string) kgo.Partitioner {
-	return &partitioner{changelog: changelog, manual: kgo.ManualPartitioner(), byKey: kgo.StickyKeyPartitioner(nil)}
+func newPartitioner(changelog string, byKey Partitioner) kgo.Partitioner {
+	return &partitioner{changelog: changelog, manual: kgo.ManualPartitioner(), byKey: kgo.StickyKeyPartitioner(byKey.kgoHasher())}
 }
 
 func (p *partitioner) ForTopic(topic string) kgo.TopicPartitioner {

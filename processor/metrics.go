@@ -38,6 +38,7 @@ type metrics struct {
 	suppressions     *prometheus.CounterVec // reason, channel
 	deferrals        *prometheus.CounterVec // reason, channel
 	changelog        *prometheus.CounterVec // kind, op: set, delete
+	misrouted        *prometheus.CounterVec // topic
 
 	// byPartition are the vectors with a partition label: an instance
 	// exports their series only for the partitions it owns.
@@ -151,6 +152,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "triggerd_watermark_lag_seconds", Help: "Wall clock minus the partition's event-time watermark.",
 		}, []string{"partition"}),
 	}
+	m.misrouted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "triggerd_input_misrouted_total",
+		Help: "Input records on another partition than their customer ID's under kafka.partitioner, dead-lettered (misrouted) and not applied, by topic. Above zero: the producers use another partitioner (set kafka.partitioner to theirs, or configure theirs).",
+	}, []string{"topic"})
 	m.policy.byReason = map[string]int64{}
 	m.byPartition = append(m.byPartition, m.events, m.inputLost, m.timersPend, m.writeBack, m.restored, m.restoreLeft, m.watermarkLag, m.waiting)
 	// The alerts watch these with increase() or rate(), which see nothing
@@ -167,7 +172,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.writeBack, m.fireLag,
 			m.cycleSeconds, m.cyclePhase, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
-			m.late, m.waiting, m.suppressions, m.deferrals, m.changelog)
+			m.late, m.waiting, m.suppressions, m.deferrals, m.changelog, m.misrouted)
 	}
 	return m
 }

@@ -20,8 +20,9 @@ import (
 // Who owns a customer, for the admin API, without any membership of our
 // own: the Kafka group protocol already knows.
 //
-//   - A customer's partition is Kafka's default partitioner applied to its
-//     ID (PartitionOf), since the inputs are keyed by customer ID.
+//   - A customer's partition is the producers' partitioner
+//     (kafka.partitioner) applied to its ID (CustomerPartition), since the
+//     inputs are keyed by customer ID.
 //   - Every member advertises its admin address in the user data of its
 //     group member metadata (copartitionedBalancer.JoinGroupMetadata).
 //   - DescribeGroups returns every member's metadata and the assignment the
@@ -96,6 +97,13 @@ func murmur2(b []byte) uint32 {
 	h *= mul
 	h ^= h >> 15
 	return h
+}
+
+// CustomerPartition is the partition of customer id among n (n > 0) under
+// the configured partitioner: where the producers put its records, so
+// where its state is.
+func (p *Processor) CustomerPartition(id schemas.CustomerID, n int32) int32 {
+	return p.cfg.Partitioner.Partition([]byte(id), n)
 }
 
 // Partitions returns the input partition count, or 0 before the processor
@@ -225,9 +233,9 @@ func (p *Processor) ProduceErase(ctx context.Context, id schemas.CustomerID) (Er
 	if err != nil {
 		return EraseReceipt{}, fmt.Errorf("processor: erase: encoding the event: %w", err)
 	}
-	// The side client uses the default partitioner, which puts the
-	// record on the customer's partition like any producer keyed by
-	// customer ID.
+	// The side client hashes keys with the configured partitioner, so
+	// the event goes to the partition the customer's other records are
+	// on, which is where its state is.
 	r := &kgo.Record{Topic: p.cfg.Topics.Profiles, Key: []byte(id), Value: val, Timestamp: now}
 	if err := side.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 		return EraseReceipt{}, fmt.Errorf("processor: erase: producing to %s: %w", p.cfg.Topics.Profiles, err)
@@ -279,7 +287,8 @@ func (p *Processor) sideClient() (*side, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(append(opts, kgo.ClientID("triggerd-admin"))...)
+	cl, err := kgo.NewClient(append(opts, kgo.ClientID("triggerd-admin"),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(p.cfg.Partitioner.kgoHasher())))...)
 	if err != nil {
 		return nil, fmt.Errorf("processor: admin kafka client: %w", err)
 	}

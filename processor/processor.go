@@ -103,6 +103,8 @@ type Processor struct {
 	sideMu  sync.Mutex
 	side    *side // the admin's Kafka client, while running
 	running bool
+
+	misroutes misrouteLog // partitioner_misrouted.go
 }
 
 // Stats are running totals for the demo and tests. Counters only include
@@ -157,6 +159,7 @@ func New(cfg Config, o Options) (*Processor, error) {
 	}
 	p.m.initInputs(cfg.Inputs())
 	p.trace = o.Trace
+	p.initMisrouted()
 	p.adminAddr = o.AdminAddress
 	p.rules.Store(o.Rules)
 	p.kprom = kprom.NewMetrics("triggerd", kprom.Registerer(registererOrNew(o.Registerer)))
@@ -375,7 +378,7 @@ func (p *Processor) run(parent context.Context) error {
 		kgo.Balancers(copartitionedBalancer{userData: encodeUserData(p.adminAddr)}, kgo.RangeBalancer()),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(p.cfg.SessionTimeout),
-		kgo.RecordPartitioner(newPartitioner(p.cfg.Topics.Changelog)),
+		kgo.RecordPartitioner(newPartitioner(p.cfg.Topics.Changelog, p.cfg.Partitioner)),
 		kgo.ProducerLinger(0),
 		kgo.ProducerBatchCompression(codec),
 		// A cycle's output (changelog, triggers, suppressions, dead

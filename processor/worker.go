@@ -588,11 +588,11 @@ func (w *worker) apply(c *schemas.Customer, now time.Time) error {
 // source record's time (that goes in a header): a record from a backfill,
 // stamped weeks ago, would otherwise fall under the dead-letter topic's
 // time retention at once and be deleted before anyone looked at it.
-func (w *worker) deadLetter(in *input, r *kgo.Record, reason, detail string, now time.Time) {
+func (w *worker) deadLetter(in *input, r *kgo.Record, reason, detail string, now time.Time, extra ...kgo.RecordHeader) {
 	if len(detail) > 512 {
 		detail = detail[:512]
 	}
-	hs := make([]kgo.RecordHeader, 0, 6+len(r.Headers))
+	hs := make([]kgo.RecordHeader, 0, 6+len(extra)+len(r.Headers))
 	hs = append(hs,
 		kgo.RecordHeader{Key: "dlq_reason", Value: []byte(reason)},
 		kgo.RecordHeader{Key: "dlq_error", Value: []byte(detail)},
@@ -601,6 +601,7 @@ func (w *worker) deadLetter(in *input, r *kgo.Record, reason, detail string, now
 		kgo.RecordHeader{Key: "dlq_source_offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
 		kgo.RecordHeader{Key: "dlq_source_timestamp", Value: []byte(r.Timestamp.UTC().Format(time.RFC3339Nano))},
 	)
+	hs = append(hs, extra...)
 	hs = append(hs, r.Headers...)
 	w.p.produce(&kgo.Record{Topic: w.p.cfg.Topics.DeadLetter, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: now}, w.p.promise)
 	w.p.m.deadLettered.WithLabelValues(in.topic, reason).Inc()

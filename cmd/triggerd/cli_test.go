@@ -47,6 +47,8 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		{[]string{"state", "explain", "c-1", "-h"}, "triggerd state explain [flags] ID"},
 		{[]string{"state", "erase", "--help"}, "admin.allow_writes"},
 		{[]string{"version", "--help"}, "triggerd version"},
+		{[]string{"topics", "--help"}, "--partitions count"},
+		{[]string{"help", "topics"}, "co-partitioned"},
 		{[]string{"help", "rules", "check"}, "Compiles each rules file"},
 		{[]string{"help", "state", "get"}, "--token TOKEN"},
 	} {

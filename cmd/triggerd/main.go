@@ -4,6 +4,7 @@
 //	triggerd demo [--duration D] an in-process Kafka, traffic and the processor
 //	triggerd rules check|test|vars|example   tooling for rule authors
 //	triggerd state get|explain|erase ID      a customer, through the admin API
+//	triggerd topics --config FILE [--create] check (or create) the topics
 //	triggerd version
 //	triggerd help [COMMAND]                  a command's usage (as COMMAND --help)
 package main
@@ -32,6 +33,7 @@ Usage:
   triggerd rules vars             the variables rule expressions can use
   triggerd rules example          print the example rules built into the binary
   triggerd state get|explain|erase ID   a customer through a running instance's admin API
+  triggerd topics [--config FILE] [--create]   check (or create) the co-partitioned topics
   triggerd version
   triggerd help [COMMAND]         a command's usage (as COMMAND --help)
 
@@ -77,6 +79,8 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return rulesCmd(args[1:], stdout, stderr)
 	case "state":
 		err = stateCmd(ctx, args[1:], stdout)
+	case "topics":
+		err = topicsCmd(ctx, args[1:], stdout)
 	case "version":
 		err = versionCmd(args[1:], stdout)
 	case "help":

@@ -103,7 +103,7 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request) (id schemas.Cust
 		writeError(w, http.StatusServiceUnavailable, "admin: the processor has not joined the cluster yet; retry")
 		return id, 0, false
 	}
-	part = processor.PartitionOf([]byte(id), n)
+	part = s.proc.CustomerPartition(id, n)
 	if s.proc.Serves(part) {
 		return id, part, true
 	}

@@ -22,14 +22,22 @@ import (
 // holds only cart abandonment, with the stages' delays given: the
 // behaviour the tests' models know.
 //
-// Of cfg it takes the brokers, group, instance ID and topics only.
-func WriteDefaultConfig(t testing.TB, cfg processor.Config, dir, ops string, stage1, stage2 time.Duration) string {
+// Of cfg it takes the brokers, group, instance ID and topics only; extra
+// adds settings (see DefaultConfigExtra).
+func WriteDefaultConfig(t testing.TB, cfg processor.Config, dir, ops string, stage1, stage2 time.Duration, extra ...DefaultConfigExtra) string {
 	t.Helper()
 	rulesFile := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(rulesFile, rules.CartOnlyYAML(stage1, stage2), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tp := cfg.Topics
+	var kafka, sections strings.Builder
+	for _, x := range extra {
+		for _, l := range x.Kafka {
+			kafka.WriteString("  " + l + "\n")
+		}
+		sections.WriteString(x.Sections)
+	}
 	y := fmt.Sprintf(`kafka:
   brokers: [%s]
   group: %s
@@ -44,17 +52,26 @@ func WriteDefaultConfig(t testing.TB, cfg processor.Config, dir, ops string, sta
     suppressions: %s
   replication_factor: 1
   start_from: earliest
-state:
+%sstate:
   dir: %s
 ops:
   addr: %s
 rules:
   file: %s
-`, strings.Join(cfg.Brokers, ", "), cfg.Group, cfg.InstanceID, tp.Clickstream, tp.Transactions, tp.Profiles, tp.Triggers,
-		tp.DeadLetter, tp.Changelog, cfg.SuppressionsTopic(), filepath.Join(dir, "state"), ops, rulesFile)
+%s`, strings.Join(cfg.Brokers, ", "), cfg.Group, cfg.InstanceID, tp.Clickstream, tp.Transactions, tp.Profiles, tp.Triggers,
+		tp.DeadLetter, tp.Changelog, cfg.SuppressionsTopic(), kafka.String(), filepath.Join(dir, "state"), ops, rulesFile, sections.String())
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// DefaultConfigExtra is what a test adds to WriteDefaultConfig's file.
+type DefaultConfigExtra struct {
+	// Kafka are lines under kafka:, e.g. "partitioner: crc32".
+	Kafka []string
+	// Sections is top-level YAML appended to the file, e.g. an admin:
+	// section; each line ends with a newline.
+	Sections string
 }

@@ -111,7 +111,7 @@ func (p *Producer) WriteTick(partitions int32, at time.Time) error {
 	var recs []*kgo.Record
 	for part := int32(0); part < partitions; part++ {
 		for _, src := range []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile} {
-			cust := schemas.CustomerID(fmt.Sprintf("ticker-%d", part))
+			cust := schemas.CustomerID(Ticker(part, partitions))
 			ev := schemas.Event{Source: src, ID: fmt.Sprintf("tick-%d-%d-%d", part, src, at.UnixMilli()),
 				Customer: cust, Type: "page_view", Time: at}
 			switch src {
@@ -128,6 +128,18 @@ func (p *Producer) WriteTick(partitions int32, at time.Time) error {
 		}
 	}
 	return p.WriteRecords(recs...)
+}
+
+// Ticker is the ticker customer of partition part among n: "ticker-P", or
+// "ticker-P-I" with the first I whose ID Kafka's default partitioner puts
+// on P, since the processor dead-letters a record on another partition
+// than its key's (misrouted).
+func Ticker(part, n int32) string {
+	id := fmt.Sprintf("ticker-%d", part)
+	for i := 1; PartitionOf(id, n) != part; i++ {
+		id = fmt.Sprintf("ticker-%d-%d", part, i)
+	}
+	return id
 }
 
 // PartitionOf is Kafka's default partitioner: murmur2 of the key, positive,
