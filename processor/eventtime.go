@@ -104,7 +104,8 @@ func (w *worker) watermark(now time.Time) (time.Time, bool) {
 
 // next returns the input whose queued head comes first in event time, if
 // that record may be applied now: no other input can still deliver an
-// earlier record. Ties go to the input listed first, so the order is
+// earlier record, nor one stamped the same millisecond that the tie would
+// put first. Ties go to the input listed first, so the order is
 // deterministic.
 func (w *worker) next(nowMs int64) (int, bool) {
 	best, bestTs := -1, int64(0)
@@ -125,7 +126,11 @@ func (w *worker) next(nowMs int64) (int, bool) {
 		if j == best {
 			continue
 		}
-		if p := w.progress(j, nowMs, q); p == noTime || p < bestTs {
+		p := w.progress(j, nowMs, q)
+		// An input listed first wins a tie, and an input that has shown
+		// bestTs may still deliver another record stamped bestTs (the
+		// same millisecond): it must have come past it.
+		if p == noTime || p < bestTs || j < best && p == bestTs {
 			return -1, false
 		}
 	}
