@@ -184,7 +184,7 @@ var deadLetterReasons = []string{
 	schemas.ReasonBadFraming, schemas.ReasonUnknownSchema, schemas.ReasonTruncated, schemas.ReasonTrailingBytes,
 	schemas.ReasonMalformedAvro, schemas.ReasonInvalidJSON, schemas.ReasonWrongSchema, schemas.ReasonMissingCustomerID,
 	schemas.ReasonMissingEventID, schemas.ReasonMissingType, schemas.ReasonBadField,
-	"key_mismatch", "absurd_timestamp", "unknown_type",
+	"key_mismatch", "absurd_timestamp", "unknown_type", "misrouted",
 }
 
 // initInputs exports at 0 the dead-letter and duplicate counters of every

@@ -188,7 +188,7 @@ func TestCountersAtZero(t *testing.T) {
 	}
 	for _, topic := range cfg.Inputs() {
 		want = append(want, fmt.Sprintf(`triggerd_input_duplicates_total{topic=%q} 0`, topic))
-		for _, reason := range []string{"undecodable", "wrong_schema", "missing_customer_id", "missing_event_id", "missing_type",
+		for _, reason := range []string{"invalid_json", "bad_framing", "wrong_schema", "missing_customer_id", "missing_event_id", "missing_type",
 			"bad_field", "key_mismatch", "absurd_timestamp", "unknown_type"} {
 			want = append(want, fmt.Sprintf(`triggerd_input_dead_lettered_total{reason=%q,topic=%q} 0`, reason, topic))
 		}
