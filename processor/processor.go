@@ -388,7 +388,7 @@ func (p *Processor) run(ctx context.Context) error {
 // a transactional producer in one client.
 func (p *Processor) startTransactional(ctx context.Context, opts []kgo.Opt) error {
 	sess, err := kgo.NewGroupTransactSession(append(opts,
-		kgo.TransactionalID(p.cfg.Group+"-"+p.cfg.InstanceID),
+		kgo.TransactionalID(p.transactionalID()),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
 	)...)
 	if err != nil {
