@@ -31,6 +31,7 @@ type openTxn struct {
 	started time.Time     // when it began (zero if unknown)
 	timeout time.Duration // its transaction timeout
 	covers  bool          // it includes this partition: the coordinator will end it here
+	unknown error         // the coordinator's view could not be had: neither open nor hanging is known
 }
 
 // hanging reports a transaction that no coordinator will end on this
@@ -39,6 +40,9 @@ type openTxn struct {
 // Only an abort written by an operator (or the producer's next
 // initialisation, if it still exists and is not the coordinator's) ends it.
 func (o *openTxn) hanging() bool {
+	if o.unknown != nil {
+		return false
+	}
 	switch o.state {
 	case "Ongoing", "PrepareCommit", "PrepareAbort", "PrepareEpochFence":
 		return !o.covers
@@ -119,7 +123,11 @@ func (p *Processor) openTxns(ctx context.Context, part int32) ([]openTxn, error)
 	// coordinators say. A failure here leaves the owner unknown.
 	listed, err := p.adm.ListTransactions(ctx, pids, nil)
 	if err != nil && len(listed) == 0 {
-		return open, fmt.Errorf("listing the transactions of producer IDs %v: %w", pids, err)
+		err = fmt.Errorf("listing the transactions of producer IDs %v: %w", pids, err)
+		for i := range open {
+			open[i].unknown = err
+		}
+		return open, err
 	}
 	byPID := map[int64]string{}
 	var ids []string
@@ -128,17 +136,31 @@ func (p *Processor) openTxns(ctx context.Context, part int32) ([]openTxn, error)
 		ids = append(ids, l.TxnID)
 	})
 	var txns kadm.DescribedTransactions
+	var derr error
 	if len(ids) > 0 {
-		if txns, err = p.adm.DescribeTransactions(ctx, ids...); err != nil && len(txns) == 0 {
-			return open, fmt.Errorf("describing transactions %v: %w", ids, err)
+		if txns, err = p.adm.DescribeTransactions(ctx, ids...); err != nil {
+			derr = fmt.Errorf("describing transactions %v: %w", ids, err)
 		}
 	}
 	for i := range open {
 		o := &open[i]
 		o.txnID = byPID[o.producerID]
+		if o.txnID == "" {
+			continue // no transactional ID has it: hanging
+		}
 		d, ok := txns[o.txnID]
-		if o.txnID == "" || !ok || d.Err != nil || d.ProducerID != o.producerID {
+		switch {
+		case ok && d.Err != nil:
+			o.unknown = fmt.Errorf("describing transaction %s: %w", o.txnID, d.Err)
 			continue
+		case !ok:
+			o.unknown = derr
+			if o.unknown == nil {
+				o.unknown = fmt.Errorf("transaction %s not described", o.txnID)
+			}
+			continue
+		case d.ProducerID != o.producerID:
+			continue // the transactional ID has moved on to another producer ID: hanging
 		}
 		o.state = d.State
 		o.timeout = time.Duration(d.TimeoutMillis) * time.Millisecond
@@ -147,7 +169,7 @@ func (p *Processor) openTxns(ctx context.Context, part int32) ([]openTxn, error)
 		}
 		_, o.covers = d.Topics[p.cfg.Topics.Changelog][part]
 	}
-	return open, nil
+	return open, derr
 }
 
 // abortCommands are the operator's commands (Kafka's kafka-transactions.sh,
@@ -170,8 +192,13 @@ func (p *Processor) abortCommands(part int32, start int64) (abort, find string) 
 // abort it).
 func (p *Processor) stallAction(o *openTxn, waited time.Duration, now time.Time) (action string, newSession bool) {
 	who, instance := p.owner(o.txnID)
+	if o.unknown != nil {
+		return "its coordinator could not be asked about it (" + o.unknown.Error() + "); the restore waits and asks again", false
+	}
 	if o.hanging() {
-		what := "no transaction coordinator will end it (the coordinator's transaction for its producer does not include this partition): a hanging transaction"
+		what := fmt.Sprintf("no transaction coordinator will end it (the coordinator's transaction for its producer is %s and does not include this partition): a hanging transaction, whose marker was lost "+
+			"(a coordinator completing a transaction while the partition had no leader, as after a broker crash, drops its marker); "+
+			"if that transaction committed elsewhere, aborting it here drops these records: read them first", o.state)
 		if o.txnID == "" {
 			what = "no transactional ID has its producer ID any more, so no coordinator will end it: a hanging transaction"
 		}
