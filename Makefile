@@ -76,7 +76,7 @@ kafka-run:
 		echo "--- tail of $$log:"; tail -n 30 $$log; \
 		echo "--- work directories kept by the failed tests (processor logs, configs, state):"; \
 		find test/kafka/.cache/tests -mindepth 1 -maxdepth 1 -newer $$stamp 2>/dev/null || true; \
-		echo "--- the broker's and the controller's logs: test/kafka/.cache/run/server.log, test/kafka/.cache/run/controller/server.log"; \
+		echo "--- the broker's log: test/kafka/.cache/run/server.log (server.log.N: before its Nth restart); the controller's: test/kafka/.cache/run/controller/server.log"; \
 	fi; \
 	exit $$rc
 

@@ -199,8 +199,11 @@ func (p *Processor) stallAction(o *openTxn, waited time.Duration, now time.Time)
 		what := fmt.Sprintf("no transaction coordinator will end it (the coordinator's transaction for its producer is %s and does not include this partition): a hanging transaction, whose marker was lost "+
 			"(a coordinator completing a transaction while the partition had no leader, as after a broker crash, drops its marker); "+
 			"if that transaction committed elsewhere, aborting it here drops these records: read them first", o.state)
-		if o.txnID == "" {
+		switch {
+		case o.txnID == "":
 			what = "no transactional ID has its producer ID any more, so no coordinator will end it: a hanging transaction"
+		case o.state == "":
+			what = "its transactional ID has moved on to another producer ID, so no coordinator will end it: a hanging transaction"
 		}
 		return what + "; the restore waits until an operator aborts it (abort_command, after checking it with find_command)", false
 	}

@@ -121,6 +121,14 @@ func TestRestoreStallNamesTheTransaction(t *testing.T) {
 	if action, newSession := p.stallAction(o, time.Hour, time.Now()); newSession || !strings.Contains(action, "hanging") {
 		t.Errorf("hanging: action %q (new session %v)", action, newSession)
 	}
+	o = &openTxn{producerID: 7, epoch: 1, startOffset: 3, txnID: "g-i2"} // its ID has another producer ID now
+	if action, newSession := p.stallAction(o, time.Hour, time.Now()); !o.hanging() || newSession || !strings.Contains(action, "moved on to another producer ID") {
+		t.Errorf("moved-on transactional ID: hanging %v, action %q (new session %v)", o.hanging(), action, newSession)
+	}
+	o = &openTxn{producerID: 7, epoch: 1, startOffset: 3, txnID: "g-i2", unknown: context.DeadlineExceeded}
+	if action, newSession := p.stallAction(o, time.Hour, time.Now()); o.hanging() || newSession || !strings.Contains(action, "could not be asked") {
+		t.Errorf("coordinator not asked: hanging %v, action %q (new session %v): neither open nor hanging is known", o.hanging(), action, newSession)
+	}
 	o = &openTxn{producerID: 7, epoch: 1, startOffset: 3, txnID: "g-i1", state: "CompleteCommit", covers: false}
 	if action, newSession := p.stallAction(o, time.Hour, time.Now()); newSession || !strings.Contains(action, "operator") {
 		t.Errorf("own hanging transaction: action %q (new session %v): a new session cannot end it", action, newSession)
