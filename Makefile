@@ -46,9 +46,9 @@ test-deploy:
 
 test-e2e: test-e2e-kfake test-kafka
 
-# End-to-end tests on franz-go's in-process kfake.
+# End-to-end tests on franz-go's in-process kfake, and the harness's own tests.
 test-e2e-kfake:
-	env -u TRIGGERD_KAFKA_BROKERS $(GO) test -count=1 -timeout 15m ./test/e2e/... ./test/layout/...
+	env -u TRIGGERD_KAFKA_BROKERS $(GO) test -count=1 -timeout 15m ./test/e2e/... ./test/layout/... ./test/harness/...
 
 # The end-to-end tests again, and the system tests, on a real Apache Kafka
 # broker. A broker that cannot start fails the target: it is never skipped.
@@ -67,12 +67,16 @@ kafka-run:
 	trap 'test/kafka/broker.sh stop' EXIT; \
 	echo "real Kafka broker at $$addr"; \
 	log=test/kafka/.cache/test-kafka.log; rc=0; \
+	stamp=test/kafka/.cache/test-kafka.start; touch $$stamp; \
 	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -p 1 -count=1 -v -timeout 25m $(PKGS) >$$log 2>&1 || rc=$$?; \
 	grep -E '^(--- |ok |FAIL)|^ +--- |(crash|restart|poison|rebalance|retention)[a-z-]*: ' $$log || true; \
 	if [ $$rc -ne 0 ]; then \
-		echo "--- output of each failed test:"; \
+		echo "--- output of each failed test (whole lines; full output: $$log):"; \
 		awk '/^=== RUN/ { buf = "" } { buf = buf $$0 "\n" } /^--- FAIL/ { printf "%s", buf; buf = "" }' $$log; \
 		echo "--- tail of $$log:"; tail -n 30 $$log; \
+		echo "--- work directories kept by the failed tests (processor logs, configs, state):"; \
+		find test/kafka/.cache/tests -mindepth 1 -maxdepth 1 -newer $$stamp 2>/dev/null || true; \
+		echo "--- the broker's log: test/kafka/.cache/run/server.log (server.log.N: before its Nth restart); the controller's: test/kafka/.cache/run/controller/server.log"; \
 	fi; \
 	exit $$rc
 

@@ -109,6 +109,7 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 	}
 	p.log.Info("restoring partition from changelog", zap.Int32("partition", part), zap.Int64("from", from), zap.Int64("to", end.Offset))
 	lastRecord := time.Now()
+	var stall stallLog
 	for last < end.Offset-1 {
 		pollCtx, cancel := context.WithTimeout(ctx, restoreStallCheck)
 		fetches := cl.PollFetches(pollCtx)
@@ -126,7 +127,11 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 			return &sessionError{fmt.Errorf("processor: restoring partition %d: %w", part, ferr)}
 		}
 		if fetches.NumRecords() == 0 {
-			p.restoreStalled(ctx, part, last, end.Offset, time.Since(lastRecord))
+			// Bounded: explainStall ends the wait (a new session)
+			// where the processor can, and says who can otherwise.
+			if err := p.explainStall(ctx, part, last, end.Offset, time.Since(lastRecord), &stall); err != nil {
+				return err
+			}
 			continue
 		}
 		lastRecord = time.Now()
@@ -177,29 +182,8 @@ func (p *Processor) catchUp(ctx context.Context, part int32, spp **state.Partiti
 }
 
 // restoreStallCheck is how long a restore waits for the changelog's next
-// records before it says why it is waiting.
+// records before it says why it is waiting (restorewait.go).
 const restoreStallCheck = 5 * time.Second
-
-// restoreStalled says why a restore gets no records: a read_committed fetch
-// stops at the changelog's last stable offset, which an open transaction
-// holds back. One of this processor's own transactions was ended when its
-// producer started (fencing); another instance's, which owned the
-// partition before, ends within the transaction timeout. A transaction
-// open for longer is a hanging one, which only an operator can abort.
-func (p *Processor) restoreStalled(ctx context.Context, part int32, last, end int64, waited time.Duration) {
-	lso := int64(-1)
-	reqCtx, cancel := context.WithTimeout(ctx, restoreStallCheck)
-	stable, err := p.adm.ListCommittedOffsets(reqCtx, p.cfg.Topics.Changelog)
-	cancel()
-	if o, ok := stable.Lookup(p.cfg.Topics.Changelog, part); err == nil && ok && o.Err == nil {
-		lso = o.Offset
-	}
-	p.log.Warn("restore waiting for the changelog: a read_committed fetch stops at the last stable offset, which an open transaction holds back; "+
-		"a transaction is aborted after the transaction timeout, and one open for longer is a hanging transaction (kafka-transactions.sh find-hanging, then abort)",
-		zap.Int32("partition", part), zap.Int64("restored_to", last), zap.Int64("last_stable_offset", lso),
-		zap.Int64("end", end), zap.Duration("waited", waited.Round(time.Second)),
-		zap.Duration("transaction_timeout", p.cfg.TransactionTimeout), zap.NamedError("lso_error", err))
-}
 
 // repairCut deals with a changelog that ends in a batch a crash cut short
 // (at-least-once mode): the restore did not apply it, and the input that

@@ -256,8 +256,8 @@ func WaitCaughtUp(t testing.TB, c *Cluster, cfg processor.Config, ch *Child) {
 			}
 		}
 		if time.Now().After(deadline) {
-			// The log is in a temporary directory that the test's end
-			// removes: say what went wrong here.
+			// Say what went wrong here too: the log is kept (WorkDir),
+			// but the failure message is what a reader sees first.
 			t.Fatalf("group not caught up within 90s: %d records behind (-1: unknown), last check error %v (log: %s)%s%s",
 				behind, lastErr, ch.Log.Name(), logProblems(ch.Log.Name()), ch.dumpStacks())
 		}
@@ -268,7 +268,7 @@ func WaitCaughtUp(t testing.TB, c *Cluster, cfg processor.Config, ch *Child) {
 // dumpStacks makes a child that is stuck print its goroutines (Go's runtime
 // does on SIGQUIT, and exits) and returns the log's last info lines and the
 // goroutines in the processor's code and in kgo's group loop, for a failure
-// message: the log is in a directory the test's end removes.
+// message.
 func (c *Child) dumpStacks() string {
 	if !c.Running() {
 		return ""
@@ -291,7 +291,7 @@ func (c *Child) dumpStacks() string {
 	var info []string
 	for _, l := range strings.Split(text, "\n") {
 		if strings.HasPrefix(l, `{"level":"info"`) {
-			info = append(info, cut(l, 300))
+			info = append(info, l)
 		}
 	}
 	info = info[max(0, len(info)-10):]
@@ -314,29 +314,19 @@ func (c *Child) dumpStacks() string {
 		len(info), strings.Join(info, "\n"), len(stuck), strings.Join(stuck, "\n\n"))
 }
 
-// cut shortens a line to at most n bytes.
-func cut(l string, n int) string {
-	if len(l) > n {
-		return l[:n] + "..."
+// withoutStacktrace drops the stacktrace field zap adds to error lines (the
+// last one, kilobytes of frames of the logging call), keeping the rest of
+// the line whole.
+func withoutStacktrace(l string) string {
+	if i := strings.Index(l, `,"stacktrace":"`); i >= 0 && strings.HasSuffix(l, `"}`) {
+		return l[:i] + "}"
 	}
 	return l
 }
 
-// WorkDir returns a directory for a test's state and logs: $TEST_KEEP_DIR
-// when set (kept for diagnosis after the test), else a temporary one.
-func WorkDir(t testing.TB) string {
-	if d := os.Getenv("TEST_KEEP_DIR"); d != "" {
-		d = filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_"))
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	return t.TempDir()
-}
-
 // logProblems returns the last warnings and errors of a processor log, for
-// a failure message (at most 20 lines, each cut at 400 bytes).
+// a failure message: at most 20 lines, each whole (a cut line loses the
+// fields at its end, which say what the processor waited for).
 func logProblems(path string) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -345,7 +335,7 @@ func logProblems(path string) string {
 	var lines []string
 	for _, l := range strings.Split(string(data), "\n") {
 		if strings.HasPrefix(l, `{"level":"warn"`) || strings.HasPrefix(l, `{"level":"error"`) {
-			lines = append(lines, cut(l, 400))
+			lines = append(lines, withoutStacktrace(l))
 		}
 	}
 	if len(lines) == 0 {

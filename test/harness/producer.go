@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,9 @@ type Producer struct {
 	Cl   *kgo.Client
 	cfg  processor.Config
 	encs map[schemas.Source]*schemas.EventEncoder
+	// held is taken by each write and by Hold, which keeps writes out
+	// of a window (a broker SIGKILL).
+	held sync.Mutex
 }
 
 // NewProducer encodes with the formats in cfg.Encodings; reg is the schema
@@ -88,12 +92,31 @@ func (p *Producer) Encode(ev *schemas.Event) ([]byte, error) {
 // WriteRecords produces raw records synchronously (their topic and
 // partition set), e.g. corrupt ones.
 func (p *Producer) WriteRecords(recs ...*kgo.Record) error {
+	p.held.Lock()
+	defer p.held.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := p.Cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("produce: %w", err)
 	}
 	return nil
+}
+
+// Hold waits for the write in flight to be acknowledged and keeps further
+// writes waiting until release is called. A test holds the producer while
+// it SIGKILLs the broker: a batch the broker appended but had not
+// acknowledged when it died is sent again after the restart, and the
+// broker, reloading its producer state from a snapshot, drops every
+// producer whose last record timestamp (the records' CreateTime) is older
+// than producer.id.expiration.ms (1 day). The workloads stamp their records
+// weeks in the past, so the broker has forgotten this producer's sequence
+// numbers and appends the batch a second time (seen: one batch, producer 0
+// epoch 0, sequences 22020-22110, at offsets 22020 and 22111). That
+// duplicate is the upstream's, and a model of what was written cannot know
+// of it.
+func (p *Producer) Hold() (release func()) {
+	p.held.Lock()
+	return p.held.Unlock
 }
 
 // Tick advances event time on every partition of every input topic to at,

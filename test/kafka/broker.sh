@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# broker.sh: a real single-node Apache Kafka broker (KRaft, combined broker
-# and controller) on loopback for the end-to-end and system tests.
+# broker.sh: a real single-broker Apache Kafka cluster (KRaft: one broker
+# and, in a process of its own, one controller) on loopback for the
+# end-to-end and system tests.
 #
 #   test/kafka/broker.sh start    fetch jars if needed, start, wait until up;
 #                                 last stdout line is the bootstrap address
-#   test/kafka/broker.sh stop     stop the broker and delete its data
+#   test/kafka/broker.sh stop     stop the broker and the controller and
+#                                 delete their data
 #   test/kafka/broker.sh restart [term|kill]
 #                                 stop the broker (SIGTERM or SIGKILL) and
-#                                 start it again with its data, same address
+#                                 start it again with its data, same address;
+#                                 the controller runs on (see cmd_restart)
 #   test/kafka/broker.sh status   exit 0 if the broker is running
 #   test/kafka/broker.sh env      print TRIGGERD_KAFKA_BROKERS=ADDR
 #   test/kafka/broker.sh pid      print the broker's process ID (the
@@ -15,6 +18,12 @@
 #   test/kafka/broker.sh scram    print the SASL/SCRAM listener's settings
 #                                 (KAFKA_SCRAM_BROKERS=ADDR, mechanism, user,
 #                                 password), one NAME=VALUE a line
+#   test/kafka/broker.sh tool NAME [ARGS...]
+#                                 run a Kafka command-line tool (NAME as in
+#                                 the distribution's bin/: kafka-transactions.sh,
+#                                 kafka-topics.sh, ...; see tool_class) against
+#                                 the broker; --bootstrap-server ADDR is added
+#                                 when ARGS have none
 #
 # Besides the PLAINTEXT listener (the bootstrap address above, no
 # authentication), the broker has a SASL_SSL listener two ports up: TLS with
@@ -22,6 +31,10 @@
 # SCRAM-SHA-512 for the user "triggerd", created when the storage is
 # formatted. Its settings are also in the run directory's file "scram", which
 # the TLS + SCRAM end-to-end test reads.
+#
+# The controller is a process of its own, as in production, so that a
+# broker's crash is a broker's crash, not the whole cluster's: see
+# cmd_restart.
 #
 # The Kafka jars come from Maven Central through pom.xml (no distribution
 # tarball) and are cached under test/kafka/.cache/kafka-<version>/jars; the
@@ -40,6 +53,10 @@ run=$cache/run
 data=$run/data
 props=$run/server.properties
 pidfile=$run/broker.pid
+cdata=$run/controller-data # the controller's metadata log
+cprops=$run/controller.properties
+cpidfile=$run/controller.pid
+clogdir=$run/controller # its server.log and JVM output
 bootfile=$run/bootstrap
 scramfile=$run/scram # the SCRAM listener's settings (cmd_scram)
 tls=$run/tls         # the test CA and the broker's key and certificate
@@ -89,19 +106,23 @@ fetch_jars() {
 	echo "kafka: fetched $(ls "$jars" | wc -l | tr -d ' ') jars in $((SECONDS - s0))s" >&2
 }
 
-# broker_pid prints the pid of our running broker, if there is one. It checks
-# that the pid still belongs to a broker using our config, so a stale pid file
-# never leads to signalling an unrelated process.
-broker_pid() {
-	[[ -f $pidfile ]] || return 1
+# node_pid prints the pid recorded in pid file $1 if that process is
+# running Kafka on config $2, so that a stale pid file never leads to
+# signalling an unrelated process.
+node_pid() {
+	[[ -f $1 ]] || return 1
 	local pid
-	pid=$(<"$pidfile")
+	pid=$(<"$1")
 	[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
 	if [[ -r /proc/$pid/cmdline ]]; then
-		tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $props" || return 1
+		tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $2" || return 1
 	fi
 	echo "$pid"
 }
+
+# broker_pid and controller_pid print the pids of our running nodes.
+broker_pid() { node_pid "$pidfile" "$props"; }
+controller_pid() { node_pid "$cpidfile" "$cprops"; }
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -141,13 +162,26 @@ cluster_id() {
 	echo "$id"
 }
 
+# write_props writes the controller's and the broker's configs. The
+# controller (node 2) only keeps the metadata log and decides leadership; the
+# broker (node 1) serves the clients.
 write_props() {
+	cat >"$cprops" <<EOF
+# Written by test/kafka/broker.sh; rewritten on every start.
+process.roles=controller
+node.id=2
+controller.quorum.voters=2@127.0.0.1:$cport
+listeners=CONTROLLER://127.0.0.1:$cport
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT
+log.dirs=$cdata
+EOF
 	cat >"$props" <<EOF
 # Written by test/kafka/broker.sh; rewritten on every start.
-process.roles=broker,controller
+process.roles=broker
 node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_SSL://127.0.0.1:$sport
+controller.quorum.voters=2@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport
 advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
@@ -180,6 +214,21 @@ min.insync.replicas=1
 auto.create.topics.enable=false
 num.partitions=1
 
+# One broker: a controlled shutdown cannot move its partitions' leadership
+# to another replica, it only leaves every partition without a leader while
+# the broker's transaction coordinator still runs. Kafka 4.4's coordinator
+# takes a partition without a leader for a deleted one and completes a
+# transaction without that partition's marker ("Couldn't find leader
+# endpoint ... likely deleted already and hence can be skipped"), which
+# leaves a hanging transaction holding the partition's last stable offset.
+# (KRaftMetadataCache.getPartitionLeaderEndpoint returns no endpoint at all
+# for leader -1, where the Scala version returned Node.noNode and the
+# markers waited for a leader.) So SIGTERM stops the broker without it: the
+# coordinator stops with the broker and the partitions come back with it,
+# as they do on a production cluster, where a controlled shutdown hands the
+# leadership to other replicas.
+controlled.shutdown.enable=false
+
 # Faster group changes than production defaults, for the rebalance tests.
 group.initial.rebalance.delay.ms=0
 group.consumer.min.heartbeat.interval.ms=1000
@@ -202,25 +251,48 @@ elapsed_ms() {
 # retry), 1 on any other failure; on failure the broker is gone.
 launch() {
 	pick_ports
-	rm -rf "$data" "$log" "$out" "$bootfile" "$scramfile" "$pidfile" "$run/format" "$run/format.out"
-	mkdir -p "$data"
+	rm -rf "$data" "$cdata" "$clogdir" "$log" "$log".* "$out" "$bootfile" "$scramfile" "$pidfile" "$cpidfile" "$run/format" "$run/format.out"
+	mkdir -p "$data" "$cdata" "$clogdir"
 	make_tls || return 1
 	write_props
+	# One cluster ID for both; the SCRAM user and the feature levels go
+	# into the controller's bootstrap metadata.
+	local id
+	id=$(cluster_id)
+	# shellcheck disable=SC2086 # KAFKA_FORMAT_FEATURES holds several arguments
 	if ! "$java" -Xmx256m "-Dkafka.logs.dir=$run/format" "${jvm_common[@]}" \
-		kafka.tools.StorageTool format -t "$(cluster_id)" -c "$props" ${KAFKA_FORMAT_FEATURES:-} \
+		kafka.tools.StorageTool format -t "$id" -c "$cprops" ${KAFKA_FORMAT_FEATURES:-} \
 		--add-scram "$scram_mechanism=[name=$scram_user,password=$scram_password]" \
-		>"$run/format.out" 2>&1; then
+		>"$run/format.out" 2>&1 ||
+		! "$java" -Xmx256m "-Dkafka.logs.dir=$run/format" "${jvm_common[@]}" \
+			kafka.tools.StorageTool format -t "$id" -c "$props" >>"$run/format.out" 2>&1; then
 		tail -n 40 "$run/format/server.log" "$run/format.out" >&2
-		echo "kafka: formatting the broker storage failed" >&2
+		echo "kafka: formatting the storage failed" >&2
 		return 1
 	fi
+	run_controller
 	run_broker
+}
+
+# run_controller starts the controller's JVM on the existing config and data
+# (it listens on $cport; the broker waits for it).
+run_controller() {
+	rm -f "$clogdir/server.log" "$clogdir/controller.out"
+	nohup "$java" -Xms64m -Xmx256m -server "-Dkafka.logs.dir=$clogdir" "${jvm_common[@]}" kafka.Kafka "$cprops" \
+		>"$clogdir/controller.out" 2>&1 </dev/null &
+	echo "$!" >"$cpidfile"
 }
 
 # run_broker starts the JVM on the existing config and data and waits until
 # it has started and listens. Returns as launch does.
 run_broker() {
-	rm -f "$log" "$out" "$gclog"
+	# The logs of the previous incarnation stay, as server.log.N.
+	if [[ -s $log ]]; then
+		local n=1
+		while [[ -e $log.$n ]]; do n=$((n + 1)); done
+		mv "$log" "$log.$n"
+	fi
+	rm -f "$out" "$gclog"
 	# The GC log tells a broker's own pauses from the processor's when a
 	# benchmark or a test sees a stall.
 	# shellcheck disable=SC2086 # heap holds several JVM options
@@ -236,6 +308,15 @@ run_broker() {
 				return 2
 			fi
 			fail "the broker exited during start-up"
+			return 1
+		fi
+		if ! controller_pid >/dev/null; then
+			if grep -qs 'Address already in use' "$clogdir/server.log" "$clogdir/controller.out"; then
+				echo "kafka: port $cport was taken meanwhile, retrying" >&2
+				cmd_stop
+				return 2
+			fi
+			fail "the controller exited"
 			return 1
 		fi
 		if grep -qs 'Kafka Server started' "$log" && listening "$port"; then
@@ -255,6 +336,8 @@ fail() {
 			echo "kafka: JVM output ($out):"
 			tail -n 20 "$out"
 		fi
+		echo "kafka: last lines of the controller's log, $clogdir/server.log:"
+		tail -n 20 "$clogdir/server.log" 2>/dev/null || true
 	} >&2
 	cmd_stop
 }
@@ -286,16 +369,22 @@ cmd_start() {
 			return
 		fi
 		((rc == 2)) || exit 1
+		terminate kill controller
 	done
 	fail "giving up after $attempt attempts"
 	exit 1
 }
 
-# terminate ends the broker process: SIGTERM (a clean shutdown, up to 30 s)
-# or, with "kill", SIGKILL at once, like a crashed machine.
+# terminate ends the broker process (with $2 = controller: the
+# controller's): SIGTERM (a clean shutdown, up to 30 s) or, with "kill",
+# SIGKILL at once, like a crashed machine.
 terminate() {
 	local pid i how=${1:-term}
-	pid=$(broker_pid) || return 0
+	if [[ ${2:-broker} == controller ]]; then
+		pid=$(controller_pid) || return 0
+	else
+		pid=$(broker_pid) || return 0
+	fi
 	if [[ $how == term ]]; then
 		kill -TERM "$pid" 2>/dev/null || true
 		for ((i = 0; i < 150; i++)); do
@@ -314,8 +403,10 @@ terminate() {
 }
 
 cmd_stop() {
+	# The broker first: its clean shutdown asks the controller.
 	terminate term
-	rm -rf "$data" "$pidfile" "$bootfile" "$scramfile"
+	terminate term controller
+	rm -rf "$data" "$cdata" "$pidfile" "$cpidfile" "$bootfile" "$scramfile"
 }
 
 # make_tls makes a throwaway CA and, signed by it, the broker's key and
@@ -358,14 +449,32 @@ cmd_scram() {
 # cmd_restart stops the running broker (SIGTERM, or SIGKILL with "kill")
 # and starts it again on the same address with the same data, as after a
 # broker restart in production. Prints the seconds it was away.
+#
+# The controller runs on meanwhile, as a production cluster's controller
+# quorum does, and fences the stopped broker when its session times out
+# (broker.session.timeout.ms, 9 s; a SIGTERM'd broker does not tell it, see
+# controlled.shutdown.enable in write_props). The restart waits for that:
+# a broker that came back sooner would serve for a while on the metadata of
+# its previous incarnation, its transaction coordinator resending markers,
+# until the controller fenced that incarnation and left the partitions
+# without a leader, and the coordinator would drop the markers (see
+# write_props): a hanging transaction. With the controller in the broker's
+# process, killed with it, that is what happened after every SIGKILL.
 cmd_restart() {
 	broker_pid >/dev/null || die "broker not running (start it with $0 start)"
-	local how=${1:-term} addr
+	controller_pid >/dev/null || die "controller not running (stop, then start again with $0 start)"
+	local how=${1:-term} addr fenced i
 	addr=$(<"$bootfile")
 	port=${addr##*:}
 	t0=${EPOCHREALTIME:-$(date +%s).000000}
 	t0=${t0/[.,]/}
+	fenced=$(grep -cs 'Fencing broker 1 ' "$clogdir/server.log" || true)
 	terminate "$how"
+	for ((i = 0; i < 300; i++)); do
+		(($(grep -cs 'Fencing broker 1 ' "$clogdir/server.log" || true) > fenced)) && break
+		sleep 0.1
+	done
+	((i < 300)) || echo "kafka: the controller did not fence the stopped broker within 30s" >&2
 	sleep "${KAFKA_RESTART_PAUSE:-2}"
 	run_broker || die "the broker did not come back after a restart"
 	local ms
@@ -374,7 +483,7 @@ cmd_restart() {
 }
 
 cmd_status() {
-	if broker_pid >/dev/null; then
+	if broker_pid >/dev/null && controller_pid >/dev/null; then
 		echo "kafka: broker running at $(<"$bootfile")"
 	else
 		echo "kafka: broker not running"
@@ -385,6 +494,54 @@ cmd_status() {
 cmd_env() {
 	broker_pid >/dev/null || die "broker not running (start it with $0 start)"
 	echo "TRIGGERD_KAFKA_BROKERS=$(<"$bootfile")"
+}
+
+# tool_class maps a tool's name, as in the Kafka distribution's bin/ (with or
+# without "kafka-" and ".sh"), to its main class (kafka-tools jar).
+tool_class() {
+	local n=${1%.sh}
+	n=${n#kafka-}
+	case $n in
+	transactions) echo org.apache.kafka.tools.TransactionsCommand ;;
+	topics) echo org.apache.kafka.tools.TopicCommand ;;
+	consumer-groups) echo org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
+	configs) echo org.apache.kafka.tools.ConfigCommand ;;
+	features) echo org.apache.kafka.tools.FeatureCommand ;;
+	get-offsets) echo org.apache.kafka.tools.GetOffsetShell ;;
+	console-consumer) echo org.apache.kafka.tools.consumer.ConsoleConsumer ;;
+	dump-log) echo org.apache.kafka.tools.DumpLogSegments ;;
+	*) return 1 ;;
+	esac
+}
+
+tools="transactions, topics, consumer-groups, configs, features, get-offsets, console-consumer, dump-log"
+
+# cmd_tool runs a Kafka tool against this broker, e.g. the abort command a
+# processor logs for a hanging transaction:
+#   broker.sh tool kafka-transactions.sh abort --topic T --partition 0 --start-offset 42
+# The tool's own --bootstrap-server wins when given; dump-log reads files
+# (run/data/TOPIC-PARTITION/*.log) and needs none.
+cmd_tool() {
+	(($# > 0)) || die "usage: $0 tool NAME [ARGS...], NAME one of: $tools"
+	local class
+	class=$(tool_class "$1") || die "unknown tool '$1'; known: $tools"
+	shift
+	need_java
+	fetch_jars
+	local args=("$@") a
+	if [[ $class != *DumpLogSegments ]]; then
+		local has=0
+		for a in "$@"; do
+			[[ $a == --bootstrap-server || $a == --bootstrap-server=* ]] && has=1
+		done
+		if ((has == 0)); then
+			broker_pid >/dev/null || die "broker not running (start it with $0 start)"
+			# Before the subcommand: kafka-transactions.sh takes it there.
+			args=(--bootstrap-server "$(<"$bootfile")" "$@")
+		fi
+	fi
+	exec "$java" -Xmx256m -Djava.awt.headless=true "-Dlog4j2.configurationFile=$here/log4j2-tools.properties" \
+		-cp "$jars/*" "$class" "${args[@]}"
 }
 
 cmd_pid() {
@@ -399,8 +556,12 @@ status) cmd_status ;;
 env) cmd_env ;;
 pid) cmd_pid ;;
 scram) cmd_scram ;;
+tool)
+	shift
+	cmd_tool "$@"
+	;;
 *)
-	echo "usage: $0 start|stop|restart [term|kill]|status|env|pid|scram" >&2
+	echo "usage: $0 start|stop|restart [term|kill]|status|env|pid|scram|tool NAME [ARGS...]" >&2
 	exit 2
 	;;
 esac

@@ -45,7 +45,15 @@ func runBrokerRestart(t *testing.T, s *scenario) {
 			ch.Start()
 		}
 		if running && restarts < len(how) {
+			// The workload's upstream is held across a SIGKILL: see
+			// harness.Producer.Hold (its duplicates are not the
+			// processor's to prevent).
+			release := func() {}
+			if how[restarts] == "kill" {
+				release = s.p.Hold()
+			}
 			out, err := exec.Command("../kafka/broker.sh", "restart", how[restarts]).CombinedOutput()
+			release()
 			if err != nil {
 				t.Fatalf("restarting the broker: %v\n%s", err, out)
 			}
