@@ -230,9 +230,6 @@ func (p *Processor) errFenced(cause error) error {
 	return &fencedError{instanceID: p.cfg.InstanceID, group: p.cfg.Group, cause: cause}
 }
 
-// transactionalID is the exactly-once producer's transactional ID.
-func (p *Processor) transactionalID() string { return p.cfg.Group + "-" + p.cfg.InstanceID }
-
 // producerFenced reports an error of a transactional producer whose epoch
 // another producer with the same transactional ID (or the broker, aborting a
 // transaction past its timeout) has bumped.
