@@ -7,8 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/triggerd/triggerd/processor"
 	"github.com/triggerd/triggerd/schemas"
@@ -159,4 +163,58 @@ func TestBacklogFiresEveryStage(t *testing.T) {
 	if len(got) != 2 || stages[1] != 1 || stages[2] != 1 {
 		t.Errorf("got %d triggers by stage %v, want stage 1 and stage 2 once each (events committed: %d)", len(got), stages, proc.Stats().Events)
 	}
+}
+
+// TestEmptyInputHoldsRecordsVisibly runs with idle_advance off while the
+// profiles topic gets no record: every other record waits for it, durably
+// and for good. That is the documented behaviour, and it must not be
+// silent: triggerd_records_waiting counts the records held back, and a
+// warning names the input that holds them. (Before, every input offset was
+// committed, lag 0, and nothing said why no trigger came.)
+func TestEmptyInputHoldsRecordsVisibly(t *testing.T) {
+	c := harness.NewCluster(t)
+	cfg := c.Topics(t, 1) // idle_advance off
+	core, logs := observer.New(zapcore.WarnLevel)
+	reg := prometheus.NewRegistry()
+	proc, _ := harness.StartProcessor(t, cfg, harness.CartRules(t), nil, processor.Options{Logger: zap.New(core), Registerer: reg})
+	p := harness.NewProducer(t, c, cfg, nil)
+	t0 := time.Now().UTC().Add(-2 * time.Hour)
+	p.Send(1, click("cart", "c-1", schemas.AddToCart, t0, "p1"), purchase("buy", "c-1", t0.Add(time.Minute)))
+	harness.WaitEvents(t, proc, 2)
+
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		warned := logs.FilterMessageSnippet("records wait for an input that has no records").All()
+		if len(warned) > 0 {
+			if got := warned[0].ContextMap()["holding_topic"]; got != cfg.Topics.Profiles {
+				t.Errorf("the warning names %v as holding the records, want %s", got, cfg.Topics.Profiles)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no warning about the empty input within 90 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := gaugeSum(t, reg, "triggerd_records_waiting"); got != 2 {
+		t.Errorf("triggerd_records_waiting = %v, want 2 (the cart and the purchase)", got)
+	}
+}
+
+// gaugeSum adds up the series of a gauge in reg.
+func gaugeSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
 }
