@@ -80,7 +80,13 @@ func (c *Cluster) Topics(t testing.TB, partitions int32) processor.Config {
 	// with the broker's default time retention (7 days) the broker would
 	// delete them while the processor still needs them.
 	forever := "-1"
-	resp, err := adm.CreateTopics(ctx, partitions, 1, map[string]*string{"retention.ms": &forever}, cfg.Inputs()...)
+	// And some tests write records stamped decades off (the processor
+	// must dead-letter them), which a broker refuses by default
+	// (message.timestamp.after.max.ms: an hour ahead of its clock).
+	anyTime := "9223372036854775807"
+	resp, err := adm.CreateTopics(ctx, partitions, 1, map[string]*string{
+		"retention.ms": &forever, "message.timestamp.before.max.ms": &anyTime, "message.timestamp.after.max.ms": &anyTime,
+	}, cfg.Inputs()...)
 	if err != nil {
 		t.Fatalf("create topics: %v", err)
 	}
