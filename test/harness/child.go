@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/triggerd/triggerd/processor"
-	"github.com/triggerd/triggerd/rules"
 )
 
 // FreeAddr returns a loopback address with a port free at the time of the
@@ -181,29 +180,11 @@ func WriteConfig(t testing.TB, cfg processor.Config, dir, ops string) string {
 // WriteConfigStages is WriteConfig with the cart rule's stage delays.
 func WriteConfigStages(t testing.TB, cfg processor.Config, dir, ops string, stage1, stage2 time.Duration) string {
 	t.Helper()
-	rulesFile := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rulesFile, rules.CartOnlyYAML(stage1, stage2), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	guarantee := cfg.Guarantee
 	if guarantee == "" {
 		guarantee = processor.ExactlyOnce
 	}
-	y := fmt.Sprintf(`kafka:
-  brokers: [%s]
-  group: %s
-  guarantee: %s
-  instance_id: %s
-  topics:
-    clickstream: %s
-    transactions: %s
-    profiles: %s
-    triggers: %s
-    dead_letter: %s
-    changelog: %s
-    suppressions: %s
-  replication_factor: 1
-  start_from: earliest
+	kafka := fmt.Sprintf(`  guarantee: %s
   idle_advance: %t
   idle_grace: %s
   lateness: %s
@@ -211,22 +192,8 @@ func WriteConfigStages(t testing.TB, cfg processor.Config, dir, ops string, stag
   poll_records: 2000
   transaction_timeout: 10s
   session_timeout: 6s
-state:
-  dir: %s
-ops:
-  addr: %s
-rules:
-  file: %s
-log:
-  level: info
-`, strings.Join(cfg.Brokers, ", "), cfg.Group, guarantee, cfg.InstanceID, cfg.Topics.Clickstream, cfg.Topics.Transactions, cfg.Topics.Profiles,
-		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.SuppressionsTopic(),
-		cfg.IdleAdvance, cfg.IdleGrace, cfg.Lateness, cfg.Tick, filepath.Join(dir, "state"), ops, rulesFile)
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+`, guarantee, cfg.IdleAdvance, cfg.IdleGrace, cfg.Lateness, cfg.Tick)
+	return writeRunConfig(t, cfg, dir, ops, stage1, stage2, kafka, "log:\n  level: info\n")
 }
 
 // WaitCaughtUp waits until the group has committed every input record.

@@ -26,11 +26,6 @@ import (
 // adds settings (see DefaultConfigExtra).
 func WriteDefaultConfig(t testing.TB, cfg processor.Config, dir, ops string, stage1, stage2 time.Duration, extra ...DefaultConfigExtra) string {
 	t.Helper()
-	rulesFile := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rulesFile, rules.CartOnlyYAML(stage1, stage2), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tp := cfg.Topics
 	var kafka, sections strings.Builder
 	for _, x := range extra {
 		for _, l := range x.Kafka {
@@ -38,6 +33,21 @@ func WriteDefaultConfig(t testing.TB, cfg processor.Config, dir, ops string, sta
 		}
 		sections.WriteString(x.Sections)
 	}
+	return writeRunConfig(t, cfg, dir, ops, stage1, stage2, kafka.String(), sections.String())
+}
+
+// writeRunConfig writes dir/config.yaml for "triggerd run": cfg's brokers,
+// group, instance ID and topics, one replica, the earliest offsets, then
+// the kafka: lines given, state under dir, the ops endpoint on ops, a
+// cart-only rules file with the stages' delays, and the top-level sections
+// given.
+func writeRunConfig(t testing.TB, cfg processor.Config, dir, ops string, stage1, stage2 time.Duration, kafka, sections string) string {
+	t.Helper()
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesFile, rules.CartOnlyYAML(stage1, stage2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tp := cfg.Topics
 	y := fmt.Sprintf(`kafka:
   brokers: [%s]
   group: %s
@@ -59,7 +69,7 @@ ops:
 rules:
   file: %s
 %s`, strings.Join(cfg.Brokers, ", "), cfg.Group, cfg.InstanceID, tp.Clickstream, tp.Transactions, tp.Profiles, tp.Triggers,
-		tp.DeadLetter, tp.Changelog, cfg.SuppressionsTopic(), kafka.String(), filepath.Join(dir, "state"), ops, rulesFile, sections.String())
+		tp.DeadLetter, tp.Changelog, cfg.SuppressionsTopic(), kafka, filepath.Join(dir, "state"), ops, rulesFile, sections)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
