@@ -14,6 +14,7 @@ import (
 
 	"github.com/triggerd/triggerd/processor"
 	"github.com/triggerd/triggerd/schemas"
+	"github.com/triggerd/triggerd/state"
 	"github.com/triggerd/triggerd/test/harness"
 )
 
@@ -188,6 +189,74 @@ func gaugeSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
 				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// TestLateEventIsCountedAndExplained writes, once the watermark follows the
+// wall clock, an event stamped an hour back: it is late. It is applied, but
+// counted in triggerd_input_late_events_total and noted in the customer's
+// audit trail as a late_event with its ID; an event on time is neither.
+func TestLateEventIsCountedAndExplained(t *testing.T) {
+	c := harness.NewCluster(t)
+	cfg := c.Topics(t, 1)
+	def := processor.DefaultConfig()
+	cfg.IdleAdvance, cfg.IdleGrace, cfg.Lateness = def.IdleAdvance, def.IdleGrace, def.Lateness
+	reg := prometheus.NewRegistry()
+	proc, store := harness.StartProcessor(t, cfg, harness.CartRules(t), nil, processor.Options{Registerer: reg})
+	p := harness.NewProducer(t, c, cfg, nil)
+	p.Send(1, click("on-time", "c-on-time", schemas.PageView, time.Now().UTC(), ""))
+	harness.WaitEvents(t, proc, 1)
+	// The watermark follows the wall clock once the idle inputs are
+	// vouched for (reconnect_grace after the start).
+	deadline := time.Now().Add(60 * time.Second)
+	for gaugeSum(t, reg, "triggerd_watermark_lag_seconds") > 10 || gaugeSum(t, reg, "triggerd_watermark_lag_seconds") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the watermark did not follow the wall clock within 60 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.Send(1, click("late-1", "c-late", schemas.PageView, time.Now().UTC().Add(-time.Hour), ""))
+	harness.WaitEvents(t, proc, 2)
+	// A late record waits for the idle grace before it is applied.
+	var late state.CustomerState
+	for found := false; !found; {
+		var err error
+		if late, found, err = store.ReadCustomer(0, "c-late"); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("c-late not applied within 60 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := counterSum(t, reg, "triggerd_input_late_events_total"); got != 1 {
+		t.Errorf("triggerd_input_late_events_total = %v, want 1", got)
+	}
+	if n := len(late.Customer.Decisions); n != 1 || late.Customer.Decisions[0].Action != schemas.DecisionLateEvent ||
+		late.Customer.Decisions[0].Event != "late-1" || late.Customer.Events != 1 {
+		t.Errorf("c-late: events %d, decisions %+v; want the event applied and one late_event for late-1", late.Customer.Events, late.Customer.Decisions)
+	}
+	onTime, _, err := store.ReadCustomer(0, "c-on-time")
+	if err != nil || len(onTime.Customer.Decisions) != 0 {
+		t.Errorf("c-on-time: decisions %+v (%v), want none", onTime.Customer.Decisions, err)
+	}
+}
+
+// counterSum adds up the series of a counter in reg.
+func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
 			}
 		}
 	}
