@@ -22,8 +22,12 @@ all: build
 build:
 	$(GO) build -o bin/triggerd ./cmd/triggerd
 
+# The first build compiles Pebble, franz-go and cel-go: minutes on a fresh
+# machine, silent without the line before it.
 demo:
-	$(GO) run ./cmd/triggerd demo $(DEMO_ARGS)
+	@echo "make demo: compiling triggerd (the first build on a fresh machine takes a few minutes)..."
+	$(GO) build -o bin/triggerd ./cmd/triggerd
+	bin/triggerd demo $(DEMO_ARGS)
 
 vet:
 	$(GO) vet ./...

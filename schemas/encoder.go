@@ -7,12 +7,27 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
-// TriggerEncoder encodes triggers with the current trigger schema. It is
-// safe for concurrent use.
-type TriggerEncoder struct {
-	f    Format
-	avro *avroWriter[Trigger]
+// Encoder encodes records of one type with one schema in one format: the
+// same code for triggers, suppressions and events, which differ only in
+// their schema and field table. It is safe for concurrent use.
+type Encoder[T any] struct {
+	f      Format
+	fields []field[T]
+	avro   *avroWriter[T]
 }
+
+// TriggerEncoder encodes triggers with the current trigger schema.
+type TriggerEncoder = Encoder[Trigger]
+
+// SuppressionEncoder encodes suppression records with the current
+// suppression schema.
+type SuppressionEncoder = Encoder[Suppression]
+
+// EventEncoder encodes the events of one Source with its current schema,
+// for the traffic generator and tests. Encode ignores ev.Source: the
+// encoder's source decides the schema. Encode does not validate, so tests
+// can write bad records.
+type EventEncoder = Encoder[Event]
 
 // NewTriggerEncoder returns an encoder for format f. For FormatAvro it
 // registers the embedded trigger schema under subject (ValueSubject of the
@@ -20,47 +35,14 @@ type TriggerEncoder struct {
 // a registry that rejects the schema as incompatible fails here, at start.
 // For FormatJSON, reg and subject are unused.
 func NewTriggerEncoder(ctx context.Context, f Format, reg *sr.Client, subject string) (*TriggerEncoder, error) {
-	e := &TriggerEncoder{f: f}
-	switch f {
-	case FormatAvro:
-		w, err := newAvroWriter(ctx, reg, subject, triggerAvsc, triggerFields)
-		if err != nil {
-			return nil, err
-		}
-		e.avro = w
-	case FormatJSON:
-	default:
-		return nil, fmt.Errorf("schemas: unknown format %q", f)
-	}
-	return e, nil
+	return newEncoder(ctx, f, reg, subject, triggerAvsc, triggerFields)
 }
 
-// SchemaID is the registry ID of the schema the encoder writes with, or 0
-// for FormatJSON.
-func (e *TriggerEncoder) SchemaID() int {
-	if e.avro == nil {
-		return 0
-	}
-	return e.avro.id
-}
-
-// Encode appends the encoding of t to dst and returns the extended slice;
-// the caller owns it. Reusing dst across calls saves the allocation of the
-// output buffer. Encode does not validate t. On error it returns dst as it
-// was.
-func (e *TriggerEncoder) Encode(dst []byte, t *Trigger) ([]byte, error) {
-	if e.f == FormatJSON {
-		return appendJSONObject(dst, triggerFields, t), nil
-	}
-	return e.avro.encode(dst, t), nil
-}
-
-// EventEncoder encodes events of one Source with its current schema, for
-// the traffic generator and tests. It is safe for concurrent use.
-type EventEncoder struct {
-	src  Source
-	f    Format
-	avro *avroWriter[Event]
+// NewSuppressionEncoder returns an encoder for format f, registering the
+// embedded suppression schema under subject (ValueSubject of the
+// suppressions topic) as NewTriggerEncoder does for triggers.
+func NewSuppressionEncoder(ctx context.Context, f Format, reg *sr.Client, subject string) (*SuppressionEncoder, error) {
+	return newEncoder(ctx, f, reg, subject, suppressionAvsc, suppressionFields)
 }
 
 // NewEventEncoder returns an encoder for the events of src in format f.
@@ -70,10 +52,14 @@ func NewEventEncoder(ctx context.Context, src Source, f Format, reg *sr.Client, 
 	if fs == nil {
 		return nil, fmt.Errorf("schemas: no encoder for source %v", src)
 	}
-	e := &EventEncoder{src: src, f: f}
+	return newEncoder(ctx, f, reg, subject, EventSchema(src), fs)
+}
+
+func newEncoder[T any](ctx context.Context, f Format, reg *sr.Client, subject, avsc string, fs []field[T]) (*Encoder[T], error) {
+	e := &Encoder[T]{f: f, fields: fs}
 	switch f {
 	case FormatAvro:
-		w, err := newAvroWriter(ctx, reg, subject, EventSchema(src), fs)
+		w, err := newAvroWriter(ctx, reg, subject, avsc, fs)
 		if err != nil {
 			return nil, err
 		}
@@ -87,20 +73,20 @@ func NewEventEncoder(ctx context.Context, src Source, f Format, reg *sr.Client, 
 
 // SchemaID is the registry ID of the schema the encoder writes with, or 0
 // for FormatJSON.
-func (e *EventEncoder) SchemaID() int {
+func (e *Encoder[T]) SchemaID() int {
 	if e.avro == nil {
 		return 0
 	}
 	return e.avro.id
 }
 
-// Encode appends the encoding of ev to dst and returns the extended slice,
-// as TriggerEncoder.Encode does. ev.Source is ignored: the encoder's source
-// decides the schema. Encode does not validate ev, so tests can write bad
-// records.
-func (e *EventEncoder) Encode(dst []byte, ev *Event) ([]byte, error) {
-	if e.f == FormatJSON {
-		return appendJSONObject(dst, eventFields(e.src), ev), nil
+// Encode appends the encoding of v to dst and returns the extended slice;
+// the caller owns it. Reusing dst across calls saves the allocation of the
+// output buffer. Encode does not validate v. On error it returns dst as it
+// was.
+func (e *Encoder[T]) Encode(dst []byte, v *T) ([]byte, error) {
+	if e.avro == nil {
+		return appendJSONObject(dst, e.fields, v), nil
 	}
-	return e.avro.encode(dst, ev), nil
+	return e.avro.encode(dst, v), nil
 }

@@ -40,41 +40,6 @@ func liftTriggerFields() []field[Suppression] {
 	return out
 }
 
-// SuppressionEncoder encodes suppression records with the current
-// suppression schema. It is safe for concurrent use.
-type SuppressionEncoder struct {
-	f    Format
-	avro *avroWriter[Suppression]
-}
-
-// NewSuppressionEncoder returns an encoder for format f. For FormatAvro it
-// registers the embedded suppression schema under subject (ValueSubject of
-// the suppressions topic), as NewTriggerEncoder does for triggers.
-func NewSuppressionEncoder(ctx context.Context, f Format, reg *sr.Client, subject string) (*SuppressionEncoder, error) {
-	e := &SuppressionEncoder{f: f}
-	switch f {
-	case FormatAvro:
-		w, err := newAvroWriter(ctx, reg, subject, suppressionAvsc, suppressionFields)
-		if err != nil {
-			return nil, err
-		}
-		e.avro = w
-	case FormatJSON:
-	default:
-		return nil, fmt.Errorf("schemas: unknown format %q", f)
-	}
-	return e, nil
-}
-
-// Encode appends the encoding of s to dst and returns the extended slice;
-// the caller owns it. On error it returns dst as it was.
-func (e *SuppressionEncoder) Encode(dst []byte, s *Suppression) ([]byte, error) {
-	if e.f == FormatJSON {
-		return appendJSONObject(dst, suppressionFields, s), nil
-	}
-	return e.avro.encode(dst, s), nil
-}
-
 // SuppressionDecoder decodes suppression records, for tests and downstream
 // consumers written in Go. It is safe for concurrent use.
 type SuppressionDecoder struct {

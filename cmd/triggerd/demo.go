@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/triggerd/triggerd/cmd/triggerd/workload"
 	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/rules"
 	"github.com/triggerd/triggerd/schemas"
 )
 
@@ -34,7 +36,12 @@ const demoUsage = `Usage:
 
 Runs the whole system in one process: an embedded Kafka (kfake), an embedded
 schema registry, a traffic generator, the processor with the example rules
-scaled to seconds, and a printer of the triggers as they are committed.
+scaled to seconds, and a printer of the triggers as they are committed. Every
+5 s a summary line counts events, triggers by kind, pending timers, dead
+letters and the contact policy's suppressions; at the end the totals by kind.
+Every trigger kind shows within a minute, whatever second the demo starts
+at: the calendar rules are due 8 s after the start. --quiet prints only the
+summaries and the totals.
 `
 
 func demoCmd(ctx context.Context, args []string, stdout io.Writer) error {
@@ -59,7 +66,7 @@ func demoCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	return runDemo(ctx, stdout, demoSettings{
 		rate: *rate, customers: *customers, partitions: int32(*partitions),
-		stage1: *stage1, stage2: *stage2, quiet: *quiet,
+		stage1: *stage1, stage2: *stage2, quiet: *quiet, clock: time.Now,
 	})
 }
 
@@ -68,6 +75,39 @@ type demoSettings struct {
 	partitions      int32
 	stage1, stage2  time.Duration
 	quiet           bool
+	// clock is the wall clock the demo starts from and its generator
+	// stamps events with (shifted, see demoClock); tests move it to start
+	// the demo at a second of their choosing.
+	clock func() time.Time
+}
+
+// calendarLead is how long after the demo's start its calendar rules are
+// due: long enough for the generator to send profiles with dates of today,
+// short enough that a one-minute demo shows their triggers.
+const calendarLead = 8 * time.Second
+
+// demoClock plans the demo's event time for a demo started at wall time
+// start. Calendar rules are due at a whole minute (the rules language has
+// no seconds), so a demo that always waited for the next minute showed no
+// birthday when started after second ~45. Instead the generator stamps its
+// events shift off the wall clock (at most 30 s either way; 90 s at
+// Berlin's midnight), so that the event clock starts calendarLead before
+// the whole minute at, whatever second the demo starts at. Event time is
+// the only clock the rules read; the processor takes a record stamped 90 s
+// off the wall clock like any other (max_event_age and max_event_ahead are
+// hours).
+func demoClock(start time.Time) (at time.Time, shift time.Duration) {
+	at = start.Add(calendarLead).Round(time.Minute)
+	if berlin, err := time.LoadLocation("Europe/Berlin"); err == nil {
+		if l := at.In(berlin); l.Hour() == 0 && l.Minute() == 0 {
+			// Midnight: an occurrence at 00:00 is past for every
+			// profile sent before it (they carry the day before).
+			// At 00:01 the event clock starts after midnight and
+			// every profile carries the new day.
+			at = at.Add(time.Minute)
+		}
+	}
+	return at, at.Sub(start) - calendarLead
 }
 
 func runDemo(ctx context.Context, w io.Writer, s demoSettings) error {
@@ -106,7 +146,13 @@ func runDemo(ctx context.Context, w io.Writer, s demoSettings) error {
 	k.Lateness = 500 * time.Millisecond
 	cfg.State.Dir = dir
 	cfg.Ops.Addr = ""
-	rulesPath, clock, err := writeDemoRules(dir, s.stage1, s.stage2, time.Now())
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	at, shift := demoClock(s.clock())
+	wall := s.clock
+	s.clock = func() time.Time { return wall().Add(shift) } // the event clock
+	rulesPath, clock, err := writeDemoRules(dir, s.stage1, s.stage2, at)
 	if err != nil {
 		return err
 	}
@@ -120,8 +166,9 @@ func runDemo(ctx context.Context, w io.Writer, s demoSettings) error {
 	}
 
 	fmt.Fprintf(out, "triggerd demo: embedded Kafka at %s, %d partitions, %d customers, %d events/s; "+
-		"the example rules with delays in seconds (cart abandonment after %s and %s more; calendar rules at %s Europe/Berlin)\n",
-		strings.Join(k.Brokers, ","), s.partitions, s.customers, s.rate, s.stage1, s.stage2, clock)
+		"the example rules with delays in seconds (cart abandonment after %s and %s more; calendar rules at %s Europe/Berlin, "+
+		"%s from now: events are stamped %s off the wall clock)\n",
+		strings.Join(k.Brokers, ","), s.partitions, s.customers, s.rate, s.stage1, s.stage2, clock, calendarLead, shift.Round(100*time.Millisecond))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -158,11 +205,11 @@ func runDemo(ctx context.Context, w io.Writer, s demoSettings) error {
 		}
 	})
 
-	started := time.Now()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	var lastEvents int64
-	lastAt := started
+	wallStart := time.Now()
+	lastAt := wallStart
 	summary := func() {
 		st := proc.Stats()
 		now := time.Now()
@@ -174,7 +221,7 @@ func runDemo(ctx context.Context, w io.Writer, s demoSettings) error {
 		}
 		sort.Strings(kinds)
 		fmt.Fprintf(out, "-- %5.0fs  events=%d (%.0f/s)  triggers=%d [%s]  pending_timers=%d  dead_letters=%d  suppressed=[%s]\n",
-			now.Sub(started).Seconds(), st.Events, rate, st.Triggers, strings.Join(kinds, " "), st.PendingTimers, st.DeadLetters,
+			now.Sub(wallStart).Seconds(), st.Events, rate, st.Triggers, strings.Join(kinds, " "), st.PendingTimers, st.DeadLetters,
 			suppressionSummary(proc.Suppressions()))
 	}
 loop:
@@ -194,10 +241,52 @@ loop:
 	default:
 	}
 	st := proc.Stats()
+	elapsed := time.Since(wallStart).Seconds()
 	fmt.Fprintf(out, "demo finished: %d events in %.0fs (%.0f events/s), %d triggers, suppressed by the contact policy [%s]\n",
-		st.Events, time.Since(started).Seconds(), float64(st.Events)/time.Since(started).Seconds(), st.Triggers,
-		suppressionSummary(proc.Suppressions()))
+		st.Events, elapsed, float64(st.Events)/elapsed, st.Triggers, suppressionSummary(proc.Suppressions()))
+	kinds, err := demoKinds(rulesPath)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(out, kindTotals(kinds, st.TriggersByKind))
 	return nil
+}
+
+// demoKinds lists the trigger kinds of the rules file, in file order.
+func demoKinds(path string) ([]string, error) {
+	set, err := rules.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	var kinds []string
+	for _, r := range set.Rules() {
+		if !slices.Contains(kinds, r.Kind) {
+			kinds = append(kinds, r.Kind)
+		}
+	}
+	return kinds, nil
+}
+
+// kindTotals renders the triggers written per kind, one kind a line: every
+// kind of the rules, those that did not fire with 0 so that their absence
+// shows, then any other kind counted.
+func kindTotals(kinds []string, counts map[string]int64) string {
+	var b strings.Builder
+	b.WriteString("triggers by kind:\n")
+	for _, kind := range kinds {
+		fmt.Fprintf(&b, "  %-22s %d\n", kind, counts[kind])
+	}
+	var others []string
+	for kind := range counts {
+		if !slices.Contains(kinds, kind) {
+			others = append(others, kind)
+		}
+	}
+	sort.Strings(others)
+	for _, kind := range others {
+		fmt.Fprintf(&b, "  %-22s %d\n", kind, counts[kind])
+	}
+	return b.String()
 }
 
 // suppressionSummary renders the contact policy's counts by reason
@@ -243,7 +332,7 @@ func generate(ctx context.Context, k processor.Config, reg *sr.Client, s demoSet
 	wc.AllKinds = true
 	wc.CouponTTL = 30 * time.Second
 	wc.Customers = s.customers
-	wc.Seed = uint64(time.Now().UnixNano())
+	wc.Seed = uint64(s.clock().UnixNano())
 	gen := workload.New(wc)
 	var ev schemas.Event
 	const slice = 20 * time.Millisecond
@@ -259,7 +348,7 @@ func generate(ctx context.Context, k processor.Config, reg *sr.Client, s demoSet
 		case <-tick.C:
 		}
 		for range perSlice {
-			gen.Next(time.Now(), &ev)
+			gen.Next(s.clock(), &ev)
 			t := targets[ev.Source]
 			val, err := t.enc.Encode(nil, &ev)
 			if err != nil {
@@ -319,14 +408,14 @@ var demoRulesTemplate string
 
 // writeDemoRules writes the demo's rules file into dir: the example rules
 // with delays in seconds, the cart delays given, and calendar rules at the
-// first whole minute at least 15 s after now (Europe/Berlin), so that they
-// fire during the demo. It returns the file and that time of day.
-func writeDemoRules(dir string, stage1, stage2 time.Duration, now time.Time) (string, string, error) {
+// whole minute at (Europe/Berlin; see demoClock). It returns the file and
+// that time of day.
+func writeDemoRules(dir string, stage1, stage2 time.Duration, at time.Time) (string, string, error) {
 	loc, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
 		return "", "", err
 	}
-	at := now.In(loc).Add(15 * time.Second).Truncate(time.Minute).Add(time.Minute)
+	at = at.In(loc)
 	clock := at.Format("15:04")
 	// Quiet hours scaled like the delays: a one-minute night that starts
 	// a minute after the calendar rules fire, so a demo of a few minutes
