@@ -52,7 +52,7 @@ func demoCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	partitions := fs.Int("partitions", 4, "partitions of every topic")
 	stage1 := fs.Duration("stage1", 10*time.Second, "cart abandonment: delay of stage 1")
 	stage2 := fs.Duration("stage2", 20*time.Second, "cart abandonment: delay of stage 2 after stage 1")
-	quiet := fs.Bool("quiet", false, "print only the summaries, not every trigger")
+	quiet := fs.Bool("quiet", false, "print only the summaries and the totals, not every trigger")
 	if err := parseFlags(fs, demoUsage, args, stdout); err != nil {
 		return err
 	}
