@@ -90,7 +90,7 @@ type Config struct {
 	SessionTimeout     time.Duration `yaml:"session_timeout"`
 	// Compression is the codec of every batch the processor produces
 	// (changelog, triggers, suppressions, dead letters): "snappy"
-	// (default), "lz4", "zstd", "gzip" or "none". See DESIGN.md for what
+	// (default), "lz4", "zstd", "gzip" or "none". See docs/performance.md for what
 	// each cost on the benchmark.
 	Compression string `yaml:"compression"`
 	// StartFrom is where a group without committed offsets starts:

@@ -55,7 +55,7 @@ policy:
 }
 
 // TestExamplePolicy checks the shipped policy compiles with the
-// SCENARIOS.md parameters.
+// parameters of docs/scenarios.md.
 func TestExamplePolicy(t *testing.T) {
 	s, err := ExampleSet()
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/triggerd/triggerd/state"
 )
 
-// CartRules is the cart abandonment rule alone, as SCENARIOS.md sets it
+// CartRules is the cart abandonment rule alone, as docs/scenarios.md sets it
 // (1 h, then 24 h): the behaviour the end-to-end and system tests check.
 func CartRules(t testing.TB) *rules.Set {
 	t.Helper()

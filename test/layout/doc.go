@@ -1,4 +1,4 @@
 // Package layout holds the test that keeps the import directions of
-// STYLE.md: schemas at the bottom; rules and state on schemas; processor on
+// docs/style.md: schemas at the bottom; rules and state on schemas; processor on
 // those; cmd on top; nothing imports cmd or test.
 package layout

@@ -27,7 +27,7 @@ type modelConfig struct {
 }
 
 // cartModel is the cart abandonment rule as the system tests run it:
-// SCENARIOS.md's 1 h and 24 h, version 1, no allowed lateness.
+// docs/scenarios.md's 1 h and 24 h, version 1, no allowed lateness.
 var cartModel = modelConfig{version: 1, stage1: time.Hour, stage2: 24 * time.Hour, lateness: 0}
 
 // liveCartModel is the cart rule of the scenarios run in the default
