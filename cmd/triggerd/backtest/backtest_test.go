@@ -55,7 +55,7 @@ func TestBacktestEqualsLive(t *testing.T) {
 	proc := harness.RunProcessor(t, cfg, rs, nil)
 	p := harness.NewProducer(t, c, cfg, nil)
 
-	start := time.Now().UTC().Truncate(24*time.Hour).Add(-10 * 24 * time.Hour)
+	start := time.Now().UTC().Truncate(24 * time.Hour).Add(-10 * 24 * time.Hour)
 	wcfg := workload.DefaultConfig()
 	wcfg.Customers = 300
 	gen := workload.New(wcfg)

@@ -107,6 +107,9 @@ type Example struct {
 	BaselineDue  *time.Time `json:"baseline_due,omitempty"`
 	CandidateDue *time.Time `json:"candidate_due,omitempty"`
 	Explanation  string     `json:"explanation"`
+	// cause groups explanations (a cap's name, a reason, a delay), so
+	// that the examples show each kind of difference.
+	cause string
 }
 
 // maxExamples bounds the differences a report explains.
@@ -224,10 +227,12 @@ func diff(base, cand Side) Diff {
 			continue
 		case ok:
 			d.Moved++
-			all = append(all, example(b, "moved", &b.DueAt, &c.DueAt, movedWhy(b, c)))
+			e := example(b, "moved", &b.DueAt, &c.DueAt, movedWhy(b, c))
+			e.cause = fmt.Sprint(c.DueAt.Sub(b.DueAt), c.RuleVersion-b.RuleVersion)
+			all = append(all, e)
 		default:
 			d.OnlyBaseline++
-			all = append(all, example(b, "only_baseline", &b.DueAt, nil, missingWhy(b, "candidate", cs, cand)))
+			all = append(all, missingExample(b, "only_baseline", "candidate", cs, cand))
 		}
 		customers[b.Customer] = true
 	}
@@ -238,7 +243,7 @@ func diff(base, cand Side) Diff {
 		c := ct[k]
 		d.OnlyCandidate++
 		customers[c.Customer] = true
-		all = append(all, example(c, "only_candidate", nil, &c.DueAt, missingWhy(c, "baseline", bs, base)))
+		all = append(all, missingExample(c, "only_candidate", "baseline", bs, base))
 	}
 	d.Customers = len(customers)
 	d.Examples = pickExamples(all)
@@ -279,6 +284,22 @@ func sortedKeys[V any](m map[string]V) []string {
 func example(t *schemas.Trigger, change string, bdue, cdue *time.Time, why string) Example {
 	return Example{Customer: string(t.Customer), Rule: string(t.Rule), Stage: t.Stage, Channel: string(t.Channel),
 		Change: change, BaselineDue: bdue, CandidateDue: cdue, Explanation: why}
+}
+
+// missingExample is t, sent on one side only, with why the other side
+// did not send it.
+func missingExample(t *schemas.Trigger, change, other string, sups map[string]*schemas.Suppression, side Side) Example {
+	e := Example{Customer: string(t.Customer), Rule: string(t.Rule), Stage: t.Stage, Channel: string(t.Channel), Change: change,
+		Explanation: missingWhy(t, other, sups, side)}
+	if change == "only_baseline" {
+		e.BaselineDue = &t.DueAt
+	} else {
+		e.CandidateDue = &t.DueAt
+	}
+	if x, ok := sups[key(t)]; ok {
+		e.cause = string(x.Action) + "/" + x.Reason + "/" + x.Policy
+	}
+	return e
 }
 
 func movedWhy(b, c *schemas.Trigger) string {
@@ -328,7 +349,7 @@ func pickExamples(all []Example) []Example {
 	seen := map[string]bool{}
 	for pass := 0; pass < 2 && len(out) < maxExamples; pass++ {
 		for _, e := range all {
-			k := e.Change + "/" + e.Rule
+			k := e.Change + "/" + e.Rule + "/" + e.cause
 			if pass == 0 && seen[k] || pass == 1 && containsExample(out, e) {
 				continue
 			}
