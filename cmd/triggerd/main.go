@@ -5,6 +5,7 @@
 //	triggerd rules check|test|vars|example   tooling for rule authors
 //	triggerd state get|explain|erase ID      a customer, through the admin API
 //	triggerd topics --config FILE [--create] check (or create) the topics
+//	triggerd backtest --rules FILE --from T1 a candidate rules file on history
 //	triggerd version
 //	triggerd help [COMMAND]                  a command's usage (as COMMAND --help)
 package main
@@ -34,6 +35,7 @@ Usage:
   triggerd rules example          print the example rules built into the binary
   triggerd state get|explain|erase ID   a customer through a running instance's admin API
   triggerd topics [--config FILE] [--create]   check (or create) the co-partitioned topics
+  triggerd backtest --rules FILE --from T1 [--to T2]   replay history through candidate rules, compare
   triggerd version
   triggerd help [COMMAND]         a command's usage (as COMMAND --help)
 
@@ -81,6 +83,8 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = stateCmd(ctx, args[1:], stdout)
 	case "topics":
 		err = topicsCmd(ctx, args[1:], stdout)
+	case "backtest":
+		err = backtestCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		err = versionCmd(args[1:], stdout)
 	case "help":

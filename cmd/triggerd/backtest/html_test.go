@@ -53,7 +53,7 @@ func TestHTMLReportInChromium(t *testing.T) {
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium not found on PATH: install Debian's chromium package (.ci/run and test/backtest/setup.sh do)")
+			t.Fatal("chromium not found on PATH: install Debian's chromium package (.ci/run does)")
 		}
 		t.Skip("chromium not found on PATH (apt-get install -y chromium)")
 	}

@@ -23,6 +23,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	p("suppressed\t%d\t%d\t%s\n", r.Baseline.Suppressed, r.Candidate.Suppressed, change(r.Baseline.Suppressed, r.Candidate.Suppressed))
 	p("deferred\t%d\t%d\t%s\n", r.Baseline.Deferred, r.Candidate.Deferred, change(r.Baseline.Deferred, r.Candidate.Deferred))
 	p("\nsuppressions and deferrals\tbaseline\tcandidate\t\n")
+	if len(policyKeys(r)) == 0 {
+		p("(none)\t\t\t\n")
+	}
 	for _, k := range policyKeys(r) {
 		p("%s\t%d\t%d\t\n", k.label(), count(r.Baseline.Suppressions, k), count(r.Candidate.Suppressions, k))
 	}
