@@ -33,7 +33,7 @@ func TestBacktestCommand(t *testing.T) {
 	c := harness.NewCluster(t)
 	cfg := c.Topics(t, 2)
 	p := harness.NewProducer(t, c, cfg, nil)
-	day := time.Now().UTC().Truncate(24*time.Hour).Add(-5 * 24 * time.Hour)
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-5 * 24 * time.Hour)
 	const carts = 12
 	for i := 0; i < carts; i++ {
 		p.Send(2, schemas.Event{Source: schemas.SourceClickstream, ID: fmt.Sprintf("a%d", i), Customer: schemas.CustomerID(fmt.Sprintf("c%d", i)),
