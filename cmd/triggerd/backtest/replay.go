@@ -92,6 +92,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer s.close()
 	copyCost := Cost{Events: s.records, WallSeconds: time.Since(started).Seconds(), CPUSeconds: (cpuTime() - cpu0).Seconds()}
+	copyCost.rate()
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "backtest: copied %d records in %.1fs; replaying the baseline\n", s.records, copyCost.WallSeconds)
 	}
