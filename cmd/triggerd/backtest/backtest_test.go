@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/triggerd/triggerd/cmd/triggerd/workload"
@@ -46,14 +48,49 @@ policy:
 // TestBacktestEqualsLive runs the processor live on a workload, then
 // backtests the same rules over a range of it: the backtest's triggers and
 // suppressions are, ID for ID, those the live processor emitted for that
-// range. The production topics are unchanged by the backtest.
+// range. The production topics are unchanged by the backtest. With avro
+// inputs the scratch decodes the copies with the production writer
+// schemas, and registers nothing in the production registry.
 func TestBacktestEqualsLive(t *testing.T) {
+	t.Run("json", func(t *testing.T) { testBacktestEqualsLive(t, schemas.FormatJSON) })
+	t.Run("avro", func(t *testing.T) { testBacktestEqualsLive(t, schemas.FormatAvro) })
+}
+
+func testBacktestEqualsLive(t *testing.T, inputs schemas.Format) {
 	c := harness.NewCluster(t)
 	const parts = 2
 	cfg := c.Topics(t, parts)
+	var reg *sr.Client
+	subjects := func() []string { return nil }
+	if inputs == schemas.FormatAvro {
+		fake := srfake.New()
+		t.Cleanup(fake.Close)
+		// Other schemas first, so that the inputs' schema IDs are not
+		// those a fresh registry would give them: the scratch must
+		// decode by the production IDs.
+		for _, typ := range []string{"string", "int", "long", "double", "boolean"} {
+			if _, _, err := fake.RegisterSchema("other-"+typ, sr.Schema{Schema: `"` + typ + `"`}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var err error
+		if reg, err = sr.NewClient(sr.URLs(fake.URL())); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Registry.URL = fake.URL()
+		cfg.Encodings.Clickstream, cfg.Encodings.Transactions, cfg.Encodings.Profiles = inputs, inputs, inputs
+		subjects = func() []string {
+			got, err := reg.Subjects(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(got)
+			return got
+		}
+	}
 	rs := cartRules(t, "live.yaml", time.Hour, 3)
-	proc := harness.RunProcessor(t, cfg, rs, nil)
-	p := harness.NewProducer(t, c, cfg, nil)
+	proc := harness.RunProcessor(t, cfg, rs, reg)
+	p := harness.NewProducer(t, c, cfg, reg)
 
 	start := time.Now().UTC().Truncate(24 * time.Hour).Add(-10 * 24 * time.Hour)
 	wcfg := workload.DefaultConfig()
@@ -81,6 +118,10 @@ func TestBacktestEqualsLive(t *testing.T) {
 	}
 	adm := kadm.NewClient(c.Client(t))
 	before := clusterSnapshot(t, ctx, adm, cfg)
+	subjectsBefore := subjects()
+	if inputs == schemas.FormatAvro && len(subjectsBefore) < 3 {
+		t.Fatalf("the avro inputs registered only %v", subjectsBefore)
+	}
 
 	from, to := start.Add(24*time.Hour), start.Add(3*24*time.Hour)
 	rep, err := Run(ctx, Options{Source: cfg, Baseline: rs, Candidate: rs, From: from, To: to, Log: zaptest.NewLogger(t)})
@@ -117,6 +158,9 @@ func TestBacktestEqualsLive(t *testing.T) {
 		len(want), len(wantSup), from.Format(time.DateOnly), to.Format(time.DateOnly), rep.Replay.Total.Events, rep.Replay.Total.WallSeconds)
 	if d := rep.Differences; d.Customers != 0 || d.Moved+d.OnlyBaseline+d.OnlyCandidate != 0 {
 		t.Errorf("the same rules on both sides differ: %+v", d)
+	}
+	if after := subjects(); !slices.Equal(after, subjectsBefore) {
+		t.Errorf("the backtest changed the production registry: subjects %v, before %v", after, subjectsBefore)
 	}
 	if after := clusterSnapshot(t, ctx, adm, cfg); after != before {
 		t.Errorf("the backtest changed the production cluster:\nbefore %s\nafter  %s", before, after)

@@ -135,7 +135,7 @@ func replay(ctx context.Context, o Options, s *scratch, side string, rs *rules.S
 	}
 	defer store.Close()
 	cfg := sideConfig(o.Source, s, side)
-	proc, err := processor.New(cfg, processor.Options{Logger: log, Store: store, Rules: rs})
+	proc, err := processor.New(cfg, processor.Options{Logger: log, Store: store, Rules: rs, Registry: s.regClient})
 	if err != nil {
 		return Outcome{}, fmt.Errorf("backtest: %s: %w", side, err)
 	}
@@ -189,6 +189,9 @@ func sideConfig(src processor.Config, s *scratch, side string) processor.Config 
 	cfg := src
 	cfg.Brokers = s.cluster.ListenAddrs()
 	cfg.TLS, cfg.SASL, cfg.Registry = processor.TLSConfig{}, processor.SASLConfig{}, processor.RegistryConfig{}
+	if s.registry != nil {
+		cfg.Registry.URL = s.registry.URL() // the scratch's, with the production schemas the copies use
+	}
 	cfg.Group = "triggerd-backtest-" + side
 	cfg.InstanceID = "backtest-" + side
 	cfg.Guarantee = processor.AtLeastOnce // no crash to survive; no transactions to pay for

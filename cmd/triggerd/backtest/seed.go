@@ -2,13 +2,17 @@ package backtest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"go.uber.org/zap"
 
 	"github.com/triggerd/triggerd/processor"
@@ -27,9 +31,54 @@ type scratch struct {
 	copied map[string]int64
 	// earliest is the earliest event time copied (zero if none).
 	earliest time.Time
+	// registry is the scratch's in-memory schema registry when an input
+	// is avro (else nil): it holds, under their production IDs, the
+	// writer schemas of the records copied, and the schemas of the end
+	// markers under IDs of its own; regClient is its client.
+	registry  *srfake.Registry
+	regClient *sr.Client
+	// schemaIDs are the production schema IDs of the avro records copied.
+	schemaIDs map[int]bool
 }
 
-func (s *scratch) close() { s.cluster.Close() }
+func (s *scratch) close() {
+	s.cluster.Close()
+	if s.registry != nil {
+		s.registry.Close()
+	}
+}
+
+// inputFormats are the encodings of the inputs, in the order of Inputs.
+func inputFormats(src processor.Config) []schemas.Format {
+	return []schemas.Format{src.Encodings.Clickstream, src.Encodings.Transactions, src.Encodings.Profiles}
+}
+
+// avroInputs reports whether any input is avro.
+func avroInputs(src processor.Config) bool {
+	for _, f := range inputFormats(src) {
+		if f == schemas.FormatAvro {
+			return true
+		}
+	}
+	return false
+}
+
+// productionRegistry is a client of the production schema registry, which
+// a backtest only reads: schemas by ID, never a registration.
+func productionRegistry(src processor.Config) (*sr.Client, error) {
+	if src.Registry.URL == "" {
+		return nil, errors.New("backtest: an input is avro but kafka.registry.url is empty")
+	}
+	opts := []sr.ClientOpt{sr.URLs(src.Registry.URL)}
+	if src.Registry.User != "" {
+		opts = append(opts, sr.BasicAuth(src.Registry.User, src.Registry.Password))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("backtest: schema registry: %w", err)
+	}
+	return cl, nil
+}
 
 // endMarkerPrefix starts the IDs of the synthetic customers that carry the
 // end markers; their triggers are left out of every report.
@@ -40,8 +89,12 @@ const endMarkerPrefix = "triggerd.backtest.end-"
 // appends the end markers stamped until and until+1ms to every input
 // partition. It reads src with a plain client: no group, no commit.
 func seed(ctx context.Context, src processor.Config, warmFrom, until time.Time, log *zap.Logger, progress func(copied int64)) (*scratch, error) {
-	if src.UsesAvro() {
-		return nil, errors.New("backtest: avro inputs are not supported yet (the end markers and the scratch outputs would need the schema registry); replay JSON inputs")
+	var prodReg *sr.Client
+	if avroInputs(src) {
+		var err error
+		if prodReg, err = productionRegistry(src); err != nil {
+			return nil, err
+		}
 	}
 	opts, err := processor.ClientOptions(src, log)
 	if err != nil {
@@ -81,16 +134,49 @@ func seed(ctx context.Context, src processor.Config, warmFrom, until time.Time, 
 	if err != nil {
 		return nil, fmt.Errorf("backtest: in-process kafka: %w", err)
 	}
-	s := &scratch{cluster: cluster, partitions: nparts, copied: map[string]int64{}}
-	if err := s.copyInputs(ctx, src, srcCl, starts, ends, warmFrom, until, progress); err != nil {
-		cluster.Close()
+	s := &scratch{cluster: cluster, partitions: nparts, copied: map[string]int64{}, schemaIDs: map[int]bool{}}
+	if prodReg != nil {
+		s.registry = srfake.New()
+		if s.regClient, err = sr.NewClient(sr.URLs(s.registry.URL())); err != nil {
+			s.close()
+			return nil, fmt.Errorf("backtest: scratch schema registry: %w", err)
+		}
+	}
+	if err := s.copyInputs(ctx, src, srcCl, prodReg, starts, ends, warmFrom, until, progress); err != nil {
+		s.close()
+		return nil, err
+	}
+	if err := s.copySchemas(ctx, prodReg); err != nil {
+		s.close()
 		return nil, err
 	}
 	if err := s.appendEndMarkers(ctx, src, until); err != nil {
-		cluster.Close()
+		s.close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// copySchemas puts the production writer schemas of the avro records
+// copied into the scratch registry under the same IDs, so that the replay
+// decodes the copies as the live processor decoded the originals.
+func (s *scratch) copySchemas(ctx context.Context, prodReg *sr.Client) error {
+	if s.registry == nil {
+		return nil
+	}
+	ids := make([]int, 0, len(s.schemaIDs))
+	for id := range s.schemaIDs {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		sch, err := prodReg.SchemaByID(ctx, id)
+		if err != nil {
+			return fmt.Errorf("backtest: schema %d of the copied records: %w", id, err)
+		}
+		s.registry.SeedSchema(fmt.Sprintf("triggerd-backtest-copied-%d", id), 1, id, sch)
+	}
+	return nil
 }
 
 // writer is a client of the scratch cluster that puts each record on the
@@ -106,15 +192,20 @@ func (s *scratch) writer() (*kgo.Client, error) {
 // partition of the scratch, in the same order. A record that does not
 // decode is copied as it is: the processor dead-letters it in the scratch,
 // as it did live.
-func (s *scratch) copyInputs(ctx context.Context, src processor.Config, srcCl *kgo.Client, starts, ends kadm.ListedOffsets,
+func (s *scratch) copyInputs(ctx context.Context, src processor.Config, srcCl *kgo.Client, prodReg *sr.Client, starts, ends kadm.ListedOffsets,
 	warmFrom, until time.Time, progress func(int64)) error {
 	decoders := map[string]*schemas.Decoder{}
-	formats := []schemas.Format{src.Encodings.Clickstream, src.Encodings.Transactions, src.Encodings.Profiles}
+	avro := map[string]bool{}
+	formats := inputFormats(src)
 	sources := []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile}
 	consume := map[string]map[int32]kgo.Offset{}
 	left := map[string]map[int32]int64{} // the end offset of each partition still being read
 	for i, t := range src.Inputs() {
-		dec, err := schemas.NewDecoder(sources[i], formats[i], nil)
+		var reg *sr.Client
+		if formats[i] == schemas.FormatAvro {
+			reg, avro[t] = prodReg, true
+		}
+		dec, err := schemas.NewDecoder(sources[i], formats[i], reg)
 		if err != nil {
 			return err
 		}
@@ -185,6 +276,10 @@ func (s *scratch) copyInputs(ctx context.Context, src processor.Config, srcCl *k
 			if r.Attrs.IsControl() {
 				return
 			}
+			// The Confluent framing: magic byte 0, then the schema ID.
+			if avro[r.Topic] && len(r.Value) >= 5 && r.Value[0] == 0 {
+				s.schemaIDs[int(binary.BigEndian.Uint32(r.Value[1:5]))] = true
+			}
 			if err := decoders[r.Topic].Decode(r.Value, &ev); err == nil {
 				if ev.Time.Before(warmFrom) || !ev.Time.Before(until) {
 					return
@@ -223,13 +318,20 @@ func (s *scratch) appendEndMarkers(ctx context.Context, src processor.Config, at
 	}
 	defer wr.Close()
 	sources := []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile}
+	formats := inputFormats(src)
 	var recs []*kgo.Record
 	for p := int32(0); p < s.partitions; p++ {
 		cust := endMarkerCustomer(src.Partitioner, p, s.partitions)
 		for i, topic := range src.Inputs() {
-			enc, err := schemas.NewEventEncoder(ctx, sources[i], schemas.FormatJSON, nil, "")
+			// In the input's own encoding; an avro marker's schema
+			// is registered in the scratch registry only.
+			var reg *sr.Client
+			if formats[i] == schemas.FormatAvro {
+				reg = s.regClient
+			}
+			enc, err := schemas.NewEventEncoder(ctx, sources[i], formats[i], reg, schemas.ValueSubject(topic))
 			if err != nil {
-				return err
+				return fmt.Errorf("backtest: end marker encoder for %s: %w", topic, err)
 			}
 			for k, ts := range []time.Time{at, at.Add(time.Millisecond)} {
 				ev := schemas.Event{Source: sources[i], ID: fmt.Sprintf("%s%d-%d-%d", endMarkerPrefix, p, i, k), Customer: cust,
