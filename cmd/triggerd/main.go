@@ -1,6 +1,6 @@
 // Command triggerd is the streaming trigger processor.
 //
-//	triggerd run --config FILE   process against a Kafka cluster
+//	triggerd run --config FILE   process against a Kafka cluster (--shadow-rules: a candidate beside)
 //	triggerd demo [--duration D] an in-process Kafka, traffic and the processor
 //	triggerd rules check|test|vars|example   tooling for rule authors
 //	triggerd state get|explain|erase ID      a customer, through the admin API
@@ -28,6 +28,7 @@ const usage = `triggerd: a Kafka-native streaming trigger processor
 
 Usage:
   triggerd run --config FILE      process events from a Kafka cluster
+                                  (--shadow-rules FILE: a candidate on the same traffic, to shadow topics)
   triggerd demo [--duration 30s]  run everything in-process: Kafka (kfake), traffic, processor
   triggerd rules check FILE       validate a rules file: every error with its line and column
   triggerd rules test FILE SCRIPT...  run rule scripts (events, a virtual clock, expected triggers)
