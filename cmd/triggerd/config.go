@@ -24,6 +24,9 @@ type Config struct {
 	Ops   OpsConfig        `yaml:"ops"`
 	Admin AdminConfig      `yaml:"admin"`
 	Log   LogConfig        `yaml:"log"`
+	// Shadow runs a candidate rules file on the live traffic next to the
+	// production rules (shadow.go).
+	Shadow ShadowConfig `yaml:"shadow"`
 }
 
 // AdminConfig is the admin API (processor/admin): inspect, explain and
@@ -189,6 +192,7 @@ func (c *Config) check(ps *problems) {
 		}
 	}
 	c.Admin.check(ps)
+	c.Shadow.check(ps, c.State.Dir)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

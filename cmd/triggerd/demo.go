@@ -181,7 +181,7 @@ func runDemo(ctx context.Context, w io.Writer, s demoSettings) error {
 	procReady := make(chan *processor.Processor, 1)
 	wg.Go(func() {
 		defer close(procDone)
-		err := runWired(ctx, cfg, log, reg, func(p *processor.Processor) { procReady <- p })
+		err := runWired(ctx, cfg, log, reg, wiringHooks{Production: func(p *processor.Processor) { procReady <- p }})
 		if err != nil && ctx.Err() == nil {
 			errc <- fmt.Errorf("processor: %w", err)
 			cancel()

@@ -1,10 +1,11 @@
 // Command triggerd is the streaming trigger processor.
 //
-//	triggerd run --config FILE   process against a Kafka cluster
+//	triggerd run --config FILE   process against a Kafka cluster (--shadow-rules: a candidate beside)
 //	triggerd demo [--duration D] an in-process Kafka, traffic and the processor
 //	triggerd rules check|test|vars|example   tooling for rule authors
 //	triggerd state get|explain|erase ID      a customer, through the admin API
 //	triggerd topics --config FILE [--create] check (or create) the topics
+//	triggerd backtest --rules FILE --from T1 a candidate rules file on history
 //	triggerd version
 //	triggerd help [COMMAND]                  a command's usage (as COMMAND --help)
 package main
@@ -27,6 +28,7 @@ const usage = `triggerd: a Kafka-native streaming trigger processor
 
 Usage:
   triggerd run --config FILE      process events from a Kafka cluster
+                                  (--shadow-rules FILE: a candidate on the same traffic, to shadow topics)
   triggerd demo [--duration 30s]  run everything in-process: Kafka (kfake), traffic, processor
   triggerd rules check FILE       validate a rules file: every error with its line and column
   triggerd rules test FILE SCRIPT...  run rule scripts (events, a virtual clock, expected triggers)
@@ -34,6 +36,7 @@ Usage:
   triggerd rules example          print the example rules built into the binary
   triggerd state get|explain|erase ID   a customer through a running instance's admin API
   triggerd topics [--config FILE] [--create]   check (or create) the co-partitioned topics
+  triggerd backtest --rules FILE --from T1 [--to T2]   replay history through candidate rules, compare
   triggerd version
   triggerd help [COMMAND]         a command's usage (as COMMAND --help)
 
@@ -81,6 +84,8 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = stateCmd(ctx, args[1:], stdout)
 	case "topics":
 		err = topicsCmd(ctx, args[1:], stdout)
+	case "backtest":
+		err = backtestCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		err = versionCmd(args[1:], stdout)
 	case "help":

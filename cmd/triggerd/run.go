@@ -29,18 +29,25 @@ import (
 )
 
 const runUsage = `Usage:
-  triggerd run [--config FILE]
+  triggerd run [--config FILE] [--shadow-rules CANDIDATE.yaml]
 
 Processes events from a Kafka cluster until SIGTERM or SIGINT. Every setting
 is checked first, and every problem is reported at once, each named by its
 path in the file. Every setting can be overridden with TRIGGERD_<PATH> (see
 deploy/config.example.yaml); a TRIGGERD_ variable that names no setting
 stops the start.
+
+--shadow-rules (the setting shadow.rules) also runs a candidate rules file
+on the same live traffic, in a pipeline of its own whose triggers,
+suppressions, dead letters and changelog go to "<topic>.shadow" topics and
+whose metrics are named shadow_triggerd_*: nothing it decides reaches the
+production topics, and its failure does not stop production.
 `
 
 func runCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	path := fs.String("config", "", "the configuration `FILE` (YAML; default: $TRIGGERD_CONFIG, else the defaults)")
+	shadowRules := fs.String("shadow-rules", "", "run the candidate rules `FILE` in shadow mode next to production (overrides shadow.rules)")
 	if err := parseFlags(fs, runUsage, args, stdout); err != nil {
 		return err
 	}
@@ -51,6 +58,10 @@ func runCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		*path = os.Getenv("TRIGGERD_CONFIG")
 	}
 	cfg, err := loadConfig(*path, os.Environ())
+	if err == nil && *shadowRules != "" {
+		cfg.Shadow.Rules = *shadowRules
+		err = cfg.validate()
+	}
 	if err != nil {
 		where := "(defaults and TRIGGERD_ variables)"
 		if *path != "" {
@@ -79,12 +90,20 @@ func run(ctx context.Context, cfg Config, log *zap.Logger) error {
 			return fmt.Errorf("schema registry: %w", err)
 		}
 	}
-	return runWired(ctx, cfg, log, registry, nil)
+	return runWired(ctx, cfg, log, registry, wiringHooks{})
 }
 
-// runWired runs the processor with a schema registry client (nil when no
-// encoding is avro); hook, if set, receives the processor before it runs.
-func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Client, hook func(*processor.Processor)) error {
+// wiringHooks let the demo and the tests see what runWired wires; each
+// one, if set, is called before the processors run, Metrics first.
+type wiringHooks struct {
+	Production func(*processor.Processor)
+	Shadow     func(*processor.Processor) // only with shadow.rules
+	Metrics    func(prometheus.Gatherer)
+}
+
+// runWired runs the processor (and the shadow, if shadow.rules is set) with
+// a schema registry client (nil when no encoding is avro).
+func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Client, hooks wiringHooks) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store, err := state.Open(cfg.stateConfig(), log.Named("state"))
@@ -158,11 +177,32 @@ func runWired(ctx context.Context, cfg Config, log *zap.Logger, registry *sr.Cli
 		}()
 		log.Info("ops endpoint listening", zap.String("addr", ln.Addr().String()))
 	}
-	if hook != nil {
-		hook(proc)
+	var sh *shadow
+	if cfg.Shadow.Rules != "" {
+		if sh, err = newShadow(cfg, log, reg, registry); err != nil {
+			return err
+		}
+	}
+	if hooks.Metrics != nil {
+		hooks.Metrics(reg)
+	}
+	if hooks.Production != nil {
+		hooks.Production(proc)
+	}
+	if hooks.Shadow != nil && sh != nil {
+		hooks.Shadow(sh.proc)
 	}
 	logRules(log, "rules loaded", rs)
 	go watchRules(ctx, cfg.Rules, log, proc.SetRules, proc.RulesRejected)
+	if sh == nil {
+		return proc.Run(ctx)
+	}
+	// The shadow stops with production, whichever way production stops,
+	// and its state is closed once it has.
+	shadowCtx, stopShadow := context.WithCancel(ctx)
+	sh.start(shadowCtx)
+	defer sh.close()
+	defer stopShadow()
 	return proc.Run(ctx)
 }
 

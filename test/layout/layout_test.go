@@ -22,11 +22,14 @@ var allowed = map[string][]string{
 	"processor":             {"rules", "state", "schemas"},
 	"processor/admin":       {"processor", "state", "schemas"},
 	"cmd/triggerd/workload": {"schemas"},
-	"cmd/triggerd":          {"processor", "processor/admin", "rules", "rules/script", "state", "schemas", "cmd/triggerd/workload"},
+	// The backtest runs the processor; its tests, and the command's,
+	// run against the harness's cluster (kfake or the real broker).
+	"cmd/triggerd/backtest": {"processor", "rules", "state", "schemas", "cmd/triggerd/workload", "test/harness"},
+	"cmd/triggerd":          {"processor", "processor/admin", "rules", "rules/script", "state", "schemas", "cmd/triggerd/workload", "cmd/triggerd/backtest", "test/harness"},
 	"test/harness":          {"processor", "rules", "state", "schemas"},
 	"test/e2e":              {"processor", "processor/admin", "rules", "state", "schemas", "test/harness"},
 	"test/system":           {"processor", "state", "schemas", "cmd/triggerd/workload", "test/harness"},
-	"test/bench":            {"processor", "rules", "state", "schemas", "cmd/triggerd/workload", "test/harness"},
+	"test/bench":            {"processor", "rules", "state", "schemas", "cmd/triggerd/workload", "cmd/triggerd/backtest", "test/harness"},
 	// The Kafka floor measures what Kafka alone costs: nothing of triggerd.
 	"test/bench/kafkafloor": nil,
 	"test/layout":           nil,
