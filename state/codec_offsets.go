@@ -5,29 +5,16 @@ import (
 	"fmt"
 )
 
-// Field numbers of the offsets record.
+// Field numbers of the offsets record. Event-time progress travels as
+// offInput entries under reserved names (see progressEntry in offsets.go):
+// the format of the release that introduced it, kept so that stores and
+// changelogs in both directions read it.
 const (
 	offChangelog = 1 // varint
 	offInput     = 2 // tuple (next offset, topic...), repeated
 )
 
 var offsetsFields = newFieldTable(varintField(offChangelog), bytesField(offInput))
-
-// Offsets are the positions a partition's state reflects.
-type Offsets struct {
-	// Inputs maps an input topic to the offset to resume from (the next
-	// record to read) in this partition.
-	Inputs map[string]int64
-	// Changelog is the offset of the last changelog record the state
-	// reflects, or -1 when none.
-	Changelog int64
-	// Persisted is the offset up to which Pebble holds the state, or -1:
-	// a restore replays the changelog from the next one. It is behind
-	// Changelog while customer records of the last commits are in
-	// write-back (see Config.WriteBackCommits); the restore then also
-	// applies those commits' records again, which is harmless.
-	Persisted int64
-}
 
 // appendOffsets appends the encoding of the inputs (topics in the order
 // given, sorted by the caller for stable bytes) and the changelog offset.
