@@ -106,8 +106,13 @@ func bytesField(num int) field  { return field{num, wireBytes} }
 //	return r.err
 func (r *reader) next(t *fieldTable) bool {
 	for !r.done() {
-		f, w := r.tag()
-		if r.err != nil {
+		var f, w int
+		if c := r.b[0]; c < 0x80 {
+			// A one-byte tag (every field number below 16): read
+			// in place, the common case.
+			r.b = r.b[1:]
+			f, w = int(c>>3), int(c&7)
+		} else if f, w = r.tag(); r.err != nil {
 			return false
 		}
 		var want int8
