@@ -18,16 +18,6 @@ import (
 	"github.com/triggerd/triggerd/state"
 )
 
-// progressKey is the offsets entry under which an input's event-time
-// progress (highest admitted event time, unix ms) is stored with the state,
-// so that a restart resumes with the watermark it had.
-func progressKey(topic string) string { return "@progress/" + topic }
-
-// firedKey is the offsets entry holding the watermark up to which every
-// timer has fired (worker.firedTo), so that a restart still tells late
-// records.
-const firedKey = "@fired"
-
 // input is one input topic as seen by one partition worker.
 type input struct {
 	topic  string
@@ -169,7 +159,7 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 		return nil, err
 	}
 	for i := range w.inputs {
-		if ts, ok := offs.Inputs[progressKey(w.inputs[i].topic)]; ok {
+		if ts, ok := offs.Progress[w.inputs[i].topic]; ok {
 			w.inputs[i].maxTs = ts
 		}
 		w.inputs[i].next = -1
@@ -182,8 +172,8 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 	}
 	// Timers up to the watermark stored with the state fired before the
 	// restart, so a record stamped behind it is late here too.
-	if ts, ok := offs.Inputs[firedKey]; ok {
-		w.firedTo, w.firedToCommitted = ts, ts
+	if offs.HasFired {
+		w.firedTo, w.firedToCommitted = offs.Fired, offs.Fired
 	}
 	w.creditFrom = p.clock().Add(p.cfg.ReconnectGrace).UnixMilli()
 	if err := w.loadHeld(); err != nil {
@@ -296,7 +286,7 @@ func (w *worker) runCycle(now time.Time) error {
 		}
 		w.part.SetOffset(in.topic, in.next)
 		if in.maxTs != noTime {
-			w.part.SetOffset(progressKey(in.topic), in.maxTs)
+			w.part.SetProgress(in.topic, in.maxTs)
 		}
 	}
 	for {
@@ -327,7 +317,7 @@ func (w *worker) runCycle(now time.Time) error {
 		w.wmLag.Set(now.Sub(wm).Seconds())
 	}
 	if w.firedTo != w.firedToCommitted && w.firedTo != noTime {
-		w.part.SetOffset(firedKey, w.firedTo)
+		w.part.SetFired(w.firedTo)
 	}
 	for i := range w.inputs {
 		in := &w.inputs[i]
@@ -349,7 +339,7 @@ func (w *worker) runCycle(now time.Time) error {
 		// offsets record, which is how a restore tells a whole batch
 		// from one a crash cut short (restore.go).
 		in := &w.inputs[0]
-		w.part.SetOffset(progressKey(in.topic), in.maxTs)
+		w.part.SetProgress(in.topic, in.maxTs)
 	}
 	return w.part.Changes(func(key, value []byte) error {
 		op := 0
@@ -665,7 +655,7 @@ func (w *worker) abort() error {
 	for i := range w.inputs {
 		in := &w.inputs[i]
 		in.maxTs = noTime
-		if ts, ok := offs.Inputs[progressKey(in.topic)]; ok {
+		if ts, ok := offs.Progress[in.topic]; ok {
 			in.maxTs = ts
 		}
 		in.next = -1

@@ -62,7 +62,8 @@
 //	|                                      | empty = not pending (see below)         |
 //	| <p> 'h' <input> <offset>             | held input record (see Held records)    |
 //	| <p> 'm' "offsets"                    | offsets record: input topic -> next     |
-//	|                                      | offset, and the changelog offset        |
+//	|                                      | offset, event-time progress (offsets.go)|
+//	|                                      | and the changelog offset                |
 //	| <p> 'm' "timers"                     | pending-timer count, 8 bytes big-endian |
 //	| <p> 'm' "held"                       | held-record count, 8 bytes big-endian   |
 //	| 0xFFFFFFFF 'm' "layout"              | key layout version, 4 bytes (store-wide)|
@@ -181,7 +182,8 @@
 //     know (by wire type), and a missing field decodes as its zero value.
 //     The version byte does not change.
 //   - A field number is never reused or given another type; a retired field
-//     stays reserved in codec.go.
+//     stays reserved in its codec file (codec.go lists them, with the
+//     checklist for adding a customer field).
 //   - A change the fields cannot express (a new wire type, a different
 //     framing) gets a new version byte; the decoder keeps a case for every
 //     version ever written, and a reader refuses a version it does not know
@@ -203,6 +205,28 @@
 // reads the partition's write-back, under the lock Commit takes to change
 // it; ScanPartition, a raw view of Pebble, does not (a customer record may
 // be some commits behind there; an erasure never is).
+//
+// # Locks
+//
+// Two locks, always taken in this order (a goroutine holding the second
+// never takes the first):
+//
+//  1. Store.mu: the partition handles and the closed flag. It is held only
+//     for work that does not grow with the state: a map lookup, taking a
+//     Pebble snapshot, copying one write-back record, a range deletion.
+//     Never across a scan or a read of Pebble: a new handle loads (and
+//     scans its timers) outside it, ReadCustomer and ScanPartition read
+//     their snapshot outside it, and Close waits for those (Store.inflight)
+//     before it closes Pebble. So /metrics and the admin API never wait for
+//     an assignment (TestNoScanUnderStoreLock).
+//  2. Partition.writeBackMu: the partition's write-back map, changed by
+//     its worker (Commit, the start of a restore, Close) and read by
+//     ReadCustomer. A function that needs it held by its caller is named
+//     ...Locked (writeback.go), as in Pebble.
+//
+// Pebble's own locks are below both: nothing calls back into this package
+// while holding one. A Partition takes no lock for its batch state, which
+// only its worker touches.
 //
 // # Erasure
 //

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestImports keeps the layering of STYLE.md: state imports only schemas
+// TestImports keeps the layering of docs/style.md: state imports only schemas
 // from this module (never processor, rules or cmd), plus Pebble, zap and the
 // standard library.
 func TestImports(t *testing.T) {

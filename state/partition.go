@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -192,52 +191,6 @@ func newPartition(s *Store, num int32) *Partition {
 		p.err = err
 	}
 	return p
-}
-
-// load reads the committed offsets, timer count and held-record count.
-func (p *Partition) load() error {
-	p.committedChangelog = -1
-	v, closer, err := p.db.Get(appendMetaKey(p.key[:0], p.num, metaOffsets))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("state: partition %d: read offsets: %w", p.num, err)
-	default:
-		p.committedChangelog, err = decodeOffsets(v, p.committedInputs)
-		closer.Close()
-		if err != nil {
-			return fmt.Errorf("state: partition %d: %w", p.num, err)
-		}
-	}
-	p.flushedChangelog = p.committedChangelog
-	if p.committedPending, err = p.loadCount(metaTimers, "timer count"); err != nil {
-		return err
-	}
-	if p.committedHeld, err = p.loadCount(metaHeld, "held-record count"); err != nil {
-		return err
-	}
-	if err := p.buildTimerFilter(); err != nil {
-		return err
-	}
-	p.reset()
-	return nil
-}
-
-// loadCount reads a count stored under the metadata key name: 8 bytes
-// big-endian, absent = 0.
-func (p *Partition) loadCount(name, what string) (int64, error) {
-	v, closer, err := p.db.Get(appendMetaKey(p.key[:0], p.num, name))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-		return 0, nil
-	case err != nil:
-		return 0, fmt.Errorf("state: partition %d: read %s: %w", p.num, what, err)
-	}
-	defer closer.Close()
-	if len(v) != 8 {
-		return 0, fmt.Errorf("state: partition %d: %s is %d bytes, want 8", p.num, what, len(v))
-	}
-	return int64(binary.BigEndian.Uint64(v)), nil
 }
 
 // close fails the handle from now on.
@@ -468,35 +421,6 @@ func (p *Partition) Erase(id schemas.CustomerID) error {
 	return nil
 }
 
-// SetOffset records the input offset to resume from (the next record) for
-// topic; it is committed with the batch and travels in the changelog.
-// It panics after Changes: the changelog has already been produced.
-func (p *Partition) SetOffset(topic string, next int64) {
-	if p.sealed {
-		panic(fmt.Sprintf("state: partition %d: SetOffset after Changes: the batch is sealed until Commit or Abort", p.num))
-	}
-	p.inputs[topic] = next
-	p.offsetsDirty = true
-}
-
-// Offsets returns the committed offsets (a copy, owned by the caller).
-func (p *Partition) Offsets() (Offsets, error) {
-	if p.err != nil {
-		return Offsets{}, p.err
-	}
-	return Offsets{Inputs: maps.Clone(p.committedInputs), Changelog: p.committedChangelog, Persisted: p.flushedChangelog}, nil
-}
-
-// sortedTopics returns the topics of p.inputs in order, in a reused slice.
-func (p *Partition) sortedTopics() []string {
-	p.topics = p.topics[:0]
-	for t := range p.inputs {
-		p.topics = append(p.topics, t)
-	}
-	slices.Sort(p.topics)
-	return p.topics
-}
-
 // seal encodes the customers and the offsets into the arena. From here on
 // the batch takes no more writes.
 func (p *Partition) seal() {
@@ -618,10 +542,10 @@ func (p *Partition) Commit(changelogOffset int64) error {
 		switch {
 		case e.erased:
 			// Written through: an erasure leaves no key behind.
-			p.dropWriteBack(e.id)
+			p.dropWriteBackLocked(e.id)
 			err = p.batch.Delete(p.bytes(e.key), nil)
 		case p.maxWriteBackCommits > 1:
-			p.keepWriteBack(e.id, p.bytes(e.val))
+			p.keepWriteBackLocked(e.id, p.bytes(e.val))
 		default:
 			err = p.batch.Set(p.bytes(e.key), p.bytes(e.val), nil)
 		}
@@ -647,7 +571,7 @@ func (p *Partition) Commit(changelogOffset int64) error {
 	if len(p.writeBack) > 0 {
 		p.writeBackSince++
 		if p.writeBackSince >= p.maxWriteBackCommits || p.writeBackBytes >= p.maxWriteBackBytes {
-			if err := p.flushWriteBack(); err != nil {
+			if err := p.flushWriteBackLocked(); err != nil {
 				return err
 			}
 		}
@@ -669,125 +593,6 @@ func (p *Partition) Commit(changelogOffset int64) error {
 	}
 	p.flushedChangelog = flushed
 	p.committed(changelog)
-	return nil
-}
-
-// WriteBackBytes returns the bytes of the committed customer records that
-// are not in Pebble yet (see Config.WriteBackCommits): what a crash now
-// would leave to the restore, and what the write-back holds in memory.
-func (p *Partition) WriteBackBytes() int { return p.writeBackBytes }
-
-// keepWriteBack keeps v, the committed record of customer id, in the
-// write-back, in a buffer of its own (v is the batch's).
-func (p *Partition) keepWriteBack(id schemas.CustomerID, v []byte) {
-	old, ok := p.writeBack[id]
-	if !ok {
-		if n := len(p.writeBackFree); n > 0 {
-			old = p.writeBackFree[n-1][:0]
-			p.writeBackFree = p.writeBackFree[:n-1]
-			p.writeBackFreeBytes -= cap(old)
-		}
-	}
-	p.writeBackBytes += len(v) - len(old)
-	p.writeBack[id] = append(old[:0], v...)
-}
-
-// dropWriteBack forgets customer id's record in the write-back, if any.
-func (p *Partition) dropWriteBack(id schemas.CustomerID) {
-	if v, ok := p.writeBack[id]; ok {
-		p.writeBackBytes -= len(v)
-		delete(p.writeBack, id)
-		p.freeWriteBack(v)
-	}
-}
-
-// writeBackBufCap is the largest buffer kept for reuse: a hot customer's
-// buffer is not kept for a cold one.
-const writeBackBufCap = 4 << 10
-
-// freeWriteBack keeps v for reuse while the kept buffers stay within the
-// write-back's own byte bound, and leaves it to the GC otherwise.
-func (p *Partition) freeWriteBack(v []byte) {
-	if cap(v) <= writeBackBufCap && p.writeBackFreeBytes+cap(v) <= p.maxWriteBackBytes {
-		p.writeBackFree = append(p.writeBackFree, v)
-		p.writeBackFreeBytes += cap(v)
-	}
-}
-
-// flushWriteBack adds every record of the write-back to the batch and
-// empties it. The records are committed ones: they may go into any batch.
-func (p *Partition) flushWriteBack() error {
-	for id, v := range p.writeBack {
-		p.key = appendCustomerKey(p.key[:0], p.num, id)
-		// Set copies the value into the batch: the buffer is free after.
-		if err := p.batch.Set(p.key, v, nil); err != nil {
-			return p.writeErr(err)
-		}
-		delete(p.writeBack, id)
-		p.freeWriteBack(v)
-	}
-	p.writeBackBytes = 0
-	return nil
-}
-
-// writeBackAll writes the write-back to Pebble with the offsets of the last
-// commit, between batches: Store.Close calls it, so that a clean stop leaves
-// Pebble up to date and the next start restores nothing.
-func (p *Partition) writeBackAll() error {
-	if p.err != nil || len(p.writeBack) == 0 || p.restoring || p.sealed ||
-		len(p.custs) > 0 || len(p.timers) > 0 || len(p.held) > 0 || !p.batch.Empty() {
-		return nil // nothing to do, or a batch is open: the restore replays
-	}
-	p.writeBackMu.Lock()
-	defer p.writeBackMu.Unlock()
-	if err := p.flushWriteBack(); err != nil {
-		return err
-	}
-	// Between batches, the working offsets are the committed ones.
-	if err := p.writeMeta(true, p.committedChangelog); err != nil {
-		return err
-	}
-	if err := p.batch.Commit(p.writeOpts); err != nil {
-		return p.writeErr(err)
-	}
-	p.batch.Reset()
-	p.flushedChangelog = p.committedChangelog
-	p.writeBackSince = 0
-	return nil
-}
-
-// writeMeta adds the offsets, the timer count and the held-record count (each
-// if changed) to the batch.
-func (p *Partition) writeMeta(offsets bool, changelog int64) error {
-	if offsets {
-		start := len(p.arena)
-		p.arena = appendOffsets(p.arena, p.sortedTopics(), p.inputs, changelog)
-		p.key = appendMetaKey(p.key[:0], p.num, metaOffsets)
-		if err := p.batch.Set(p.key, p.arena[start:], nil); err != nil {
-			return p.writeErr(err)
-		}
-	}
-	if p.pending != p.committedPending {
-		if err := p.writeCount(metaTimers, p.pending); err != nil {
-			return err
-		}
-	}
-	if p.heldCount != p.committedHeld {
-		if err := p.writeCount(metaHeld, p.heldCount); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// writeCount adds the count n under the metadata key name to the batch.
-func (p *Partition) writeCount(name string, n int64) error {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(n))
-	p.key = appendMetaKey(p.key[:0], p.num, name)
-	if err := p.batch.Set(p.key, b[:], nil); err != nil {
-		return p.writeErr(err)
-	}
 	return nil
 }
 

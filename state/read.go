@@ -41,16 +41,17 @@ func (s *Store) ReadCustomer(part int32, id schemas.CustomerID) (cs CustomerStat
 	if id == "" {
 		return cs, false, errors.New("state: empty customer ID")
 	}
-	// The lock keeps Close from closing Pebble under the read; reads are
-	// short point reads and one small range scan.
+	// Under the store's lock: the partition's handle, and a Pebble
+	// snapshot with the record in the handle's write-back, if any (under
+	// the lock Commit holds to change it, so that both are as of the same
+	// commit). The reads and the timer scan run outside, on the snapshot;
+	// Close waits for them (inflight).
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
+	if !s.enterLocked() {
+		s.mu.Unlock()
 		return cs, false, errClosed
 	}
-	// A customer record may be committed and not yet in Pebble (in the
-	// partition's write-back): the snapshot and that record are taken
-	// under the lock Commit holds, so that both are as of the same commit.
+	defer s.inflight.Done()
 	var v []byte
 	h := s.mu.parts[part]
 	if h != nil {
@@ -61,6 +62,7 @@ func (s *Store) ReadCustomer(part int32, id schemas.CustomerID) (cs CustomerStat
 		v = slices.Clone(h.writeBack[id])
 		h.writeBackMu.Unlock()
 	}
+	s.mu.Unlock()
 	defer snap.Close()
 	num := uint32(part)
 	if v == nil {
@@ -150,15 +152,15 @@ func (s *Store) ScanPartition(part int32, fn func(key, value []byte) error) erro
 		return fmt.Errorf("state: negative partition %d", part)
 	}
 	s.mu.Lock()
-	if s.mu.closed {
+	if !s.enterLocked() {
 		s.mu.Unlock()
 		return errClosed
 	}
+	defer s.inflight.Done()
 	snap := s.db.NewSnapshot()
 	s.mu.Unlock()
-	// A scan may be long: it holds a snapshot, not the store's lock, so
-	// Close must not run before it ends (the caller's business, as for a
-	// Partition handle).
+	// A scan may be long: it holds a snapshot, not the store's lock, and
+	// Close waits for it.
 	defer snap.Close()
 	start, end := partitionBounds(uint32(part))
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})

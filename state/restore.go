@@ -36,7 +36,7 @@ func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 		// newer ones.
 		p.writeBackMu.Lock()
 		for id := range p.writeBack {
-			p.dropWriteBack(id)
+			p.dropWriteBackLocked(id)
 		}
 		p.writeBackSince = 0
 		p.writeBackMu.Unlock()

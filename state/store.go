@@ -40,11 +40,36 @@ type Store struct {
 	// Write stalls, counted by the event listener for Metrics.
 	stalls, stallNanos, stallStart atomic.Int64
 
+	// mu guards the partition handles and closed, and is held only for
+	// work that does not depend on the size of the state: a map lookup, a
+	// Pebble snapshot, a copy of one record. Loading a partition (which
+	// scans its timers) and every read happen outside it, so that
+	// /metrics and the admin API never wait for an assignment. Lock order:
+	// mu, then a Partition's writeBackMu (see doc.go, Locks).
 	mu struct {
 		sync.Mutex
 		parts  map[int32]*Partition
 		closed bool
+		// drops counts DropPartition calls, so that a handle loaded
+		// outside the lock is not kept if a partition was dropped
+		// meanwhile (it could hold the dropped state; drops are rare,
+		// so any drop makes the load start again).
+		drops uint64
 	}
+	// inflight counts the loads and reads that use Pebble outside mu:
+	// Close waits for them before it closes Pebble. Add is called only
+	// under mu with closed false, so it never races the Wait.
+	inflight sync.WaitGroup
+}
+
+// enterLocked registers a use of Pebble outside mu, which the caller holds;
+// false once the store is closed. Every true is paired with s.inflight.Done.
+func (s *Store) enterLocked() bool {
+	if s.mu.closed {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
 }
 
 // Open opens (or creates) the store in cfg.Dir.
@@ -199,21 +224,25 @@ func (s *Store) checkLayout() error {
 
 // Close closes the store. Every partition worker must have stopped; their
 // handles fail from now on. Uncommitted batches are dropped; committed
-// customer records in write-back are written.
+// customer records in write-back are written. It waits for the loads and
+// reads in progress (Partition, ReadCustomer, ScanPartition) to end.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.mu.closed {
+		s.mu.Unlock()
 		return errClosed
 	}
 	s.mu.closed = true
+	parts := s.mu.parts
+	s.mu.parts = nil
+	s.mu.Unlock()
+	s.inflight.Wait()
 	var errs []error
-	for _, p := range s.mu.parts {
+	for _, p := range parts {
 		// A clean stop leaves no customer record in write-back only:
 		// the next start then has nothing to restore.
 		errs = append(errs, p.writeBackAll(), p.close(errClosed))
 	}
-	s.mu.parts = nil
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("state: close: %w", err))
 	}
@@ -229,23 +258,52 @@ func (s *Store) Close() error {
 // Partition has no error result: if p is negative, the store is closed, or
 // the partition's metadata cannot be read, the handle carries that error and
 // every method of it that returns an error reports it.
+//
+// A new handle reads the partition's metadata and scans its pending timers
+// (to build the timer filter) without holding the store's lock: other
+// partitions' handles, Metrics and the reads go on meanwhile.
 func (s *Store) Partition(p int32) *Partition {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
-		return &Partition{err: errClosed}
+	for {
+		s.mu.Lock()
+		if h, ok := s.mu.parts[p]; ok {
+			s.mu.Unlock()
+			return h
+		}
+		if s.mu.closed {
+			s.mu.Unlock()
+			return &Partition{err: errClosed}
+		}
+		if p < 0 {
+			s.mu.Unlock()
+			return &Partition{err: fmt.Errorf("state: negative partition %d", p)}
+		}
+		drops := s.mu.drops
+		s.enterLocked()
+		s.mu.Unlock()
+
+		h := newPartition(s, p)
+
+		s.mu.Lock()
+		kept, retry := h, false
+		switch other, ok := s.mu.parts[p]; {
+		case s.mu.closed:
+			kept = &Partition{err: errClosed}
+		case ok:
+			kept = other // another caller loaded it first
+		case s.mu.drops != drops:
+			retry = true // dropped meanwhile: h may hold the old state
+		case h.err == nil:
+			s.mu.parts[p] = h
+		}
+		s.mu.Unlock()
+		if kept != h || retry {
+			_ = h.close(errClosed)
+		}
+		s.inflight.Done()
+		if !retry {
+			return kept
+		}
 	}
-	if h, ok := s.mu.parts[p]; ok {
-		return h
-	}
-	if p < 0 {
-		return &Partition{err: fmt.Errorf("state: negative partition %d", p)}
-	}
-	h := newPartition(s, p)
-	if h.err == nil {
-		s.mu.parts[p] = h
-	}
-	return h
 }
 
 // DropPartition deletes every key of partition p with one range deletion:
@@ -263,6 +321,7 @@ func (s *Store) DropPartition(p int32) error {
 	if s.mu.closed {
 		return errClosed
 	}
+	s.mu.drops++
 	if h, ok := s.mu.parts[p]; ok {
 		_ = h.close(fmt.Errorf("state: partition %d was dropped", p))
 		delete(s.mu.parts, p)

@@ -78,6 +78,11 @@ func (f *timerFilter) mayHave(ref []byte) bool {
 // full reports whether the filter holds more refs than it was sized for.
 func (f *timerFilter) full() bool { return f.keys > f.limit }
 
+// testHookFilterScan, when set (by a test, before the store is used), is
+// called at the start of every scan buildTimerFilter makes, with the
+// partition: a test holds a scan there to check who waits for it.
+var testHookFilterScan func(part uint32)
+
 // buildTimerFilter builds the filter from the committed reverse index: one
 // scan of the partition's reverse keys (8-byte values), sized for twice the
 // pending timers so that it fills only after as many adds again: 2.5 bytes
@@ -91,6 +96,9 @@ func (p *Partition) buildTimerFilter() error {
 		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			return fmt.Errorf("state: partition %d: build timer filter: %w", p.num, err)
+		}
+		if testHookFilterScan != nil {
+			testHookFilterScan(p.num)
 		}
 		for valid := it.First(); valid; valid = it.Next() {
 			v, err := it.ValueAndErr()

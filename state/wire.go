@@ -113,6 +113,8 @@ type reader struct {
 	compact bool
 	base    timeBase
 	names   *names // the record's table of names (format 2); nil in format 1
+	// field is the number of the field next found (see next).
+	field int
 }
 
 // nested returns a reader of b, a value inside r's record.
@@ -210,6 +212,22 @@ func str(b []byte, hint string) string {
 		return hint
 	}
 	return string(b)
+}
+
+func (r *reader) failIf(err error) {
+	if err != nil {
+		r.fail(err)
+	}
+}
+
+// nestedRecord reads a length-delimited field and returns a reader of its
+// inside, or false after an error.
+func (r *reader) nestedRecord() (reader, bool) {
+	v := r.bytes()
+	if r.err != nil {
+		return reader{}, false
+	}
+	return r.nested(v), true
 }
 
 func (r *reader) time() time.Time {
