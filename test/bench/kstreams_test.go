@@ -23,7 +23,8 @@ import (
 // written with the Kafka Streams Processor API, built with Maven by its
 // build.sh and run with java on the real broker, in each of the benchmark's
 // modes (exactly_once is Kafka Streams' exactly_once_v2). BENCH_KSTREAMS=0
-// leaves it out. Its triggers are checked against cartCheck, computed from
+// leaves it out; BENCH_KSTREAMS_THREADS sets its num.stream.threads
+// (default: one per core). Its triggers are checked against cartCheck, computed from
 // the backlog itself: a peer that drained fast but emitted other triggers
 // fails the benchmark.
 
@@ -113,6 +114,9 @@ func runKStreams(b *testing.B, s settings, k *cluster, registryURL string, in in
 		"--clickstream", in.topics.Clickstream, "--transactions", in.topics.Transactions, "--profiles", in.topics.Profiles,
 		"--triggers", triggers, "--registry", registryURL, "--state-dir", filepath.Join(dir, "state"),
 		"--stage1-ms", fmt.Sprint(kstreamsStage1.Milliseconds()), "--punctuate-ms", fmt.Sprint(kstreamsPunctuate.Milliseconds()))
+	if n := envInt(b, "BENCH_KSTREAMS_THREADS", 0); n > 0 {
+		args = append(args, "--threads", fmt.Sprint(n))
+	}
 	p := startProc(b, filepath.Join(dir, "kstreams.log"), "java", args...)
 	defer p.stop(b)
 	// A fresh application restores nothing: the first sample is taken
