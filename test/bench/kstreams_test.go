@@ -257,12 +257,6 @@ func cartCheck(b *testing.B, k *cluster, registryURL string, in inputs) cartResu
 			b.Fatal(err)
 		}
 	}
-	type cartEvent struct {
-		at       int64 // ms
-		id       string
-		kind     schemas.EventType
-		quantity int32
-	}
 	byCustomer := map[string][]cartEvent{}
 	lastAt := map[int32]int64{} // per partition, ms
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -288,15 +282,28 @@ func cartCheck(b *testing.B, k *cluster, registryURL string, in inputs) cartResu
 		cutoffMs = min(cutoffMs, at)
 	}
 	cutoffMs -= kstreamsPunctuate.Milliseconds()
-	res := cartResult{want: map[string]time.Time{}, cutoff: time.UnixMilli(cutoffMs).UTC()}
-	stage1 := kstreamsStage1.Milliseconds()
+	return cartResult{want: abandonedCarts(byCustomer, kstreamsStage1.Milliseconds(), cutoffMs), cutoff: time.UnixMilli(cutoffMs).UTC()}
+}
+
+// cartEvent is what the checker keeps of a cart event.
+type cartEvent struct {
+	at       int64 // event time, ms
+	id       string
+	kind     schemas.EventType
+	quantity int32
+}
+
+// abandonedCarts is cartCheck's logic over each customer's cart events:
+// the IDs and due times of the triggers due by cutoffMs.
+func abandonedCarts(byCustomer map[string][]cartEvent, stage1, cutoffMs int64) map[string]time.Time {
+	want := map[string]time.Time{}
 	for c, evs := range byCustomer {
 		sort.SliceStable(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
 		var items int32
 		occ, due := "", int64(-1)
 		fire := func() {
 			if due >= 0 && due <= cutoffMs && items > 0 {
-				res.want[c+"/cart_abandoned/1/"+occ] = time.UnixMilli(due).UTC()
+				want[c+"/cart_abandoned/1/"+occ] = time.UnixMilli(due).UTC()
 			}
 			due = -1
 		}
@@ -319,7 +326,7 @@ func cartCheck(b *testing.B, k *cluster, registryURL string, in inputs) cartResu
 		}
 		fire()
 	}
-	return res
+	return want
 }
 
 // matches reports whether got holds exactly the checker's triggers up to
@@ -372,5 +379,43 @@ func printVsKStreams(sb *strings.Builder, k *cluster, rows []row) {
 	}
 	if find("kstreams exactly_once_v2") != nil || find("kstreams at_least_once") != nil {
 		fmt.Fprintf(sb, "  (cluster=%s; ours = full example rules and contact policy; kstreams = cart tracking, counters and cart abandonment only; cpu ratio = kstreams/ours)\n", k.name)
+	}
+}
+
+// TestAbandonedCarts checks the checker itself on hand-made carts (no
+// Kafka): what fires, what a purchase or a later change cancels, the
+// cutoff, and the tie at the due time.
+func TestAbandonedCarts(t *testing.T) {
+	const h = 3_600_000 // the stage1 delay in ms
+	add := func(at int64, id string, q int32) cartEvent {
+		return cartEvent{at: at, id: id, kind: "add_to_cart", quantity: q}
+	}
+	rm := func(at int64, id string) cartEvent { return cartEvent{at: at, id: id, kind: "remove_from_cart"} }
+	buy := func(at int64) cartEvent { return cartEvent{at: at, id: "p", kind: "purchase"} }
+	got := abandonedCarts(map[string][]cartEvent{
+		"left":     {add(0, "a1", 1)},                             // fires at h
+		"changed":  {add(0, "a1", 1), add(10, "a2", 2)},           // only the last change fires
+		"bought":   {add(0, "a1", 1), buy(h - 1)},                 // bought before due: nothing
+		"late-buy": {buy(h + 1), add(0, "a1", 1)},                 // bought after due (out of order in): fires first
+		"tie":      {add(0, "a1", 1), buy(h)},                     // bought at the due time: nothing
+		"emptied":  {add(0, "a1", 1), rm(5, "r1")},                // emptied: nothing
+		"left-one": {add(0, "a1", 2), rm(5, "r1")},                // one left: the removal's check fires
+		"too-late": {add(2*h, "a1", 1)},                           // due after the cutoff: not counted
+		"no-items": {add(0, "a1", 0)},                             // nothing in the cart: nothing
+		"refilled": {add(0, "a1", 1), buy(5), add(h+10, "a3", 1)}, // the second cart is due after the cutoff
+	}, h, 2*h)
+	want := map[string]time.Time{
+		"left/cart_abandoned/1/a1":     time.UnixMilli(h).UTC(),
+		"changed/cart_abandoned/1/a2":  time.UnixMilli(h + 10).UTC(),
+		"late-buy/cart_abandoned/1/a1": time.UnixMilli(h).UTC(),
+		"left-one/cart_abandoned/1/r1": time.UnixMilli(h + 5).UTC(),
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d triggers %v, want %d %v", len(got), got, len(want), want)
+	}
+	for id, due := range want {
+		if !got[id].Equal(due) {
+			t.Errorf("%s: got due %v, want %v", id, got[id], due)
+		}
 	}
 }
