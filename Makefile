@@ -7,7 +7,8 @@
 #   make test-deploy  the Helm chart, manifests, alert rules and dashboard
 #   make bench  micro-benchmarks (state, schemas, rules), then the Kafka
 #               benchmarks (test/bench) on a real broker and kfake, with the
-#               goka peer; BENCH=regexp picks
+#               goka and Kafka Streams peers (the latter needs a Java 17+
+#               JDK and Maven: docs/kstreams-peer.md); BENCH=regexp picks
 #   make bench-quick  the workload benchmark's table at small sizes (< 2 min)
 
 GO        ?= go

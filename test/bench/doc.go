@@ -13,6 +13,10 @@
 //     probe rules: one fires at once on every purchase, one 2 s after one
 //     purchase in ten; a read_committed consumer times their triggers).
 //     One table, and the line vs_goka: events_per_s ours=N goka=M ratio=R.
+//     On the real broker also the Kafka Streams peer (test/peer/kstreams,
+//     built with Maven; kstreams_test.go) in both guarantees, its triggers
+//     checked against the backlog's own cart check, and a vs_kstreams
+//     line per guarantee.
 //     Its "kafka floor" rows are test/bench/kafkafloor, in each mode, on
 //     the same backlog: the inputs consumed with triggerd's client
 //     settings and one changelog record written per event, nothing

@@ -134,6 +134,9 @@ type row struct {
 	// floor marks the Kafka floor's rows (runFloor): not a processor,
 	// never "ours" in the vs_goka line.
 	floor bool
+	// peer marks a peer's row other than goka's (kstreams_test.go):
+	// never "ours" either.
+	peer bool
 }
 
 type inputs struct {
@@ -158,6 +161,7 @@ func runCluster(b *testing.B, s settings, k *cluster, bin, peer, floor string) [
 	if peer != "" {
 		rows = append(rows, runPeer(b, s, k, registry.URL(), in, peer))
 	}
+	rows = append(rows, kstreamsRows(b, s, k, registry.URL(), in)...)
 	if floor != "" {
 		for _, mode := range s.modes {
 			rows = append(rows, runFloor(b, s, k, in, floor, mode))
@@ -387,7 +391,7 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 		switch {
 		case rows[i].name == "goka":
 			goka = &rows[i]
-		case rows[i].floor:
+		case rows[i].floor, rows[i].peer:
 		case ours == nil || rows[i].eventsPerSec > ours.eventsPerSec:
 			ours = &rows[i]
 		}
@@ -396,6 +400,7 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 		fmt.Fprintf(&sb, "vs_goka: events_per_s ours=%.0f goka=%.0f ratio=%.2f\n", ours.eventsPerSec, goka.eventsPerSec, ours.eventsPerSec/goka.eventsPerSec)
 		fmt.Fprintf(&sb, "  (cluster=%s; ours = %s, the faster of our modes, full example rules; goka = cart tracking, counters and cart abandonment only)\n", k.name, ours.name)
 	}
+	printVsKStreams(&sb, k, rows)
 	// One write, so that the table is not interleaved with the log.
 	fmt.Print(sb.String())
 	for _, r := range rows {
