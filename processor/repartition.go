@@ -170,6 +170,10 @@ func (r *repartitioner) session(ctx context.Context) (committed bool, err error)
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers of a transactional raw producer come back,
+		// so the committed offsets pass them and the workers can tell the
+		// raw input caught up (repartition_caughtup.go).
+		kgo.KeepControlRecords(),
 		kgo.FetchMaxPartitionBytes(cfg.FetchPartitionBytes),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.BlockRebalanceOnPoll(),
@@ -317,6 +321,9 @@ func (r *repartitioner) cycle(ctx context.Context) (bool, error) {
 // topic when its customer ID cannot be read. An error is not the record's
 // fault (the schema registry did not answer): the cycle is dropped.
 func (r *repartitioner) route(rec *kgo.Record, now time.Time) error {
+	if rec.Attrs.IsControl() {
+		return nil // a transaction marker: only its offset is committed
+	}
 	rt := r.routes[rec.Topic]
 	if rt == nil {
 		return fmt.Errorf("processor: repartition stage: record of topic %q, which is no raw input", rec.Topic)
