@@ -56,6 +56,7 @@ func (w *worker) admit(in *input, now time.Time, arrived int64) error {
 		in.queue = append(in.queue, queued{r: r, ts: ts, arrived: arrived, ev: d, late: late})
 		in.maxTs = max(in.maxTs, ts)
 	}
+	w.p.sortRawQueue(in) // repartition_caughtup.go
 	return nil
 }
 

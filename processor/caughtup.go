@@ -58,6 +58,7 @@ func (p *Processor) checkCaughtUp(ctx context.Context, now time.Time) {
 	asked := now.UnixMilli()
 	reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	rawDone := p.rawCaughtUp(reqCtx) // internal topics of raw inputs: repartition_caughtup.go
 	ends, err := p.adm.ListCommittedOffsets(reqCtx, p.cfg.Inputs()...)
 	if err != nil {
 		p.log.Warn("listing the inputs' end offsets (to tell idle inputs from lagging ones)", zap.Error(err))
@@ -89,6 +90,9 @@ func (p *Processor) checkCaughtUp(ctx context.Context, now time.Time) {
 				caughtUp = true
 			default:
 				caughtUp = end.Offset == 0
+			}
+			if done, internal := rawDone[in.topic]; internal && !done {
+				caughtUp = false
 			}
 			if caughtUp && asked >= w.creditFrom {
 				in.caughtUpAt = max(in.caughtUpAt, asked)

@@ -104,6 +104,9 @@ type Config struct {
 	// kcat, .NET) or "fnv1a" (sarama's default). A record on another
 	// partition than its customer's is dead-lettered as "misrouted".
 	Partitioner Partitioner `yaml:"partitioner"`
+
+	// Repartition declares raw inputs (repartition_config.go).
+	Repartition Repartition `yaml:"repartition"`
 }
 
 // Guarantee is a delivery guarantee; see Config.Guarantee.
@@ -204,12 +207,14 @@ func DefaultConfig() Config {
 		StartFrom:           "latest",
 		Compression:         "snappy",
 		Partitioner:         Murmur2,
+		Repartition:         Repartition{Inputs: []string{}},
 	}
 }
 
-// Inputs lists the input topics in a fixed order.
+// Inputs lists the input topics the workers consume, in a fixed order: a
+// raw input (Repartition) is replaced by its internal topic.
 func (c *Config) Inputs() []string {
-	return []string{c.Topics.Clickstream, c.Topics.Transactions, c.Topics.Profiles}
+	return c.withRepartition(c.declaredInputs())
 }
 
 // Validate reports every problem in c at once, each a *SettingError
@@ -319,6 +324,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Partitioner.check(); err != nil {
 		add("partitioner: %v", err)
+	}
+	for _, e := range c.validateRepartition() {
+		add("%s", e)
 	}
 	switch c.StartFrom {
 	case "latest", "earliest":

@@ -35,6 +35,9 @@
 //	processor.go  the poll / transaction cycle and rebalance bookkeeping
 //	worker.go     one partition: decode, state, rules, timers, output
 //	restore.go    changelog catch-up on assignment
+//	repartition*.go  raw inputs: the repartition stage (its own group and
+//	              transaction) that writes each raw record keyed by customer
+//	              ID to an internal co-partitioned topic the workers consume
 //	metrics.go    Prometheus metrics
 //	ops.go        /metrics, /healthz and /readyz
 package processor

@@ -51,6 +51,9 @@ const never = math.MaxInt64
 // means unknown: nothing may pass it.
 func (w *worker) progress(i int, nowMs int64, q *queued) int64 {
 	in := &w.inputs[i]
+	if q != nil && w.p.cfg.IdleAdvance && w.p.cfg.isRaw(inputKeys[i]) {
+		return w.rawProgress(in, nowMs, q)
+	}
 	if in.pending() > 0 {
 		return w.orderTs(in.queue[in.head].ts, nowMs)
 	}
@@ -71,8 +74,28 @@ func (w *worker) progress(i int, nowMs int64, q *queued) int64 {
 		// topic): it waits for the grace, so that what was
 		// written with it a moment apart is merged with it.
 		return noTime
+	case w.p.cfg.isRaw(inputKeys[i]):
+		return noTime // see rawProgress
 	}
 	return in.maxTs
+}
+
+// rawProgress is progress for the internal topic of a raw input, which
+// merges raw partitions by arrival, so its times are not in order: what it
+// has shown or queued says nothing of what it may still deliver. A record
+// of another input passes it only on the broker's word: caught up, stage
+// included (repartition_caughtup.go), for the grace after the record came.
+func (w *worker) rawProgress(in *input, nowMs int64, q *queued) int64 {
+	grace := w.p.cfg.IdleGrace.Milliseconds()
+	switch {
+	case in.caughtUpAt == 0 || in.caughtUpAt < q.arrived+grace:
+		return noTime
+	case in.pending() > 0:
+		// The queue of a raw input is kept in event-time order
+		// (sortRawQueue), so its head is its earliest record.
+		return w.orderTs(in.queue[in.head].ts, nowMs)
+	}
+	return never
 }
 
 // orderTs is the time a record is ordered by. With IdleAdvance, a record

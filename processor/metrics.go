@@ -39,6 +39,8 @@ type metrics struct {
 	deferrals        *prometheus.CounterVec // reason, channel
 	changelog        *prometheus.CounterVec // kind, op: set, delete
 	misrouted        *prometheus.CounterVec // topic
+	repartitioned    *prometheus.CounterVec // topic (raw)
+	repartitionLag   *prometheus.GaugeVec   // topic (raw)
 
 	// byPartition are the vectors with a partition label: an instance
 	// exports their series only for the partitions it owns.
@@ -169,7 +171,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{"committed", "aborted"} {
 		m.commits.WithLabelValues(r)
 	}
+	m.newRepartitionMetrics()
 	if reg != nil {
+		reg.MustRegister(m.repartitioned, m.repartitionLag)
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.writeBack, m.fireLag,
 			m.cycleSeconds, m.cyclePhase, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
 			m.late, m.waiting, m.suppressions, m.deferrals, m.changelog, m.misrouted)

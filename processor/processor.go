@@ -414,6 +414,7 @@ func (p *Processor) run(parent context.Context) error {
 	}()
 	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Strings("inputs", p.cfg.Inputs()),
 		zap.Int32("partitions", p.nparts), zap.String("instance_id", p.cfg.InstanceID), zap.String("guarantee", string(p.cfg.Guarantee)))
+	defer p.startRepartition(ctx, base)() // raw inputs (repartition.go)
 	for ctx.Err() == nil {
 		gen := p.faults.generation()
 		err := p.runCycle(ctx)
@@ -493,6 +494,9 @@ func (p *Processor) prepare(ctx context.Context, base []kgo.Opt) error {
 		return fmt.Errorf("processor: kafka client: %w", err)
 	}
 	defer cl.Close()
+	if err := prepareRepartition(ctx, kadm.NewClient(cl), &p.cfg, p.log); err != nil {
+		return err
+	}
 	n, err := prepareTopics(ctx, kadm.NewClient(cl), &p.cfg, p.log)
 	if err != nil {
 		return err
