@@ -54,10 +54,10 @@ func (w *worker) progress(i int, nowMs int64, q *queued) int64 {
 	if in.pending() > 0 {
 		return w.orderTs(in.queue[in.head].ts, nowMs)
 	}
-	if !w.p.cfg.IdleAdvance {
+	if !w.cfg.IdleAdvance {
 		return in.maxTs
 	}
-	grace := w.p.cfg.IdleGrace.Milliseconds()
+	grace := w.cfg.IdleGrace.Milliseconds()
 	switch {
 	case q == nil && in.caughtUpAt != 0:
 		return max(in.maxTs, in.caughtUpAt-grace)
@@ -79,7 +79,7 @@ func (w *worker) progress(i int, nowMs int64, q *queued) int64 {
 // stamped in the future (a producer's clock ahead of ours, within
 // MaxEventAhead) counts as now, so it does not wait until its time comes.
 func (w *worker) orderTs(ts, nowMs int64) int64 {
-	if w.p.cfg.IdleAdvance && ts > nowMs {
+	if w.cfg.IdleAdvance && ts > nowMs {
 		return nowMs
 	}
 	return ts
@@ -99,7 +99,7 @@ func (w *worker) watermark(now time.Time) (time.Time, bool) {
 		}
 		minTs = min(minTs, ts)
 	}
-	return time.UnixMilli(minTs).Add(-w.p.cfg.Lateness), true
+	return time.UnixMilli(minTs).Add(-w.cfg.Lateness), true
 }
 
 // next returns the input whose queued head comes first in event time, if
@@ -140,7 +140,7 @@ func (w *worker) next(nowMs int64) (int, bool) {
 // waitsOnGrace reports whether a queued record waits only for an idle input's
 // grace to run out: the next end-offset check should come soon.
 func (w *worker) waitsOnGrace() bool {
-	if !w.p.cfg.IdleAdvance {
+	if !w.cfg.IdleAdvance {
 		return false
 	}
 	for i := range w.inputs {
@@ -156,5 +156,5 @@ func (w *worker) waitsOnGrace() bool {
 // after the record (a timer due at T comes after every record stamped
 // before T + lateness), so the record can no longer cancel them.
 func (w *worker) late(ts int64) bool {
-	return w.firedTo != noTime && ts < w.firedTo+w.p.cfg.Lateness.Milliseconds()
+	return w.firedTo != noTime && ts < w.firedTo+w.cfg.Lateness.Milliseconds()
 }

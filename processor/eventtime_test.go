@@ -51,7 +51,7 @@ func TestEventTime(t *testing.T) {
 						d.Fatalf(t, "unknown argument %s", a.Key)
 					}
 				}
-				w = &worker{p: &Processor{cfg: cfg}, inputs: make([]input, 3), firedTo: noTime}
+				w = &worker{workerEnv: &workerEnv{cfg: &cfg}, inputs: make([]input, 3), firedTo: noTime}
 				for i := range w.inputs {
 					w.inputs[i].topic = fmt.Sprint("input", i)
 					w.inputs[i].maxTs = noTime
