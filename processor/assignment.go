@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
-
-	"github.com/triggerd/triggerd/state"
 )
 
 // The assignment: the group's rebalance callbacks record which partitions
@@ -129,61 +126,4 @@ func (p *Processor) assignedLocked() ([]int32, error) {
 	}
 	slices.Sort(want)
 	return want, nil
-}
-
-// restoreParallelism bounds the partitions restored at once: each restore
-// has its own client (a connection and a fetch session), and a Pebble batch
-// of up to restoreFlushEvery records.
-const restoreParallelism = 4
-
-// restoreAll restores the partitions parts from the changelog, up to
-// restoreParallelism at once, and returns their handles in the same order.
-// A partition's restore touches only its own state and its own client, so
-// restores of different partitions are independent. The first error cancels
-// the others and is returned.
-func (p *Processor) restoreAll(ctx context.Context, parts []int32) ([]*state.Partition, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	out := make([]*state.Partition, len(parts))
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-		slots    = make(chan struct{}, restoreParallelism)
-	)
-	for i, part := range parts {
-		wg.Go(func() {
-			select {
-			case slots <- struct{}{}:
-				defer func() { <-slots }()
-			case <-ctx.Done():
-				return
-			}
-			sp, err := p.restorePartition(ctx, part)
-			if err != nil {
-				errOnce.Do(func() { firstErr = err; cancel(err) })
-				return
-			}
-			out[i] = sp
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	// A restore that never started (ctx done) left a nil handle.
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// restorePartition opens partition part's state and catches it up with
-// its changelog.
-func (p *Processor) restorePartition(ctx context.Context, part int32) (*state.Partition, error) {
-	sp := p.store.Partition(part)
-	if err := sp.Err(); err != nil {
-		return nil, err
-	}
-	return p.restore(ctx, part, sp)
 }

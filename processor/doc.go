@@ -57,7 +57,7 @@
 //	exactlyonce.go         exactly-once: the transactional session and its cycle end
 //	atleastonce.go         at-least-once: a plain client, the batch end and the group commit
 //	assignment.go          rebalance callbacks; workers started (restored concurrently) and stopped
-//	restore.go             changelog catch-up of one partition on assignment
+//	restore.go             changelog catch-up of assigned partitions: one client, applied concurrently
 //	restorewait.go         why a restore waits: the open transaction holding the changelog
 //	worker.go              one partition: its inputs, its cycle, timers, commit and abort
 //	admit.go               decoding and validating polled records before they are queued
