@@ -7,12 +7,12 @@ import (
 )
 
 // guarantee is the delivery guarantee's part of the cycle: how the Kafka
-// session starts and polls, how a cycle's output begins and ends, and the
-// two things the workers and the restore do differently without a
-// transaction. exactlyOnce (exactlyonce.go) commits a cycle's output and
-// its consumed offsets in one Kafka transaction; atLeastOnce
-// (atleastonce.go) has none: the state's offsets say where the inputs
-// resume, and each changelog batch is closed by its offsets record.
+// session starts and polls, how a cycle's output begins and ends, and what
+// the workers and the restore do differently without a transaction.
+// exactlyOnce (exactlyonce.go) commits a cycle's output and its consumed
+// offsets in one Kafka transaction; atLeastOnce (atleastonce.go) has none:
+// the state's offsets say where the inputs resume, and each changelog batch
+// is closed by its offsets record.
 type guarantee interface {
 	// start opens the session's client on the group consumer's options.
 	start(ctx context.Context, opts []kgo.Opt) (*kgo.Client, error)
