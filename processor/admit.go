@@ -30,7 +30,7 @@ func (w *worker) admit(in *input, now time.Time, arrived int64) error {
 	for _, r := range in.recs {
 		// Offsets are not contiguous on transactional or compacted
 		// inputs, so the check is a diagnostic for tests only.
-		if w.p.trace != "" && in.next >= 0 && r.Offset != in.next && !r.Attrs.IsControl() {
+		if w.trace != "" && in.next >= 0 && r.Offset != in.next && !r.Attrs.IsControl() {
 			w.log.Warn("input offset gap", zap.String("topic", in.topic), zap.Int64("want", in.next), zap.Int64("got", r.Offset))
 		}
 		in.next = r.Offset + 1
@@ -56,7 +56,7 @@ func (w *worker) admit(in *input, now time.Time, arrived int64) error {
 		in.queue = append(in.queue, queued{r: r, ts: ts, arrived: arrived, ev: d, late: late})
 		in.maxTs = max(in.maxTs, ts)
 	}
-	w.p.sortRawQueue(in) // repartition_caughtup.go
+	sortRawQueue(w.cfg, in) // repartition_caughtup.go
 	return nil
 }
 
@@ -83,10 +83,10 @@ func (w *worker) validate(in *input, r *kgo.Record, d *decoded, now time.Time) (
 	if w.misrouted(in, r, now) {
 		return false, nil
 	}
-	if ev.Time.Before(now.Add(-w.p.cfg.MaxEventAge)) || ev.Time.After(now.Add(w.p.cfg.MaxEventAhead)) {
+	if ev.Time.Before(now.Add(-w.cfg.MaxEventAge)) || ev.Time.After(now.Add(w.cfg.MaxEventAhead)) {
 		w.deadLetter(in, r, "absurd_timestamp", "event_time "+ev.Time.UTC().Format(time.RFC3339)+
-			" is outside the accepted range (max_event_age "+w.p.cfg.MaxEventAge.String()+
-			", max_event_ahead "+w.p.cfg.MaxEventAhead.String()+" of the wall clock)", now)
+			" is outside the accepted range (max_event_age "+w.cfg.MaxEventAge.String()+
+			", max_event_ahead "+w.cfg.MaxEventAhead.String()+" of the wall clock)", now)
 		return false, nil
 	}
 	return true, nil

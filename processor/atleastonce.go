@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+
+	"github.com/triggerd/triggerd/state"
 )
 
 // At-least-once mode: no Kafka transactions. A cycle produces its triggers,
@@ -35,40 +36,89 @@ import (
 // So triggers may repeat (same IDs: senders deduplicate), state never
 // counts an event twice, and nothing is lost.
 
-// startAtLeastOnce creates the plain client of at-least-once mode.
-func (p *Processor) startAtLeastOnce(opts []kgo.Opt) error {
+// atLeastOnce is the at-least-once guarantee: a plain client, no
+// transaction.
+type atLeastOnce struct{ p *Processor }
+
+// start creates the plain client of at-least-once mode.
+func (g *atLeastOnce) start(_ context.Context, opts []kgo.Opt) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(append(opts, kgo.DisableAutoCommit())...)
 	if err != nil {
-		return fmt.Errorf("processor: kafka client: %w", err)
+		return nil, fmt.Errorf("processor: kafka client: %w", err)
 	}
-	p.sess, p.cl = nil, cl
-	p.adm = kadm.NewClient(cl)
-	return nil
+	return cl, nil
 }
 
-// endAtLeastOnce ends a cycle in at-least-once mode; see the comment at the
-// top of this file. It returns a session error (the group commit or the
-// flush could not reach Kafka) apart from a fatal one (Pebble).
-func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleErr error) (sessErr, fatal error) {
+func (g *atLeastOnce) close() { g.p.cl.Close() }
+
+func (g *atLeastOnce) poll(ctx context.Context, max int) kgo.Fetches {
+	return g.p.cl.PollRecords(ctx, max)
+}
+
+// begin: nothing to begin without a transaction.
+func (g *atLeastOnce) begin() error { return nil }
+
+// unapplied drops the records the state already holds: the group's
+// offsets are committed after the state is applied, so after a crash in
+// between they are behind the state's (restored from the changelog), and
+// those records must not be applied twice. (SetOffsets cannot do it: kgo
+// ignores it for a partition not yet returned by a poll.)
+func (g *atLeastOnce) unapplied(recs []*kgo.Record, next int64) []*kgo.Record {
+	if next < 0 {
+		return recs
+	}
+	k := 0
+	for k < len(recs) && recs[k].Offset < next {
+		k++
+	}
+	return recs[k:]
+}
+
+// closesBatches: without a transaction, the offsets record that ends every
+// batch is how a restore tells a whole batch from one a crash cut short.
+func (g *atLeastOnce) closesBatches() bool { return true }
+
+// produceChangelog holds back the record that closes the batch: a restore
+// applies a batch only once that record is in the changelog. Produced with
+// the rest, it could be acknowledged before one of the cycle's triggers,
+// and a crash in between would lose that trigger (the restored state has
+// its event). So it goes out after everything else is acknowledged
+// (endBatch).
+func (g *atLeastOnce) produceChangelog(w *worker, r *kgo.Record) {
+	if state.IsBatchEnd(r.Key) {
+		w.batchEnd = r
+		return
+	}
+	w.out.produce(r, w.chlogPromise)
+}
+
+// transactionalID: at-least-once mode has none.
+func (g *atLeastOnce) transactionalID() string { return "" }
+
+// endBatch ends a cycle in at-least-once mode; see the comment at the top
+// of this file. It returns a session error (the group commit or the flush
+// could not reach Kafka) apart from a fatal one (Pebble).
+func (g *atLeastOnce) endBatch(ctx context.Context, active []*worker, cycleErr error) (sessErr, fatal error) {
+	p := g.p
 	endCtx, endCancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
 	defer endCancel()
 	p.failpoint("before-end")
 	phase := time.Now()
 	flushErr := p.cl.Flush(endCtx)
-	produceErr := p.produceErr.Load()
+	produceErr := p.out.err.Load()
 	if cycleErr == nil && produceErr == nil && flushErr == nil {
 		// Everything else is acknowledged: now the records that close
 		// the workers' batches (see worker.runCycle).
 		for _, w := range active {
 			if w.batchEnd != nil {
-				p.produce(w.batchEnd, w.chlogPromise)
+				p.out.produce(w.batchEnd, w.chlogPromise)
 				w.batchEnd = nil
 			}
 		}
 		flushErr = p.cl.Flush(endCtx)
 	}
 	phase = p.observePhase("flush", phase)
-	produceErr = p.produceErr.Swap(nil)
+	produceErr = p.out.takeErr()
 	if produceErr == nil && flushErr != nil {
 		produceErr = &flushErr
 	}
@@ -80,7 +130,7 @@ func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleE
 			}
 			// Without a transaction nothing rewinds the consumer:
 			// go back to what the state has.
-			if err := p.seekToState(w); err != nil {
+			if err := g.seekToState(w); err != nil {
 				return nil, err
 			}
 		}
@@ -150,7 +200,7 @@ func (p *Processor) endAtLeastOnce(ctx context.Context, active []*worker, cycleE
 // An input the state has no offset for keeps the group's position. It is
 // used after a dropped cycle: kgo ignores SetOffsets for a partition no
 // poll has returned yet, but such an input consumed nothing to rewind.
-func (p *Processor) seekToState(w *worker) error {
+func (g *atLeastOnce) seekToState(w *worker) error {
 	offs, err := w.part.Offsets()
 	if err != nil {
 		return err
@@ -163,7 +213,7 @@ func (p *Processor) seekToState(w *worker) error {
 		}
 	}
 	if len(set) > 0 {
-		p.cl.SetOffsets(set)
+		g.p.cl.SetOffsets(set)
 	}
 	return nil
 }

@@ -125,7 +125,7 @@ func (w *worker) warnIfStalled(now time.Time) {
 		waiting += w.inputs[i].pending()
 	}
 	w.waiting.Set(float64(waiting))
-	if waiting == 0 || w.p.cfg.IdleAdvance {
+	if waiting == 0 || w.cfg.IdleAdvance {
 		w.stalledSince = time.Time{}
 		return
 	}

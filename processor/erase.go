@@ -1,10 +1,8 @@
 package processor
 
 import (
-	"fmt"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/triggerd/triggerd/rules"
@@ -44,22 +42,9 @@ func (w *worker) erase(ev *schemas.Event, now time.Time) error {
 		ExpiresAt: neverExpires,
 		CausedBy:  []string{ev.ID},
 	}
-	val, err := w.p.trigEnc.Encode(nil, &tr)
-	if err != nil {
-		return fmt.Errorf("processor: encoding the erased record %s: %w", tr.ID, err)
+	if err := w.out.trigger(&tr, now); err != nil {
+		return err
 	}
-	w.p.produce(&kgo.Record{
-		Topic: w.p.cfg.Topics.Triggers,
-		Key:   []byte(tr.Customer),
-		Value: val,
-		Headers: []kgo.RecordHeader{
-			{Key: HeaderTriggerID, Value: []byte(tr.ID)},
-			{Key: HeaderRuleID, Value: []byte(tr.Rule)},
-			{Key: HeaderKind, Value: []byte(tr.Kind)},
-			{Key: HeaderChannel, Value: nil},
-		},
-		Timestamp: now,
-	}, w.p.promise)
 	w.erased++
 	// The customer ID only at debug level, like every per-customer line.
 	if w.log.Core().Enabled(zap.DebugLevel) {

@@ -51,16 +51,16 @@ const never = math.MaxInt64
 // means unknown: nothing may pass it.
 func (w *worker) progress(i int, nowMs int64, q *queued) int64 {
 	in := &w.inputs[i]
-	if q != nil && w.p.cfg.IdleAdvance && w.p.cfg.isRaw(inputKeys[i]) {
+	if q != nil && w.cfg.IdleAdvance && w.cfg.isRaw(inputKeys[i]) {
 		return w.rawProgress(in, nowMs, q)
 	}
 	if in.pending() > 0 {
 		return w.orderTs(in.queue[in.head].ts, nowMs)
 	}
-	if !w.p.cfg.IdleAdvance {
+	if !w.cfg.IdleAdvance {
 		return in.maxTs
 	}
-	grace := w.p.cfg.IdleGrace.Milliseconds()
+	grace := w.cfg.IdleGrace.Milliseconds()
 	switch {
 	case q == nil && in.caughtUpAt != 0:
 		return max(in.maxTs, in.caughtUpAt-grace)
@@ -74,7 +74,7 @@ func (w *worker) progress(i int, nowMs int64, q *queued) int64 {
 		// topic): it waits for the grace, so that what was
 		// written with it a moment apart is merged with it.
 		return noTime
-	case w.p.cfg.isRaw(inputKeys[i]):
+	case w.cfg.isRaw(inputKeys[i]):
 		return noTime // see rawProgress
 	}
 	return in.maxTs
@@ -86,7 +86,7 @@ func (w *worker) progress(i int, nowMs int64, q *queued) int64 {
 // of another input passes it only on the broker's word: caught up, stage
 // included (repartition_caughtup.go), for the grace after the record came.
 func (w *worker) rawProgress(in *input, nowMs int64, q *queued) int64 {
-	grace := w.p.cfg.IdleGrace.Milliseconds()
+	grace := w.cfg.IdleGrace.Milliseconds()
 	switch {
 	case in.caughtUpAt == 0 || in.caughtUpAt < q.arrived+grace:
 		return noTime
@@ -102,7 +102,7 @@ func (w *worker) rawProgress(in *input, nowMs int64, q *queued) int64 {
 // stamped in the future (a producer's clock ahead of ours, within
 // MaxEventAhead) counts as now, so it does not wait until its time comes.
 func (w *worker) orderTs(ts, nowMs int64) int64 {
-	if w.p.cfg.IdleAdvance && ts > nowMs {
+	if w.cfg.IdleAdvance && ts > nowMs {
 		return nowMs
 	}
 	return ts
@@ -122,7 +122,7 @@ func (w *worker) watermark(now time.Time) (time.Time, bool) {
 		}
 		minTs = min(minTs, ts)
 	}
-	return time.UnixMilli(minTs).Add(-w.p.cfg.Lateness), true
+	return time.UnixMilli(minTs).Add(-w.cfg.Lateness), true
 }
 
 // next returns the input whose queued head comes first in event time, if
@@ -163,7 +163,7 @@ func (w *worker) next(nowMs int64) (int, bool) {
 // waitsOnGrace reports whether a queued record waits only for an idle input's
 // grace to run out: the next end-offset check should come soon.
 func (w *worker) waitsOnGrace() bool {
-	if !w.p.cfg.IdleAdvance {
+	if !w.cfg.IdleAdvance {
 		return false
 	}
 	for i := range w.inputs {
@@ -179,5 +179,5 @@ func (w *worker) waitsOnGrace() bool {
 // after the record (a timer due at T comes after every record stamped
 // before T + lateness), so the record can no longer cancel them.
 func (w *worker) late(ts int64) bool {
-	return w.firedTo != noTime && ts < w.firedTo+w.p.cfg.Lateness.Milliseconds()
+	return w.firedTo != noTime && ts < w.firedTo+w.cfg.Lateness.Milliseconds()
 }

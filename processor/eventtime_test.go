@@ -19,6 +19,7 @@ import (
 //	caughtup input=1 at=5600             an end-offset check found it caught up
 //	drain now=6000                       apply what may go, in order
 //	watermark now=6000
+//	grace-wait                           whether records wait for an idle input's grace
 //
 // Inputs are 0 clickstream, 1 transactions, 2 profiles.
 func TestEventTime(t *testing.T) {
@@ -51,7 +52,7 @@ func TestEventTime(t *testing.T) {
 						d.Fatalf(t, "unknown argument %s", a.Key)
 					}
 				}
-				w = &worker{p: &Processor{cfg: cfg}, inputs: make([]input, 3), firedTo: noTime}
+				w = &worker{workerEnv: &workerEnv{cfg: &cfg}, inputs: make([]input, 3), firedTo: noTime}
 				for i := range w.inputs {
 					w.inputs[i].topic = fmt.Sprint("input", i)
 					w.inputs[i].maxTs = noTime
@@ -105,6 +106,8 @@ func TestEventTime(t *testing.T) {
 				return ""
 			case "late":
 				return fmt.Sprintf("%v\n", w.late(arg("ts")))
+			case "grace-wait":
+				return fmt.Sprintf("%v\n", w.waitsOnGrace())
 			default:
 				d.Fatalf(t, "unknown command %s", d.Cmd)
 				return ""

@@ -202,7 +202,7 @@ func (p *Processor) fail(err error) {
 	if errors.As(err, &fe) {
 		p.log.Error("fenced: another running process has this instance ID; stopping, since rejoining would fence it in turn",
 			zap.String("instance_id", p.cfg.InstanceID), zap.String("group", p.cfg.Group),
-			zap.String("transactional_id", p.transactionalID()), zap.String("fix", fixFenced), zap.Error(fe.cause))
+			zap.String("transactional_id", p.g.transactionalID()), zap.String("fix", fixFenced), zap.Error(fe.cause))
 		return
 	}
 	p.log.Error("processor stopping on a fatal error", zap.Error(err))
@@ -251,9 +251,9 @@ func (p *Processor) awaitGroupVerdict(runCtx context.Context) error {
 	}
 	p.ready.Store(false)
 	p.faults.out(fmt.Sprintf("the transactional producer %s was fenced; waiting up to %s for the group to say whether another process has instance ID %q",
-		p.transactionalID(), groupVerdictWait, p.cfg.InstanceID))
+		p.g.transactionalID(), groupVerdictWait, p.cfg.InstanceID))
 	p.log.Warn("the transactional producer was fenced; waiting for the group to say whether another process has this instance ID",
-		zap.String("transactional_id", p.transactionalID()), zap.Duration("at_most", groupVerdictWait))
+		zap.String("transactional_id", p.g.transactionalID()), zap.Duration("at_most", groupVerdictWait))
 	select {
 	case <-runCtx.Done():
 	case <-time.After(groupVerdictWait):

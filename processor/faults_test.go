@@ -24,7 +24,9 @@ func faultyProcessor(t *testing.T) (*Processor, *observer.ObservedLogs) {
 	core, logs := observer.New(zapcore.WarnLevel)
 	cfg := DefaultConfig()
 	cfg.Group, cfg.InstanceID, cfg.SessionTimeout = "g", "pod-0", time.Second
-	return &Processor{cfg: cfg, log: zap.New(core), m: newMetrics(nil), workers: map[int32]*worker{}}, logs
+	p := &Processor{cfg: cfg, log: zap.New(core), m: newMetrics(nil), workers: map[int32]*worker{}}
+	p.g = newGuarantee(p)
+	return p, logs
 }
 
 func probe(t *testing.T, p *Processor, path string) (int, string) {

@@ -275,13 +275,13 @@ var errStopped = errors.New("processor: not running")
 // sideClient returns the side client, creating it on first use while Run
 // runs; Run closes it when it returns.
 func (p *Processor) sideClient() (*side, error) {
-	p.sideMu.Lock()
-	defer p.sideMu.Unlock()
-	if !p.running {
+	p.admin.Lock()
+	defer p.admin.Unlock()
+	if !p.admin.running {
 		return nil, errStopped
 	}
-	if p.side != nil {
-		return p.side, nil
+	if p.admin.side != nil {
+		return p.admin.side, nil
 	}
 	opts, err := baseOpts(&p.cfg, p.log)
 	if err != nil {
@@ -292,18 +292,18 @@ func (p *Processor) sideClient() (*side, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processor: admin kafka client: %w", err)
 	}
-	p.side = &side{cl: cl, adm: kadm.NewClient(cl)}
-	return p.side, nil
+	p.admin.side = &side{cl: cl, adm: kadm.NewClient(cl)}
+	return p.admin.side, nil
 }
 
 // setRunning marks Run as running or, when it returns, closes the side
 // client.
 func (p *Processor) setRunning(on bool) {
-	p.sideMu.Lock()
-	defer p.sideMu.Unlock()
-	p.running = on
-	if !on && p.side != nil {
-		p.side.cl.Close()
-		p.side = nil
+	p.admin.Lock()
+	defer p.admin.Unlock()
+	p.admin.running = on
+	if !on && p.admin.side != nil {
+		p.admin.side.cl.Close()
+		p.admin.side = nil
 	}
 }

@@ -22,9 +22,11 @@ const misrouteLogEvery = time.Hour
 
 // misrouteLog throttles the warning; workers of several partitions share it.
 type misrouteLog struct {
-	sync.Mutex
-	last  map[string]time.Time // topic -> when it was last logged
-	since map[string]int64     // topic -> misrouted records since then
+	log         *zap.Logger
+	partitioner Partitioner
+	sync.Mutex                       // guards last and since
+	last        map[string]time.Time // topic -> when it was last logged
+	since       map[string]int64     // topic -> misrouted records since then
 }
 
 // initMisrouted creates the misrouted counter of every input at 0, so that
@@ -33,6 +35,7 @@ func (p *Processor) initMisrouted() {
 	for _, t := range p.cfg.Inputs() {
 		p.m.misrouted.WithLabelValues(t)
 	}
+	p.misroutes.log, p.misroutes.partitioner = p.log, p.cfg.Partitioner
 	p.misroutes.last = map[string]time.Time{}
 	p.misroutes.since = map[string]int64{}
 }
@@ -41,40 +44,39 @@ func (p *Processor) initMisrouted() {
 // partition of its key (the customer ID, checked before) under the
 // configured partitioner.
 func (w *worker) misrouted(in *input, r *kgo.Record, now time.Time) bool {
-	n := w.p.partitions.Load()
+	n := w.partitions.Load()
 	if n <= 0 {
 		return false // not known yet: no worker runs before it is
 	}
-	want := w.p.cfg.Partitioner.Partition(r.Key, n)
+	want := w.cfg.Partitioner.Partition(r.Key, n)
 	if want == r.Partition {
 		return false
 	}
 	detail := "the record is on partition " + strconv.Itoa(int(r.Partition)) + " but kafka.partitioner " +
-		string(w.p.cfg.Partitioner) + " puts its customer ID on partition " + strconv.Itoa(int(want)) +
+		string(w.cfg.Partitioner) + " puts its customer ID on partition " + strconv.Itoa(int(want)) +
 		": the producer uses another partitioner"
 	w.deadLetter(in, r, "misrouted", detail, now,
 		kgo.RecordHeader{Key: "dlq_expected_partition", Value: strconv.AppendInt(nil, int64(want), 10)},
 		kgo.RecordHeader{Key: "dlq_actual_partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
-		kgo.RecordHeader{Key: "dlq_partitioner", Value: []byte(w.p.cfg.Partitioner)})
-	w.p.m.misrouted.WithLabelValues(in.topic).Inc()
-	w.p.logMisrouted(in.topic, r.Partition, want, now)
+		kgo.RecordHeader{Key: "dlq_partitioner", Value: []byte(w.cfg.Partitioner)})
+	w.m.misrouted.WithLabelValues(in.topic).Inc()
+	w.misroutes.warn(in.topic, r.Partition, want, now)
 	return true
 }
 
-// logMisrouted writes the warning for topic at most once per
-// misrouteLogEvery, with the number of misrouted records since the last.
-func (p *Processor) logMisrouted(topic string, got, want int32, now time.Time) {
-	l := &p.misroutes
+// warn writes the warning for topic at most once per misrouteLogEvery, with
+// the number of misrouted records since the last.
+func (l *misrouteLog) warn(topic string, got, want int32, now time.Time) {
 	l.Lock()
 	defer l.Unlock()
 	l.since[topic]++
 	if last, ok := l.last[topic]; ok && now.Sub(last) < misrouteLogEvery {
 		return
 	}
-	p.log.Warn("input records are on other partitions than their customer IDs: dead-lettered as misrouted, not applied; "+
+	l.log.Warn("input records are on other partitions than their customer IDs: dead-lettered as misrouted, not applied; "+
 		"set kafka.partitioner to the producers' partitioner (crc32 for librdkafka clients: Python confluent-kafka, kcat, .NET), "+
 		"or configure the producers' (librdkafka: partitioner=murmur2_random; Java: the default)",
-		zap.String("topic", topic), zap.String("partitioner", string(p.cfg.Partitioner)),
+		zap.String("topic", topic), zap.String("partitioner", string(l.partitioner)),
 		zap.Int32("example_partition", got), zap.Int32("example_expected_partition", want),
 		zap.Int64("records", l.since[topic]), zap.Duration("next_line_in", misrouteLogEvery))
 	l.last[topic] = now

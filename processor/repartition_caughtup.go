@@ -60,8 +60,8 @@ func (p *Processor) rawCaughtUp(ctx context.Context) map[string]bool {
 // order (stably: offset order among equal times). The internal topic merges
 // raw partitions by arrival, so a record may come after a later-stamped
 // one; the merge across inputs takes each input's head as its earliest.
-func (p *Processor) sortRawQueue(in *input) {
-	if len(p.cfg.Repartition.Inputs) == 0 || !p.isInternal(in.topic) {
+func sortRawQueue(cfg *Config, in *input) {
+	if len(cfg.Repartition.Inputs) == 0 || !cfg.isInternal(in.topic) {
 		return
 	}
 	slices.SortStableFunc(in.queue[in.head:], func(a, b queued) int {
@@ -76,9 +76,9 @@ func (p *Processor) sortRawQueue(in *input) {
 }
 
 // isInternal reports whether topic is the internal topic of a raw input.
-func (p *Processor) isInternal(topic string) bool {
-	for _, t := range p.cfg.RawInputs() {
-		if p.cfg.RepartitionTopic(t) == topic {
+func (c *Config) isInternal(topic string) bool {
+	for _, t := range c.RawInputs() {
+		if c.RepartitionTopic(t) == topic {
 			return true
 		}
 	}

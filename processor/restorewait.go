@@ -67,22 +67,12 @@ func (p *Processor) owner(txnID string) (who, instance string) {
 	switch {
 	case txnID == "":
 		return "unknown", ""
-	case txnID == p.transactionalID():
+	case txnID == p.g.transactionalID():
 		return "self", p.cfg.InstanceID
 	case strings.HasPrefix(txnID, p.cfg.Group+"-"):
 		return "peer", strings.TrimPrefix(txnID, p.cfg.Group+"-")
 	}
 	return "stranger", ""
-}
-
-// transactionalID is the exactly-once producer's transactional ID: one per
-// instance of the group, so that a restarted instance fences its own
-// predecessor. At-least-once mode has none.
-func (p *Processor) transactionalID() string {
-	if p.cfg.Guarantee == AtLeastOnce {
-		return ""
-	}
-	return p.cfg.Group + "-" + p.cfg.InstanceID
 }
 
 // openTxns lists the transactions open on the changelog partition, oldest

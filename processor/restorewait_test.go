@@ -57,6 +57,7 @@ func TestRestoreStallNamesTheTransaction(t *testing.T) {
 	cfg.Topics.Changelog = "changelog"
 	cfg.TransactionTimeout = 10 * time.Second
 	p := &Processor{cfg: cfg, adm: kadm.NewClient(admCl), log: zap.NewNop()}
+	p.g = newGuarantee(p)
 	ctx := context.Background()
 
 	for _, tc := range []struct {

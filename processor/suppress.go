@@ -48,29 +48,18 @@ func (w *worker) writeSuppressions(now time.Time) error {
 	if len(sups) == 0 {
 		return nil
 	}
-	enc := w.p.supEnc
 	for i := range sups {
 		s := &sups[i]
 		s.Trigger.FiredAt = now
-		val, err := enc.Encode(nil, s)
+		val, err := w.out.supEnc.Encode(nil, s)
 		if err != nil {
 			return fmt.Errorf("processor: encoding suppression of %s: %w", s.Trigger.ID, err)
 		}
 		tr := &s.Trigger
-		w.p.produce(&kgo.Record{
-			Topic: w.p.cfg.SuppressionsTopic(),
-			Key:   []byte(tr.Customer),
-			Value: val,
-			Headers: []kgo.RecordHeader{
-				{Key: HeaderTriggerID, Value: []byte(tr.ID)},
-				{Key: HeaderRuleID, Value: []byte(tr.Rule)},
-				{Key: HeaderKind, Value: []byte(tr.Kind)},
-				{Key: HeaderChannel, Value: []byte(tr.Channel)},
-				{Key: HeaderAction, Value: []byte(s.Action)},
-				{Key: HeaderReason, Value: []byte(s.Reason)},
-			},
-			Timestamp: now,
-		}, w.p.promise)
+		w.out.produce(triggerRecord(w.cfg.SuppressionsTopic(), tr, val, now,
+			kgo.RecordHeader{Key: HeaderAction, Value: []byte(s.Action)},
+			kgo.RecordHeader{Key: HeaderReason, Value: []byte(s.Reason)},
+		), w.out.promise)
 		w.suppressed = append(w.suppressed, suppressed{action: s.Action, reason: s.Reason, channel: tr.Channel})
 	}
 	return nil
@@ -87,7 +76,7 @@ func (w *worker) countSuppressed() {
 	if len(w.suppressed) == 0 {
 		return
 	}
-	m := w.p.m
+	m := w.m
 	m.policy.Lock()
 	for _, s := range w.suppressed {
 		if s.action == schemas.ActionDeferred {

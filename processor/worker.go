@@ -64,11 +64,29 @@ type queued struct {
 
 func (in *input) pending() int { return len(in.queue) - in.head }
 
+// workerEnv is what a partition worker uses of its processor, the same for
+// every worker: read-only while cycles run, apart from the metrics, the
+// totals, the output and the misrouted-record log, which are safe for
+// concurrent use. A worker never reaches the processor's session, its
+// assignment or another worker.
+type workerEnv struct {
+	cfg        *Config
+	m          *metrics
+	stats      *Stats
+	out        *output
+	g          guarantee
+	ruleSet    func() *rules.Set // the running rules (SetRules replaces them)
+	clock      func() time.Time
+	trace      string        // customer ID prefix to trace at info level (tests only)
+	partitions *atomic.Int32 // the input partition count, once known
+	misroutes  *misrouteLog  // partitioner_misrouted.go
+}
+
 // worker owns one assigned partition: its state, its timers and its share of
 // each cycle. A cycle runs on its own goroutine; between cycles the
 // processor's loop touches the worker (commit, abort), so no lock is needed.
 type worker struct {
-	p    *Processor
+	*workerEnv
 	id   int32
 	log  *zap.Logger
 	part *state.Partition
@@ -122,7 +140,7 @@ type worker struct {
 }
 
 func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
-	w := &worker{p: p, id: id, part: part, log: p.log.With(zap.Int32("partition", id)), firedTo: noTime, firedToCommitted: noTime}
+	w := &worker{workerEnv: &p.env, id: id, part: part, log: p.log.With(zap.Int32("partition", id)), firedTo: noTime, firedToCommitted: noTime}
 	pl := strconv.Itoa(int(id))
 	for i, t := range p.cfg.Inputs() {
 		w.inputs = append(w.inputs, input{
@@ -147,7 +165,7 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 	w.writeBack.Set(float64(part.WriteBackBytes()))
 	w.chlogPromise = func(r *kgo.Record, err error) {
 		if err != nil {
-			p.produceFailed(r, err)
+			p.out.failed(r, err)
 			return
 		}
 		// Promises of one partition run in order, so the last call
@@ -265,20 +283,9 @@ func (w *worker) runCycle(now time.Time) error {
 		if len(in.recs) == 0 {
 			continue
 		}
-		if w.p.sess == nil && in.next >= 0 {
-			// At-least-once: the group's offsets are committed after the
-			// state is applied, so after a crash in between they are
-			// behind the state's (restored from the changelog): the
-			// records the state already holds are skipped here, never
-			// applied twice. (SetOffsets cannot do it: kgo ignores it for
-			// a partition not yet returned by a poll.)
-			k := 0
-			for k < len(in.recs) && in.recs[k].Offset < in.next {
-				k++
-			}
-			if in.recs = in.recs[k:]; len(in.recs) == 0 {
-				continue
-			}
+		// At-least-once skips the records the state already holds.
+		if in.recs = w.g.unapplied(in.recs, in.next); len(in.recs) == 0 {
+			continue
 		}
 		w.checkLost(in)
 		if err := w.admit(in, now, nowMs); err != nil {
@@ -298,7 +305,7 @@ func (w *worker) runCycle(now time.Time) error {
 		q := in.queue[in.head]
 		in.queue[in.head] = queued{}
 		in.head++
-		if err := w.fireUpTo(now, time.UnixMilli(w.orderTs(q.ts, nowMs)).Add(-w.p.cfg.Lateness)); err != nil {
+		if err := w.fireUpTo(now, time.UnixMilli(w.orderTs(q.ts, nowMs)).Add(-w.cfg.Lateness)); err != nil {
 			return err
 		}
 		if err := w.handle(in, q, now); err != nil {
@@ -334,7 +341,7 @@ func (w *worker) runCycle(now time.Time) error {
 			q.stored = true
 		}
 	}
-	if w.p.sess == nil {
+	if w.g.closesBatches() {
 		// At-least-once: every batch's changelog records end with the
 		// offsets record, which is how a restore tells a whole batch
 		// from one a crash cut short (restore.go).
@@ -349,18 +356,8 @@ func (w *worker) runCycle(now time.Time) error {
 		w.chlogCount[state.KindOf(key)][op]++
 		// The buffers stay valid until Commit or Abort, which come
 		// after End has flushed this record: no copy needed.
-		r := &kgo.Record{Topic: w.p.cfg.Topics.Changelog, Partition: w.id, Key: key, Value: value}
-		if w.p.sess == nil && state.IsBatchEnd(key) {
-			// At-least-once: a restore applies a batch only once its
-			// closing offsets record is in the changelog. Produced with
-			// the rest, it could be acknowledged before one of the
-			// cycle's triggers, and a crash in between would lose that
-			// trigger (the restored state has its event). So it goes
-			// out after everything else is acknowledged (endAtLeastOnce).
-			w.batchEnd = r
-			return nil
-		}
-		w.p.produce(r, w.chlogPromise)
+		// At-least-once holds back the record that closes the batch.
+		w.g.produceChangelog(w, &kgo.Record{Topic: w.cfg.Topics.Changelog, Partition: w.id, Key: key, Value: value})
 		return nil
 	})
 }
@@ -386,7 +383,7 @@ func (w *worker) loadHeld() error {
 		in.queue, in.head = in.queue[:0], 0
 		bySource[uint8(in.source)] = in
 	}
-	arrived := w.p.clock().UnixMilli()
+	arrived := w.clock().UnixMilli()
 	return w.part.Held(func(h state.HeldRecord) error {
 		in := bySource[h.Input]
 		if in == nil {
@@ -408,8 +405,8 @@ func (w *worker) fireUpTo(now, wm time.Time) error {
 		w.firedTo = max(w.firedTo, wm.UnixMilli())
 		return nil
 	}
-	for w.timersFired < w.p.cfg.TimersPerCycle {
-		limit := min(256, w.p.cfg.TimersPerCycle-w.timersFired)
+	for w.timersFired < w.cfg.TimersPerCycle {
+		limit := min(256, w.cfg.TimersPerCycle-w.timersFired)
 		var err error
 		w.due, err = w.part.PopDue(wm, limit, w.due[:0])
 		if err != nil {
@@ -433,9 +430,9 @@ func (w *worker) fireUpTo(now, wm time.Time) error {
 			// At the watermark: a calendar rule whose occurrences were
 			// missed (a backlog, a profile stamped years back) sends only
 			// the latest, if not expired (rules.Set.OnTimersAt).
-			w.p.Rules().OnTimersAt(c, w.due[i:j], wm, &w.actions)
+			w.ruleSet().OnTimersAt(c, w.due[i:j], wm, &w.actions)
 			w.logEvalErrors(t.Customer)
-			if w.p.trace != "" && strings.HasPrefix(string(t.Customer), w.p.trace) {
+			if w.trace != "" && strings.HasPrefix(string(t.Customer), w.trace) {
 				w.log.Info("trace timer", zap.String("customer", string(t.Customer)), zap.Time("due", t.Due), zap.Time("wm", wm),
 					zap.Int32("stage", t.Stage), zap.String("occurrence", t.Occurrence), zap.Int("timers", j-i), zap.Int("emit", len(w.actions.Emit)))
 			}
@@ -443,11 +440,11 @@ func (w *worker) fireUpTo(now, wm time.Time) error {
 				return err
 			}
 			for ; i < j; i++ {
-				w.p.m.fireLag.Observe(now.Sub(w.due[i].Due).Seconds())
+				w.m.fireLag.Observe(now.Sub(w.due[i].Due).Seconds())
 			}
 		}
 		w.timersFired += len(w.due)
-		w.p.m.timersFired.Add(float64(len(w.due)))
+		w.m.timersFired.Add(float64(len(w.due)))
 		if len(w.due) > 0 {
 			w.firedTo = max(w.firedTo, w.due[len(w.due)-1].Due.UnixMilli())
 		}
@@ -480,7 +477,7 @@ func (w *worker) handle(in *input, q queued, now time.Time) error {
 		// for want of a line in the rules file.
 		return w.erase(ev, now)
 	}
-	rs := w.p.Rules()
+	rs := w.ruleSet()
 	if !rs.Accepts(ev.Type) {
 		w.deadLetter(in, q.r, "unknown_type", "event type "+strconv.Quote(string(ev.Type))+" is not in the rules file's events catalogue", now)
 		return nil
@@ -504,7 +501,7 @@ func (w *worker) handle(in *input, q queued, now time.Time) error {
 	if q.late {
 		recordLate(c, in.topic, ev, now)
 	}
-	if w.p.trace != "" && strings.HasPrefix(string(ev.Customer), w.p.trace) {
+	if w.trace != "" && strings.HasPrefix(string(ev.Customer), w.trace) {
 		w.log.Info("trace event", zap.String("customer", string(ev.Customer)), zap.String("event", ev.ID),
 			zap.String("type", string(ev.Type)), zap.Time("at", ev.Time), zap.Int64("offset", q.r.Offset),
 			zap.Int("cancel", len(w.actions.Cancel)), zap.Int("schedule", len(w.actions.Schedule)), zap.Int("cart", len(c.Cart.Items)))
@@ -521,7 +518,7 @@ func (w *worker) handle(in *input, q queued, now time.Time) error {
 // warning names only the rule and which of its expressions failed; the
 // error itself and the customer ID go to the debug level.
 func (w *worker) logEvalErrors(c schemas.CustomerID) {
-	w.p.m.evalErrors.Add(float64(len(w.actions.Errors)))
+	w.m.evalErrors.Add(float64(len(w.actions.Errors)))
 	for _, err := range w.actions.Errors {
 		if w.evalErrors >= 5 {
 			return
@@ -563,7 +560,7 @@ func (w *worker) apply(c *schemas.Customer, now time.Time) error {
 	for i := range a.Emit {
 		tr := &a.Emit[i]
 		tr.FiredAt = now
-		if err := w.p.emit(w, tr); err != nil {
+		if err := w.emit(tr); err != nil {
 			return err
 		}
 	}
@@ -593,8 +590,8 @@ func (w *worker) deadLetter(in *input, r *kgo.Record, reason, detail string, now
 	)
 	hs = append(hs, extra...)
 	hs = append(hs, r.Headers...)
-	w.p.produce(&kgo.Record{Topic: w.p.cfg.Topics.DeadLetter, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: now}, w.p.promise)
-	w.p.m.deadLettered.WithLabelValues(in.topic, reason).Inc()
+	w.out.produce(&kgo.Record{Topic: w.cfg.Topics.DeadLetter, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: now}, w.out.promise)
+	w.m.deadLettered.WithLabelValues(in.topic, reason).Inc()
 	w.deadLettered++
 	if w.log.Core().Enabled(zap.DebugLevel) {
 		w.log.Debug("dead-lettered record", zap.String("topic", in.topic), zap.Int64("offset", r.Offset), zap.String("reason", reason))
@@ -606,24 +603,24 @@ func (w *worker) commit() error {
 	if err := w.part.Commit(w.chlogLast.Load()); err != nil {
 		return err
 	}
-	if w.p.trace != "" {
+	if w.trace != "" {
 		offs, _ := w.part.Offsets()
 		w.log.Info("trace commit", zap.Int64("changelog", offs.Changelog), zap.Any("inputs", offs.Inputs))
 	}
-	w.p.m.timersPend.WithLabelValues(strconv.Itoa(int(w.id))).Set(float64(w.part.PendingTimers()))
+	w.m.timersPend.WithLabelValues(strconv.Itoa(int(w.id))).Set(float64(w.part.PendingTimers()))
 	w.writeBack.Set(float64(w.part.WriteBackBytes()))
 	w.countSuppressed()
 	for i := range w.inputs {
 		in := &w.inputs[i]
 		in.events.Add(float64(in.consumed))
-		w.p.stats.events.Add(int64(in.consumed))
+		w.stats.events.Add(int64(in.consumed))
 		in.consumed = 0
 		if in.lateThisCycle > 0 {
 			in.late.Add(float64(in.lateThisCycle))
 			in.lateThisCycle = 0
 		}
 	}
-	w.p.stats.deadLetters.Add(int64(w.deadLettered))
+	w.stats.deadLetters.Add(int64(w.deadLettered))
 	w.deadLettered = 0
 	for k := range w.chlogCount {
 		for op, n := range w.chlogCount[k] {
@@ -633,8 +630,8 @@ func (w *worker) commit() error {
 		}
 	}
 	if w.erased > 0 {
-		w.p.m.erasures.Add(float64(w.erased))
-		w.p.stats.erasures.Add(int64(w.erased))
+		w.m.erasures.Add(float64(w.erased))
+		w.stats.erasures.Add(int64(w.erased))
 		w.erased = 0
 	}
 	return nil
