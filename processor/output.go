@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -125,4 +126,26 @@ func unproducible(err error) bool {
 func errUnproducible(err error) error {
 	return fmt.Errorf("processor: the broker refuses a record for good; stopping rather than retrying the cycle forever "+
 		"(a customer's state grown past the broker's max.message.bytes? raise it on the changelog topic, or bound the rules' keyed runs): %w", err)
+}
+
+// deadLetterRecord is the dead letter of r, read from topic: its key and
+// value unchanged, the reason, the error (at most 512 bytes) and where it came
+// from in dlq_ headers, then extra, then r's own headers. The worker and the
+// repartition stage both write these.
+func deadLetterRecord(dlq, topic string, r *kgo.Record, reason, detail string, now time.Time, extra ...kgo.RecordHeader) *kgo.Record {
+	if len(detail) > 512 {
+		detail = detail[:512]
+	}
+	hs := make([]kgo.RecordHeader, 0, 6+len(extra)+len(r.Headers))
+	hs = append(hs,
+		kgo.RecordHeader{Key: "dlq_reason", Value: []byte(reason)},
+		kgo.RecordHeader{Key: "dlq_error", Value: []byte(detail)},
+		kgo.RecordHeader{Key: "dlq_source_topic", Value: []byte(topic)},
+		kgo.RecordHeader{Key: "dlq_source_partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
+		kgo.RecordHeader{Key: "dlq_source_offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
+		kgo.RecordHeader{Key: "dlq_source_timestamp", Value: []byte(r.Timestamp.UTC().Format(time.RFC3339Nano))},
+	)
+	hs = append(hs, extra...)
+	hs = append(hs, r.Headers...)
+	return &kgo.Record{Topic: dlq, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: now}
 }

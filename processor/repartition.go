@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -346,24 +345,10 @@ func (r *repartitioner) route(rec *kgo.Record, now time.Time) error {
 }
 
 // deadLetter writes a raw record the stage cannot route, with the headers
-// every dead letter has (see worker.deadLetter).
+// every dead letter has (deadLetterRecord, output.go).
 func (r *repartitioner) deadLetter(rt *route, rec *kgo.Record, reason, detail string, now time.Time) {
-	if len(detail) > 512 {
-		detail = detail[:512]
-	}
-	hs := make([]kgo.RecordHeader, 0, 7+len(rec.Headers))
-	hs = append(hs,
-		kgo.RecordHeader{Key: "dlq_reason", Value: []byte(reason)},
-		kgo.RecordHeader{Key: "dlq_error", Value: []byte(detail)},
-		kgo.RecordHeader{Key: "dlq_source_topic", Value: []byte(rec.Topic)},
-		kgo.RecordHeader{Key: "dlq_source_partition", Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
-		kgo.RecordHeader{Key: "dlq_source_offset", Value: strconv.AppendInt(nil, rec.Offset, 10)},
-		kgo.RecordHeader{Key: "dlq_source_timestamp", Value: []byte(rec.Timestamp.UTC().Format(time.RFC3339Nano))},
-		kgo.RecordHeader{Key: "dlq_stage", Value: []byte("repartition")},
-	)
-	hs = append(hs, rec.Headers...)
-	r.cl.Produce(context.Background(), &kgo.Record{Topic: r.p.cfg.Topics.DeadLetter, Key: rec.Key, Value: rec.Value,
-		Headers: hs, Timestamp: now}, r.promise)
+	r.cl.Produce(context.Background(), deadLetterRecord(r.p.cfg.Topics.DeadLetter, rec.Topic, rec, reason, detail, now,
+		kgo.RecordHeader{Key: "dlq_stage", Value: []byte("repartition")}), r.promise)
 	rt.deadLettered++
 	r.p.m.deadLettered.WithLabelValues(rec.Topic, reason).Inc()
 }

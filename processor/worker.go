@@ -576,21 +576,7 @@ func (w *worker) apply(c *schemas.Customer, now time.Time) error {
 // stamped weeks ago, would otherwise fall under the dead-letter topic's
 // time retention at once and be deleted before anyone looked at it.
 func (w *worker) deadLetter(in *input, r *kgo.Record, reason, detail string, now time.Time, extra ...kgo.RecordHeader) {
-	if len(detail) > 512 {
-		detail = detail[:512]
-	}
-	hs := make([]kgo.RecordHeader, 0, 6+len(extra)+len(r.Headers))
-	hs = append(hs,
-		kgo.RecordHeader{Key: "dlq_reason", Value: []byte(reason)},
-		kgo.RecordHeader{Key: "dlq_error", Value: []byte(detail)},
-		kgo.RecordHeader{Key: "dlq_source_topic", Value: []byte(in.topic)},
-		kgo.RecordHeader{Key: "dlq_source_partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
-		kgo.RecordHeader{Key: "dlq_source_offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
-		kgo.RecordHeader{Key: "dlq_source_timestamp", Value: []byte(r.Timestamp.UTC().Format(time.RFC3339Nano))},
-	)
-	hs = append(hs, extra...)
-	hs = append(hs, r.Headers...)
-	w.out.produce(&kgo.Record{Topic: w.cfg.Topics.DeadLetter, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: now}, w.out.promise)
+	w.out.produce(deadLetterRecord(w.cfg.Topics.DeadLetter, in.topic, r, reason, detail, now, extra...), w.out.promise)
 	w.m.deadLettered.WithLabelValues(in.topic, reason).Inc()
 	w.deadLettered++
 	if w.log.Core().Enabled(zap.DebugLevel) {
