@@ -43,8 +43,9 @@ func (p *Partition) Repair(keys [][]byte, fn func(key, value []byte) error) erro
 		var v []byte
 		var err error
 		switch k[0] {
-		case kindCustomer:
-			if wb, ok := p.writeBack[schemas.CustomerID(k[1:])]; ok {
+		case kindCustomer, kindWarm, kindCold:
+			pt, _ := partOfKind(k[0])
+			if wb, ok := p.writeBack[wbKey{schemas.CustomerID(k[1:]), pt}]; ok {
 				v = wb // committed, not yet in Pebble
 				break
 			}

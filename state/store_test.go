@@ -200,8 +200,9 @@ func TestErase(t *testing.T) {
 		keys = append(keys, string(k))
 		return nil
 	}))
-	// Customer tombstone, x and y tombstones; z never reached the changelog.
-	if len(keys) != 3 {
+	// A tombstone for each part of the customer record, x and y
+	// tombstones; z never reached the changelog.
+	if len(keys) != 5 {
 		t.Fatalf("erase changes = %q", keys)
 	}
 	must(t, p.Commit(-1))
