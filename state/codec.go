@@ -57,10 +57,6 @@ const (
 	// version byte, and every time in the record is compact (see
 	// appendCTime), relative to it.
 	customerV2 = 2
-	// customerV3: a part of a customer record (codec_parts.go): the
-	// base time follows the version byte, as in format 2, taken from
-	// the part's own content.
-	customerV3 = 3
 	timerV1    = 1
 	offsetsV1  = 1
 	heldV1     = 1

@@ -11,9 +11,7 @@ import (
 // Key kinds: the byte after the 4-byte partition prefix. See doc.go for the
 // full layout.
 const (
-	kindCustomer byte = 'c' // <p>'c'<customer ID>: the hot part, or a whole record (formats 1, 2)
-	kindWarm     byte = 'w' // <p>'w'<customer ID>: the warm part (codec_parts.go)
-	kindCold     byte = 'o' // <p>'o'<customer ID>: the cold part
+	kindCustomer byte = 'c' // <p>'c'<customer ID>
 	kindHeld     byte = 'h' // <p>'h'<input><offset>
 	kindMeta     byte = 'm' // <p>'m'<name>
 	kindReverse  byte = 'r' // <p>'r'<esc(customer)><timer ID>
@@ -48,13 +46,8 @@ func partitionBounds(p uint32) (start, end []byte) {
 }
 
 func appendCustomerKey(b []byte, p uint32, id schemas.CustomerID) []byte {
-	return appendPartKey(b, p, id, partHot)
-}
-
-// appendPartKey appends the key of part pt of customer id's record.
-func appendPartKey(b []byte, p uint32, id schemas.CustomerID, pt recPart) []byte {
 	b = appendPartition(b, p)
-	b = append(b, partKinds[pt])
+	b = append(b, kindCustomer)
 	return append(b, id...)
 }
 
@@ -217,7 +210,7 @@ func KindOf(key []byte) RecordKind {
 		return RecordOther
 	}
 	switch key[0] {
-	case kindCustomer, kindWarm, kindCold:
+	case kindCustomer:
 		return RecordCustomer
 	case kindReverse:
 		return RecordTimer

@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -33,9 +34,9 @@ type CustomerState struct {
 // found is false when the store has neither a record nor a pending timer of
 // the customer. It is safe to call while the partition's worker runs. The
 // result is the caller's.
-func (s *Store) ReadCustomer(partition int32, id schemas.CustomerID) (cs CustomerState, found bool, err error) {
-	if partition < 0 {
-		return cs, false, fmt.Errorf("state: negative partition %d", partition)
+func (s *Store) ReadCustomer(part int32, id schemas.CustomerID) (cs CustomerState, found bool, err error) {
+	if part < 0 {
+		return cs, false, fmt.Errorf("state: negative partition %d", part)
 	}
 	if id == "" {
 		return cs, false, errors.New("state: empty customer ID")
@@ -51,44 +52,35 @@ func (s *Store) ReadCustomer(partition int32, id schemas.CustomerID) (cs Custome
 		return cs, false, errClosed
 	}
 	defer s.inflight.Done()
-	// The record's parts: each from the write-back if there, else from
-	// the snapshot.
-	var wb [numParts][]byte
-	h := s.mu.parts[partition]
+	var v []byte
+	h := s.mu.parts[part]
 	if h != nil {
 		h.writeBackMu.Lock()
 	}
 	snap := s.db.NewSnapshot()
 	if h != nil {
-		for pt := range numParts {
-			wb[pt] = slices.Clone(h.writeBack[wbKey{id, pt}])
-		}
+		v = slices.Clone(h.writeBack[id])
 		h.writeBackMu.Unlock()
 	}
 	s.mu.Unlock()
 	defer snap.Close()
-	num := uint32(partition)
-	get := func(pt recPart) ([]byte, error) {
-		if wb[pt] != nil {
-			return wb[pt], nil
-		}
-		v, closer, err := snap.Get(appendPartKey(nil, num, id, pt))
+	num := uint32(part)
+	if v == nil {
+		var closer io.Closer
+		v, closer, err = snap.Get(appendCustomerKey(nil, num, id))
 		switch {
 		case errors.Is(err, pebble.ErrNotFound):
-			return nil, nil
+			v = nil
 		case err != nil:
-			return nil, fmt.Errorf("state: partition %d: read customer %q: %w", partition, id, err)
+			return cs, false, fmt.Errorf("state: partition %d: read customer %q: %w", part, id, err)
+		default:
+			v = slices.Clone(v)
+			closer.Close()
 		}
-		defer closer.Close()
-		return slices.Clone(v), nil
-	}
-	v, err := get(partHot)
-	if err != nil {
-		return cs, false, err
 	}
 	if v != nil {
-		if err := readParts(v, &cs.Customer, get); err != nil {
-			return cs, false, fmt.Errorf("state: partition %d: customer %q: %w", partition, id, err)
+		if err := decodeCustomer(v, &cs.Customer); err != nil {
+			return cs, false, fmt.Errorf("state: partition %d: customer %q: %w", part, id, err)
 		}
 		found = true
 	}
@@ -100,14 +92,14 @@ func (s *Store) ReadCustomer(partition int32, id schemas.CustomerID) (cs Custome
 	upper[len(upper)-1]++ // the terminator 0x00 0x01 becomes 0x00 0x02
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return cs, false, fmt.Errorf("state: partition %d: read timers of %q: %w", partition, id, err)
+		return cs, false, fmt.Errorf("state: partition %d: read timers of %q: %w", part, id, err)
 	}
 	defer it.Close()
 	var key []byte
 	for valid := it.First(); valid; valid = it.Next() {
 		due, pending, err := parseReverse(it.Value())
 		if err != nil {
-			return cs, false, fmt.Errorf("state: partition %d: timers of %q: %w", partition, id, err)
+			return cs, false, fmt.Errorf("state: partition %d: timers of %q: %w", part, id, err)
 		}
 		if !pending {
 			continue
@@ -115,19 +107,19 @@ func (s *Store) ReadCustomer(partition int32, id schemas.CustomerID) (cs Custome
 		key = appendTimerRef(key[:0], num, due, it.Key()[partLen+1:])
 		tv, tcloser, err := snap.Get(key)
 		if err != nil {
-			return cs, false, fmt.Errorf("state: partition %d: timer of %q: read index: %w", partition, id, err)
+			return cs, false, fmt.Errorf("state: partition %d: timer of %q: read index: %w", part, id, err)
 		}
 		var t schemas.Timer
 		_, err = decodeTimer(tv, &t)
 		tcloser.Close()
 		if err != nil {
-			return cs, false, fmt.Errorf("state: partition %d: timer of %q: %w", partition, id, err)
+			return cs, false, fmt.Errorf("state: partition %d: timer of %q: %w", part, id, err)
 		}
 		cs.Timers = append(cs.Timers, t)
 		found = true
 	}
 	if err := it.Error(); err != nil {
-		return cs, false, fmt.Errorf("state: partition %d: read timers of %q: %w", partition, id, err)
+		return cs, false, fmt.Errorf("state: partition %d: read timers of %q: %w", part, id, err)
 	}
 	slices.SortStableFunc(cs.Timers, func(a, b schemas.Timer) int {
 		if c := a.Due.Compare(b.Due); c != 0 {
@@ -136,31 +128,6 @@ func (s *Store) ReadCustomer(partition int32, id schemas.CustomerID) (cs Custome
 		return compareStrings(a.ID, b.ID)
 	})
 	return cs, found, nil
-}
-
-// readParts decodes the record whose hot key holds v (or a whole record of
-// format 1 or 2) into c, reading its other parts with get.
-func readParts(v []byte, c *schemas.Customer, get func(recPart) ([]byte, error)) error {
-	var d partsDecoder
-	stored, isPart, err := d.decodeFirst(v, c)
-	if err != nil || !isPart {
-		return err
-	}
-	for pt := partWarm; pt < numParts; pt++ {
-		if stored&(1<<pt) == 0 {
-			continue
-		}
-		b, err := get(pt)
-		if err != nil {
-			return err
-		}
-		if b != nil {
-			if err := d.decodeMore(b, c); err != nil {
-				return err
-			}
-		}
-	}
-	return d.finish(c)
 }
 
 func compareStrings(a, b string) int {

@@ -43,9 +43,8 @@ func (p *Partition) Repair(keys [][]byte, fn func(key, value []byte) error) erro
 		var v []byte
 		var err error
 		switch k[0] {
-		case kindCustomer, kindWarm, kindCold:
-			pt, _ := partOfKind(k[0])
-			if wb, ok := p.writeBack[wbKey{schemas.CustomerID(k[1:]), pt}]; ok {
+		case kindCustomer:
+			if wb, ok := p.writeBack[schemas.CustomerID(k[1:])]; ok {
 				v = wb // committed, not yet in Pebble
 				break
 			}

@@ -30,7 +30,7 @@ func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 		}
 		p.restoring = true
 		// The changelog may replace any record.
-		p.custCache.clear(p.freeRecord)
+		p.custCache.clear(p.freeCustomer)
 		// The write-back's records are all after the offset the restore
 		// starts from (Offsets), so the restore applies them again, or
 		// newer ones.
@@ -50,7 +50,7 @@ func (p *Partition) ApplyChangelog(key, value []byte, offset int64) error {
 	}
 	var err error
 	switch key[0] {
-	case kindCustomer, kindWarm, kindCold:
+	case kindCustomer:
 		err = p.applyCustomer(key, value)
 	case kindReverse:
 		err = p.applyTimer(key, value)
@@ -95,16 +95,8 @@ func (p *Partition) applyCustomer(key, value []byte) error {
 		return nil
 	}
 	// Decode to validate: a record we cannot read must stop the restore
-	// here, not fail a batch later. (Each part alone: the hot part's run
-	// slots are checked when the parts are read together.)
-	var err error
-	if key[0] == kindCustomer {
-		_, _, err = p.decoder.decodeFirst(value, &p.scratch)
-	} else {
-		resetCustomer(&p.scratch)
-		err = p.decoder.decodeMore(value, &p.scratch)
-	}
-	if err != nil {
+	// here, not fail a batch later.
+	if err := decodeCustomerWith(value, &p.scratch, &p.names); err != nil {
 		return err
 	}
 	if err := p.batch.Set(p.key, value, nil); err != nil {

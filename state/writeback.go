@@ -21,15 +21,9 @@ import (
 // would leave to the restore, and what the write-back holds in memory.
 func (p *Partition) WriteBackBytes() int { return p.writeBackBytes }
 
-// wbKey names a customer record part in the write-back.
-type wbKey struct {
-	id schemas.CustomerID
-	pt recPart
-}
-
-// keepWriteBackLocked keeps v, a committed part of a customer record, in
-// the write-back, in a buffer of its own (v is the batch's).
-func (p *Partition) keepWriteBackLocked(id wbKey, v []byte) {
+// keepWriteBackLocked keeps v, the committed record of customer id, in the
+// write-back, in a buffer of its own (v is the batch's).
+func (p *Partition) keepWriteBackLocked(id schemas.CustomerID, v []byte) {
 	old, ok := p.writeBack[id]
 	if !ok {
 		if n := len(p.writeBackFree); n > 0 {
@@ -42,9 +36,8 @@ func (p *Partition) keepWriteBackLocked(id wbKey, v []byte) {
 	p.writeBack[id] = append(old[:0], v...)
 }
 
-// dropWriteBackLocked forgets a customer record part in the write-back, if
-// any.
-func (p *Partition) dropWriteBackLocked(id wbKey) {
+// dropWriteBackLocked forgets customer id's record in the write-back, if any.
+func (p *Partition) dropWriteBackLocked(id schemas.CustomerID) {
 	if v, ok := p.writeBack[id]; ok {
 		p.writeBackBytes -= len(v)
 		delete(p.writeBack, id)
@@ -69,7 +62,7 @@ func (p *Partition) freeWriteBackLocked(v []byte) {
 // empties it. The records are committed ones: they may go into any batch.
 func (p *Partition) flushWriteBackLocked() error {
 	for id, v := range p.writeBack {
-		p.key = appendPartKey(p.key[:0], p.num, id.id, id.pt)
+		p.key = appendCustomerKey(p.key[:0], p.num, id)
 		// Set copies the value into the batch: the buffer is free after.
 		if err := p.batch.Set(p.key, v, nil); err != nil {
 			return p.writeErr(err)

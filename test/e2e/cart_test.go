@@ -152,8 +152,7 @@ func testCartAbandonment(t *testing.T, f schemas.Format, codec string) {
 // format in state/doc.go) and op (a nil value is a tombstone).
 func checkChangelogCounts(t *testing.T, c *harness.Cluster, topic string, reg *prometheus.Registry) {
 	t.Helper()
-	// A customer record is up to three records, one per part.
-	kinds := map[byte]string{'c': "customer", 'w': "customer", 'o': "customer", 'r': "timer", 'h': "held", 'm': "offsets"}
+	kinds := map[byte]string{'c': "customer", 'r': "timer", 'h': "held", 'm': "offsets"}
 	read := map[[2]string]float64{}
 	readChangelog(t, c, topic, func(r *kgo.Record) {
 		if len(r.Key) == 0 {

@@ -40,11 +40,10 @@ func TestWriteBackMetric(t *testing.T) {
 	p.Tick(1, at.Add(time.Minute))
 	harness.WaitEvents(t, r.proc, 3+3)
 
-	// The last value of every customer key in the changelog (the record's
-	// parts: 'c' hot, 'w' warm, 'o' cold; see state/doc.go).
+	// The last value of every customer key in the changelog.
 	last := map[string]int{}
 	readChangelog(t, c, cfg.Topics.Changelog, func(rec *kgo.Record) {
-		if len(rec.Key) > 0 && (rec.Key[0] == 'c' || rec.Key[0] == 'w' || rec.Key[0] == 'o') {
+		if len(rec.Key) > 0 && rec.Key[0] == 'c' {
 			last[string(rec.Key)] = len(rec.Value)
 		}
 	})
