@@ -79,6 +79,7 @@ func (p *Processor) poll(ctx context.Context, wait time.Duration, max int) kgo.F
 
 // runCycle is one poll → process → transaction → state cycle.
 func (p *Processor) runCycle(ctx context.Context) error {
+	pollStart := time.Now()
 	fetches := p.poll(ctx, p.pollWait(), p.cfg.PollRecords)
 	// Rebalances wait until AllowRebalance: the assignment cannot change
 	// under a cycle, so a revoke never lands mid-transaction.
@@ -99,6 +100,9 @@ func (p *Processor) runCycle(ctx context.Context) error {
 			return nil
 		}
 		fetches = append(fetches, more...)
+	}
+	if fetches.NumRecords() > 0 {
+		p.observePhase("poll", pollStart)
 	}
 	fetches.EachError(func(t string, part int32, err error) {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

@@ -20,7 +20,7 @@ type metrics struct {
 	writeBack        *prometheus.GaugeVec // partition
 	fireLag          prometheus.Histogram
 	cycleSeconds     prometheus.Histogram
-	cyclePhase       *prometheus.HistogramVec // phase: process, flush, end, apply
+	cyclePhase       *prometheus.HistogramVec // phase: poll, process, flush, end, apply
 	commits          *prometheus.CounterVec   // result: committed, aborted
 	restored         *prometheus.CounterVec   // partition
 	restoring        prometheus.Gauge
@@ -38,6 +38,7 @@ type metrics struct {
 	suppressions     *prometheus.CounterVec // reason, channel
 	deferrals        *prometheus.CounterVec // reason, channel
 	changelog        *prometheus.CounterVec // kind, op: set, delete
+	changelogBytes   *prometheus.CounterVec // kind
 	misrouted        *prometheus.CounterVec // topic
 	repartitioned    *prometheus.CounterVec // topic (raw)
 	repartitionLag   *prometheus.GaugeVec   // topic (raw)
@@ -95,7 +96,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 		cyclePhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "triggerd_cycle_phase_seconds", Help: "Duration of a cycle's phases: process (rules and state, all partitions), flush (waiting for the produced records' acknowledgements), end (the transaction's offset commit and end; exactly-once only), apply (the Pebble batches).",
+			Name: "triggerd_cycle_phase_seconds", Help: "Duration of a cycle's phases: poll (the poll that brought records, waits included), process (rules and state, all partitions), flush (waiting for the produced records' acknowledgements), end (the transaction's offset commit and end; exactly-once only), apply (the Pebble batches).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"phase"}),
 		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -142,6 +143,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "triggerd_changelog_records_total",
 			Help: "Changelog records committed, by kind (customer, timer, held, offsets) and op (set, or delete: a tombstone).",
 		}, []string{"kind", "op"}),
+		changelogBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triggerd_changelog_bytes_total",
+			Help: "Bytes of the changelog records committed (key and value), by kind.",
+		}, []string{"kind"}),
 		late: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triggerd_input_late_events_total",
 			Help: "Input records that arrived after the watermark had passed their event time (timers the order puts after them had fired); they are applied when they arrive. By topic.",
@@ -176,7 +181,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.repartitioned, m.repartitionLag)
 		reg.MustRegister(m.events, m.inputLost, m.deadLettered, m.triggers, m.timersFired, m.timersPend, m.writeBack, m.fireLag,
 			m.cycleSeconds, m.cyclePhase, m.commits, m.restored, m.restoring, m.restoreLeft, m.sessionRestarts, m.changelogRepairs, m.duplicates, m.evalErrors, m.erasures, m.rulesReloads, m.watermarkLag,
-			m.late, m.waiting, m.suppressions, m.deferrals, m.changelog, m.misrouted)
+			m.late, m.waiting, m.suppressions, m.deferrals, m.changelog, m.changelogBytes, m.misrouted)
 	}
 	return m
 }

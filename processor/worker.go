@@ -130,6 +130,9 @@ type worker struct {
 	// clears it, so an aborted cycle's records are never counted.
 	chlogCount   [state.NumRecordKinds][2]int
 	chlogRecords [state.NumRecordKinds][2]prometheus.Counter
+	// chlogBytes counts the cycle's changelog bytes (key and value) by kind.
+	chlogBytes     [state.NumRecordKinds]int
+	chlogByteCount [state.NumRecordKinds]prometheus.Counter
 	// writeBack is the partition's triggerd_store_write_back_bytes.
 	writeBack    prometheus.Gauge
 	chlogPromise func(*kgo.Record, error)
@@ -159,6 +162,7 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 	for k := range w.chlogRecords {
 		w.chlogRecords[k][0] = p.m.changelog.WithLabelValues(state.RecordKind(k).String(), "set")
 		w.chlogRecords[k][1] = p.m.changelog.WithLabelValues(state.RecordKind(k).String(), "delete")
+		w.chlogByteCount[k] = p.m.changelogBytes.WithLabelValues(state.RecordKind(k).String())
 	}
 	p.m.timersPend.WithLabelValues(pl).Set(float64(part.PendingTimers()))
 	w.writeBack = p.m.writeBack.WithLabelValues(pl)
@@ -273,6 +277,7 @@ func (w *worker) runCycle(now time.Time) error {
 	w.suppressed = w.suppressed[:0]
 	w.chlogLast.Store(-1)
 	w.chlogCount = [state.NumRecordKinds][2]int{}
+	w.chlogBytes = [state.NumRecordKinds]int{}
 	w.batchEnd = nil
 	w.firedToCommitted = w.firedTo
 	nowMs := now.UnixMilli()
@@ -354,6 +359,7 @@ func (w *worker) runCycle(now time.Time) error {
 			op = 1
 		}
 		w.chlogCount[state.KindOf(key)][op]++
+		w.chlogBytes[state.KindOf(key)] += len(key) + len(value)
 		// The buffers stay valid until Commit or Abort, which come
 		// after End has flushed this record: no copy needed.
 		// At-least-once holds back the record that closes the batch.
@@ -608,6 +614,11 @@ func (w *worker) commit() error {
 	}
 	w.stats.deadLetters.Add(int64(w.deadLettered))
 	w.deadLettered = 0
+	for k, n := range w.chlogBytes {
+		if n > 0 {
+			w.chlogByteCount[k].Add(float64(n))
+		}
+	}
 	for k := range w.chlogCount {
 		for op, n := range w.chlogCount[k] {
 			if n > 0 {

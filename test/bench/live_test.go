@@ -286,6 +286,7 @@ func logCycles(b *testing.B, cluster, mode string, events int64, before, after m
 		fmt.Fprintf(&chlog, " %s %.3f (tombstones %.3f)", kind, (set+del)/float64(max(events, 1)), del/float64(max(events, 1)))
 	}
 	logf("%s %s: changelog records per event by kind:%s", cluster, mode, chlog.String())
+	breakdownOf(cluster, mode, events, before, after) // breakdown_test.go
 }
 
 // logMemory logs where the processor's memory is: resident, the Go heap and

@@ -401,6 +401,7 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 		fmt.Fprintf(&sb, "  (cluster=%s; ours = %s, the faster of our modes, full example rules; goka = cart tracking, counters and cart abandonment only)\n", k.name, ours.name)
 	}
 	printVsKStreams(&sb, k, rows)
+	sb.WriteString(breakdownLines()) // breakdown_test.go
 	// One write, so that the table is not interleaved with the log.
 	fmt.Print(sb.String())
 	for _, r := range rows {
