@@ -35,8 +35,10 @@ func (r *run) copy(ctx context.Context, sc *scan, from map[int32]int64, offs sta
 	var (
 		mu       sync.Mutex
 		firstErr error
+		inFlight sync.WaitGroup
 	)
 	promise := func(_ *kgo.Record, err error) {
+		defer inFlight.Done()
 		if err != nil {
 			mu.Lock()
 			if firstErr == nil {
@@ -48,7 +50,11 @@ func (r *run) copy(ctx context.Context, sc *scan, from map[int32]int64, offs sta
 	var written, customers int64
 	sincOffs := make([]int, r.m)
 	produce := func(rec *kgo.Record) {
-		w.Produce(ctx, rec, promise)
+		// Not ctx: a record is never dropped by a cancel between its
+		// produce and the flush that confirms it; an interrupted run
+		// does not commit (below), so its records are written again.
+		inFlight.Add(1)
+		w.Produce(context.Background(), rec, promise)
 		written++
 	}
 	writeOffsets := func(q int32) {
@@ -61,6 +67,10 @@ func (r *run) copy(ctx context.Context, sc *scan, from map[int32]int64, offs sta
 	defer prog.stop()
 	flushCommit := func() error {
 		if err := w.Flush(ctx); err != nil {
+			return err
+		}
+		inFlight.Wait()
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		mu.Lock()

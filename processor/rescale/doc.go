@@ -35,8 +35,8 @@
 // held records and the offsets records; the second writes the records that
 // are the last of their key. After each flushed chunk, the position reached
 // in each old partition is committed in the consumer group
-// "<group>-rescale" (a progress marker); a rerun writes only from there. A
-// crash between a flush and its commit writes a suffix again, which cannot
+// "<group>-rescale-<new changelog>" (a progress marker); a rerun writes
+// only from there. A crash between a flush and its commit writes a suffix again, which cannot
 // change the result: a key's records all come from one old partition and
 // keep their order, and its last record is written last. When the copy is
 // complete, the offsets records are written, the topics recreated or

@@ -2,12 +2,14 @@ package rescale
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -81,9 +83,13 @@ func refused(format string, args ...any) error {
 	return &RefusedError{Reason: fmt.Sprintf(format, args...)}
 }
 
-// ProgressGroup is the consumer group that holds a rescale's progress
-// marker (see doc.go).
-func ProgressGroup(cfg processor.Config) string { return cfg.Group + "-rescale" }
+// ProgressGroup is the consumer group that holds the progress marker of
+// the rescale from cfg's changelog (see doc.go): one per new changelog, so
+// that the next rescale, whose source is this one's destination, never
+// reads this one's done marker as its progress.
+func ProgressGroup(cfg processor.Config) string {
+	return cfg.Group + "-rescale-" + NextName(cfg.Topics.Changelog)
+}
 
 // input is one input the workers consume, before and after.
 type input struct {
@@ -267,7 +273,8 @@ func (r *run) checkStopped(ctx context.Context) error {
 	}
 	for _, g := range groups {
 		if d, ok := described[g]; ok && len(d.Members) > 0 {
-			return refused("the consumer group %q has %d member(s) (state %s): stop the deployment (every instance) and run again",
+			return refused("the consumer group %q has %d member(s) (state %s): stop the deployment (every instance) and run again; "+
+				"a stopped instance with static membership (instance_id) stays a member until kafka.session_timeout has passed",
 				g, len(d.Members), d.State)
 		}
 	}
@@ -307,7 +314,7 @@ func (r *run) waitCreated(ctx context.Context, topic string, parts int32, config
 // finished reports whether the done marker is committed: the progress
 // group's position on the new changelog.
 func (r *run) finished(ctx context.Context) (bool, string, error) {
-	offs, err := r.adm.FetchOffsetsForTopics(ctx, ProgressGroup(r.cfg), r.dst)
+	offs, err := r.fetchOffsets(ctx, ProgressGroup(r.cfg))
 	if err != nil {
 		return false, "", fmt.Errorf("rescale: reading the progress of group %q: %w", ProgressGroup(r.cfg), err)
 	}
@@ -345,7 +352,7 @@ func (r *run) commit(ctx context.Context, group string, offs kadm.Offsets) error
 // progress returns, per old changelog partition, the offset from which the
 // copy writes: what an interrupted run confirmed, else 0.
 func (r *run) progress(ctx context.Context) (map[int32]int64, error) {
-	offs, err := r.adm.FetchOffsetsForTopics(ctx, ProgressGroup(r.cfg), r.src)
+	offs, err := r.fetchOffsets(ctx, ProgressGroup(r.cfg))
 	if err != nil {
 		return nil, fmt.Errorf("rescale: reading the progress of group %q: %w", ProgressGroup(r.cfg), err)
 	}
@@ -356,4 +363,14 @@ func (r *run) progress(ctx context.Context) (map[int32]int64, error) {
 		}
 	}
 	return from, nil
+}
+
+// fetchOffsets returns the group's committed offsets; none for a group the
+// cluster does not know.
+func (r *run) fetchOffsets(ctx context.Context, group string) (kadm.OffsetResponses, error) {
+	offs, err := r.adm.FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return kadm.OffsetResponses{}, nil
+	}
+	return offs, err
 }

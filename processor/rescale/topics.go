@@ -82,7 +82,7 @@ func (r *run) checkDrained(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("rescale: end offsets of %v: %w", topics, err)
 		}
-		committed, err := r.adm.FetchOffsetsForTopics(ctx, r.cfg.Group, topics...)
+		committed, err := r.fetchOffsets(ctx, r.cfg.Group)
 		if err != nil {
 			return fmt.Errorf("rescale: offsets of group %q: %w", r.cfg.Group, err)
 		}
