@@ -38,6 +38,7 @@
 //	repartition*.go  raw inputs: the repartition stage (its own group and
 //	              transaction) that writes each raw record keyed by customer
 //	              ID to an internal co-partitioned topic the workers consume
+//	statesource.go  drops local state built from another changelog (a rescale)
 //	metrics.go    Prometheus metrics
 //	ops.go        /metrics, /healthz and /readyz
 package processor

@@ -100,7 +100,7 @@ func (r *run) checkDrained(ctx context.Context) error {
 		sort.Strings(behind)
 		return refused("the workers' group %q has not processed every input to its end (%s): "+
 			"switch the producers of the co-partitioned inputs to the new topics (they exist now; see below), "+
-			"start the deployment in the old layout until triggerd_consumer_lag is 0, stop it and run the rescale again",
+			"start the deployment in the old layout until the group's lag on them is 0 (kafka-consumer-groups --describe), stop it and run the rescale again",
 			r.cfg.Group, strings.Join(behind, ", "))
 	}
 	lso, err := r.adm.ListCommittedOffsets(ctx, r.src)
