@@ -59,6 +59,8 @@
 //	assignment.go          rebalance callbacks; workers started (restored concurrently) and stopped
 //	restore.go             changelog catch-up of assigned partitions: one client, applied concurrently
 //	restorewait.go         why a restore waits: the open transaction holding the changelog
+//	statesource.go         drops local state built from another changelog (after a rescale)
+//	rescale_export.go      what the rescale command needs of the processor's settings
 //	worker.go              one partition: its inputs, its cycle, timers, commit and abort
 //	admit.go               decoding and validating polled records before they are queued
 //	eventtime.go           event-time merge of the inputs, progress and watermark

@@ -215,6 +215,9 @@ func (p *Processor) prepare(ctx context.Context, base []kgo.Opt) error {
 	}
 	p.nparts = n
 	p.partitions.Store(n)
+	if err := p.useStateSource(); err != nil {
+		return err
+	}
 	enc, err := schemas.NewTriggerEncoder(ctx, p.cfg.Encodings.Triggers, p.registry, p.cfg.Topics.Triggers+"-value")
 	if err != nil {
 		return fmt.Errorf("processor: trigger encoder: %w", err)

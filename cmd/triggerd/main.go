@@ -6,6 +6,7 @@
 //	triggerd state get|explain|erase ID      a customer, through the admin API
 //	triggerd topics --config FILE [--create] check (or create) the topics
 //	triggerd backtest --rules FILE --from T1 a candidate rules file on history
+//	triggerd rescale --config FILE --to M    change the partition count, with the state
 //	triggerd version
 //	triggerd help [COMMAND]                  a command's usage (as COMMAND --help)
 package main
@@ -37,6 +38,7 @@ Usage:
   triggerd state get|explain|erase ID   a customer through a running instance's admin API
   triggerd topics [--config FILE] [--create]   check (or create) the co-partitioned topics
   triggerd backtest --rules FILE --from T1 [--to T2]   replay history through candidate rules, compare
+  triggerd rescale --config FILE --to M   change the partition count of a stopped deployment, with its state
   triggerd version
   triggerd help [COMMAND]         a command's usage (as COMMAND --help)
 
@@ -86,6 +88,8 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = topicsCmd(ctx, args[1:], stdout)
 	case "backtest":
 		err = backtestCmd(ctx, args[1:], stdout, stderr)
+	case "rescale":
+		err = rescaleCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		err = versionCmd(args[1:], stdout)
 	case "help":

@@ -1,0 +1,291 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triggerd/triggerd/processor"
+	"github.com/triggerd/triggerd/processor/rescale"
+	"github.com/triggerd/triggerd/schemas"
+	"github.com/triggerd/triggerd/state"
+	"github.com/triggerd/triggerd/test/harness"
+)
+
+// rescalePhase is the traffic between two rescales, and the tick that
+// ends it (every input partition advanced to it, so timers due before it
+// fire).
+type rescalePhase struct {
+	events []schemas.Event
+	tick   time.Time
+}
+
+// rescaleWorkload makes three phases of carts, purchases and cart changes
+// over 300 customers, stamped in the future (idle advance then never moves
+// event time: only the ticks do, so both runs fire the same timers at the
+// same event times). Stage 1 (1 h) of some carts is due in the next phase:
+// those timers move with a rescale before they fire.
+func rescaleWorkload(seed uint64) []rescalePhase {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	base := time.Now().UTC().Add(2 * time.Hour).Truncate(time.Millisecond)
+	var phases []rescalePhase
+	n := 0
+	for ph := range 3 {
+		start := base.Add(time.Duration(ph) * 75 * time.Minute)
+		var evs []schemas.Event
+		for i := range 150 {
+			c := fmt.Sprintf("cust-%d", rng.IntN(300))
+			at := start.Add(time.Duration(i) * 12 * time.Second)
+			n++
+			switch rng.IntN(5) {
+			case 0:
+				evs = append(evs, purchase(fmt.Sprintf("e%d", n), c, at))
+			default:
+				evs = append(evs, click(fmt.Sprintf("e%d", n), c, schemas.AddToCart, at, fmt.Sprintf("p%d", rng.IntN(9))))
+			}
+		}
+		phases = append(phases, rescalePhase{events: evs, tick: start.Add(70 * time.Minute)})
+	}
+	return phases
+}
+
+func rescaleConfig(cfg processor.Config) processor.Config {
+	cfg.IdleAdvance = true
+	cfg.ReconnectGrace = 200 * time.Millisecond
+	cfg.IdleGrace = 300 * time.Millisecond
+	return cfg
+}
+
+// runPhase produces a phase to the topics of cfg (parts partitions) and
+// runs a processor on a fresh store until it has applied every record,
+// none held; the processor stays until the test ends unless stop is
+// called.
+func runPhase(t *testing.T, c *harness.Cluster, cfg processor.Config, parts int32, ph rescalePhase) (*running, *state.Store) {
+	t.Helper()
+	p := harness.NewProducer(t, c, cfg, nil)
+	p.Send(parts, ph.events...)
+	p.Tick(parts, ph.tick)
+	store := memStore(t)
+	r := start(t, cfg, store)
+	harness.WaitEvents(t, r.proc, int64(len(ph.events))+3*int64(parts))
+	return r, store
+}
+
+// rescaleUntilDone runs the rescale, interrupting it (context cancelled
+// after a random number of progress commits) until a run completes.
+func rescaleUntilDone(t *testing.T, cfg processor.Config, to int32, rng *rand.Rand) rescale.Result {
+	t.Helper()
+	interrupted := 0
+	for attempt := 0; ; attempt++ {
+		if attempt > 60 {
+			t.Fatalf("rescale to %d not done after 60 attempts", to)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		commits, stopAt := 0, rng.IntN(8)
+		if interrupted >= 4 {
+			stopAt = -1 // let it finish
+		}
+		res, err := rescale.Run(ctx, cfg, rescale.Options{To: to, ChunkRecords: 11, OffsetsEvery: 7, OnCommit: func() {
+			if commits++; commits == stopAt {
+				cancel()
+			}
+		}})
+		cancel()
+		if err == nil {
+			t.Logf("%s (interrupted %d times, %d records written by the last run)", res.Summary(), interrupted, res.Written)
+			return res
+		}
+		var refused *rescale.RefusedError
+		if errors.As(err, &refused) && strings.Contains(refused.Reason, "member") && attempt < 40 {
+			// A stopped static member stays in the group until its
+			// session times out.
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("rescale to %d: %v", to, err)
+		}
+		interrupted++
+	}
+}
+
+// withLayout returns cfg with the settings the rescale printed.
+func withLayout(t *testing.T, cfg processor.Config, res rescale.Result) processor.Config {
+	t.Helper()
+	for _, s := range res.Settings {
+		switch s.Path {
+		case "kafka.topics.changelog":
+			cfg.Topics.Changelog = s.Value
+		case "kafka.topics.clickstream":
+			cfg.Topics.Clickstream = s.Value
+		case "kafka.topics.transactions":
+			cfg.Topics.Transactions = s.Value
+		case "kafka.topics.profiles":
+			cfg.Topics.Profiles = s.Value
+		default:
+			t.Fatalf("unexpected setting %s: %s", s.Path, s.Value)
+		}
+	}
+	return cfg
+}
+
+// TestRescaleState: the state after 4 → 8 → 3 partitions, each rescale
+// interrupted at random points and run again, equals, customer by
+// customer (record and pending timers), what a processor that ran the same
+// traffic on 3 partitions from the start holds, and the triggers are the
+// same: none lost, none twice.
+func TestRescaleState(t *testing.T) {
+	c := harness.NewCluster(t)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	phases := rescaleWorkload(seed)
+
+	cfg := rescaleConfig(c.Topics(t, 4))
+	r4, _ := runPhase(t, c, cfg, 4, phases[0])
+	r4.stop(t)
+	// A rescale refuses while the group has members or input waits.
+	res8 := rescaleUntilDone(t, cfg, 8, rng)
+	if res8.From != 4 || res8.To != 8 {
+		t.Fatalf("rescale 4 -> 8 says from %d to %d", res8.From, res8.To)
+	}
+	again, err := rescale.Run(context.Background(), cfg, rescale.Options{To: 8})
+	if err != nil || !again.AlreadyDone || again.Customers != res8.Customers {
+		t.Fatalf("a rerun of a finished rescale: %+v, %v: want already done with the same counts", again, err)
+	}
+	cfg8 := withLayout(t, cfg, res8)
+	r8, _ := runPhase(t, c, cfg8, 8, phases[1])
+	r8.stop(t)
+	res3 := rescaleUntilDone(t, cfg8, 3, rng)
+	cfg3 := withLayout(t, cfg8, res3)
+	_, got := runPhase(t, c, cfg3, 3, phases[2])
+
+	// The reference runs the same phases on 3 partitions, stopped and
+	// started again on its store between them as the other run was.
+	ref := rescaleConfig(c.Topics(t, 3))
+	pr := harness.NewProducer(t, c, ref, nil)
+	want := memStore(t)
+	for i, ph := range phases {
+		pr.Send(3, ph.events...)
+		pr.Tick(3, ph.tick)
+		refRun := start(t, ref, want)
+		harness.WaitEvents(t, refRun.proc, int64(len(ph.events))+3*3)
+		if i < len(phases)-1 {
+			refRun.stop(t)
+		}
+	}
+
+	customers := map[string]bool{}
+	for _, ph := range phases {
+		for _, ev := range ph.events {
+			customers[string(ev.Customer)] = true
+		}
+	}
+	mismatch, timers := 0, 0
+	for id := range customers {
+		part := harness.PartitionOf(id, 3)
+		g, gok, err := got.ReadCustomer(part, schemas.CustomerID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, wok, err := want.ReadCustomer(part, schemas.CustomerID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		timers += len(w.Timers)
+		// When a decision was recorded is the wall clock's, not the
+		// state's.
+		for _, cs := range []*state.CustomerState{&g, &w} {
+			for i := range cs.Customer.Decisions {
+				cs.Customer.Decisions[i].Recorded = time.Time{}
+			}
+		}
+		if gok != wok || !reflect.DeepEqual(g, w) {
+			if mismatch++; mismatch <= 3 {
+				t.Errorf("customer %s after 4 -> 8 -> 3:\n got %v %+v\nwant %v %+v", id, gok, g, wok, w)
+			}
+		}
+	}
+	if mismatch > 0 || timers == 0 {
+		t.Fatalf("%d of %d customers differ from the 3-partition reference; %d pending timers", mismatch, len(customers), timers)
+	}
+
+	gotTrig := committedTriggers(t, c, cfg.Topics.Triggers)
+	wantTrig := committedTriggers(t, c, ref.Topics.Triggers)
+	if len(wantTrig) == 0 {
+		t.Fatal("the reference fired no trigger: the workload tests nothing")
+	}
+	var lost, dup []string
+	seen := map[string]int{}
+	for _, id := range gotTrig {
+		seen[id]++
+	}
+	for _, id := range wantTrig {
+		if seen[id] == 0 {
+			lost = append(lost, id)
+		}
+	}
+	for id, n := range seen {
+		if n > 1 {
+			dup = append(dup, id)
+		}
+	}
+	if len(lost) > 0 || len(dup) > 0 || len(gotTrig) != len(wantTrig) {
+		t.Fatalf("triggers: %d, reference %d; lost %v, duplicated %v", len(gotTrig), len(wantTrig), lost, dup)
+	}
+	t.Logf("customers=%d timers=%d triggers=%d: equal to the reference", len(customers), timers, len(wantTrig))
+}
+
+// committedTriggers reads every committed trigger ID of topic to its end.
+func committedTriggers(t *testing.T, c *harness.Cluster, topic string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(c.Client(t)).ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	cl := c.Client(t, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())
+	dec, err := schemas.NewTriggerDecoder(schemas.FormatJSON, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s: %v (partitions left %v)", topic, ctx.Err(), left)
+		}
+		for _, rec := range fs.Records() {
+			if rec.Offset >= left[rec.Partition]-1 {
+				delete(left, rec.Partition)
+			}
+			if rec.Attrs.IsControl() {
+				continue
+			}
+			var tr schemas.Trigger
+			if err := dec.Decode(rec.Value, &tr); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, tr.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
