@@ -37,11 +37,13 @@ import (
 // between writes the records again, with the same event IDs, which the
 // rules' dedupe of the workers absorbs.
 //
-// Order: the internal topic keeps the order of each raw partition. Events of
-// one customer that a producer spread over several raw partitions (several
-// sessions) are merged by arrival, as Kafka Streams' repartition topics do;
-// the workers then order a customer's inputs by event time as usual, within
-// the allowed lateness. The stage adds its cycle (a poll and a commit) to the
+// Order: the internal topic keeps the order of each raw partition, and each
+// record carries its raw partition's number (header rawPartitionHeader).
+// Events of one customer that a producer spread over several raw partitions
+// (several sessions) arrive merged by arrival, as in Kafka Streams'
+// repartition topics; the workers put them back in event-time order, each
+// raw partition taken to be in order as any input partition is
+// (repartition_order.go). The stage adds its cycle (a poll and a commit) to the
 // latency of the raw inputs, which counts against the lateness with
 // idle_advance on.
 
@@ -337,9 +339,15 @@ func (r *repartitioner) route(rec *kgo.Record, now time.Time) error {
 			"and the value does not give one: "+err.Error(), now)
 		return nil
 	}
+	// The raw partition goes with the record, for the workers' event-time
+	// bound of the internal topic (repartition_order.go). Last, so that
+	// it wins over a header of that name the producer wrote.
+	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+1)
+	hs = append(append(hs, rec.Headers...),
+		kgo.RecordHeader{Key: rawPartitionHeader, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)})
 	r.cl.Produce(context.Background(), &kgo.Record{
 		Topic: rt.internal, Key: []byte(rt.ev.Customer), Value: rec.Value,
-		Headers: rec.Headers, Timestamp: rec.Timestamp,
+		Headers: hs, Timestamp: rec.Timestamp,
 	}, r.promise)
 	rt.repartitioned++
 	return nil
