@@ -60,6 +60,8 @@ type repartitioner struct {
 	mu         sync.Mutex                 // guards produceErr (written by promises) and lag
 	produceErr error                      // the cycle's first produce error
 	lag        map[string]map[int32]int64 // raw topic -> partition -> records behind its end
+
+	purge purger // the internal topics' purge (repartition_purge.go)
 }
 
 // route is one raw input: where its records go and how they are read.
@@ -221,6 +223,7 @@ func (r *repartitioner) session(ctx context.Context) (committed bool, err error)
 		if err != nil {
 			return committed, err
 		}
+		r.purgeIfDue(ctx) // repartition_purge.go
 	}
 	return committed, nil
 }
