@@ -86,6 +86,14 @@ func (p *Processor) startRepartition(ctx context.Context, base []kgo.Opt) (stop 
 	}
 	r := &repartitioner{p: p, log: p.log.Named("repartition"), base: base, routes: map[string]*route{},
 		lag: map[string]map[int32]int64{}}
+	if rs := p.Rules(); p.cfg.Guarantee == AtLeastOnce && rs != nil && !rs.Dedupes() {
+		// A crash between the stage's flush and its offset commit writes
+		// the raw records again; only dedupe tells the copies apart.
+		r.log.Warn("raw inputs at least once without dedupe in the rules: after a crash of the repartition stage "+
+			"the workers may apply raw events twice (counters, caps and carts counted twice); "+
+			"set dedupe in the rules file, or use guarantee exactly_once",
+			zap.Strings("raw_inputs", raw), zap.String("rules", rs.Name()))
+	}
 	for i, t := range p.cfg.declaredInputs() {
 		if p.cfg.isRaw(inputKeys[i]) {
 			r.routes[t] = &route{raw: t, internal: p.cfg.RepartitionTopic(t), dec: p.decoders[i]}
