@@ -193,6 +193,12 @@ func WriteConfigStages(t testing.TB, cfg processor.Config, dir, ops string, stag
   transaction_timeout: 10s
   session_timeout: 6s
 `, guarantee, cfg.IdleAdvance, cfg.IdleGrace, cfg.Lateness, cfg.Tick)
+	if len(cfg.Repartition.Inputs) > 0 {
+		kafka += fmt.Sprintf("  repartition:\n    inputs: [%s]\n", strings.Join(cfg.Repartition.Inputs, ", "))
+		if cfg.Repartition.PurgeInterval > 0 {
+			kafka += fmt.Sprintf("    purge_interval: %s\n", cfg.Repartition.PurgeInterval)
+		}
+	}
 	return writeRunConfig(t, cfg, dir, ops, stage1, stage2, kafka, "log:\n  level: info\n")
 }
 
