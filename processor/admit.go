@@ -53,10 +53,9 @@ func (w *worker) admit(in *input, now time.Time, arrived int64) error {
 		if late {
 			in.lateThisCycle++
 		}
-		in.queue = append(in.queue, queued{r: r, ts: ts, arrived: arrived, ev: d, late: late})
+		in.enqueue(queued{r: r, ts: ts, arrived: arrived, ev: d, late: late}) // repartition_order.go
 		in.maxTs = max(in.maxTs, ts)
 	}
-	sortRawQueue(w.cfg, in) // repartition_caughtup.go
 	return nil
 }
 

@@ -91,8 +91,12 @@ func (p *Processor) checkCaughtUp(ctx context.Context, now time.Time) {
 			default:
 				caughtUp = end.Offset == 0
 			}
-			if done, internal := rawDone[in.topic]; internal && !done {
-				caughtUp = false
+			if in.raw != nil {
+				st := rawDone[in.topic]
+				caughtUp = caughtUp && st.caughtUp
+				if st.parts > 0 {
+					in.raw.setParts(st.parts)
+				}
 			}
 			if caughtUp && asked >= w.creditFrom {
 				in.caughtUpAt = max(in.caughtUpAt, asked)

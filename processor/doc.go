@@ -70,6 +70,8 @@
 //	repartition_config.go  the raw inputs' settings and internal topic names
 //	repartition_topics.go  the internal topics' creation and checks
 //	repartition_caughtup.go  when an internal topic has everything of its raw topic
+//	repartition_order.go   an internal topic's event-time bound: the lowest of its raw partitions' times
+//	repartition_purge.go   deleting internal-topic records the workers have committed
 //	output.go              producing the cycle's records; the one builder of trigger-shaped records
 //	erase.go               GDPR erasure of a customer and its erased record
 //	suppress.go            the contact policy's suppression records
@@ -80,8 +82,10 @@
 //	owner.go               which instance owns a customer, for the admin API; erase requests
 //	config.go              Config, defaults and validation
 //	settings.go            configuration errors named by their YAML path
+//	clientopts.go          the client options for other commands (backtest, rescale)
 //	kafka.go               client options (TLS, SASL), compression, output partitioner, topic checks
 //	topics.go              the topics report and input creation (CheckTopics)
+//	topics_raw.go          the report's raw topics and their internal topics
 //	kgolog.go              kgo's log lines worth keeping
 //	rules.go               replacing the rules while running
 //	metrics.go             Prometheus metrics

@@ -51,7 +51,7 @@ const never = math.MaxInt64
 // means unknown: nothing may pass it.
 func (w *worker) progress(i int, nowMs int64, q *queued) int64 {
 	in := &w.inputs[i]
-	if q != nil && w.cfg.IdleAdvance && w.cfg.isRaw(inputKeys[i]) {
+	if in.raw != nil && w.cfg.IdleAdvance {
 		return w.rawProgress(in, nowMs, q)
 	}
 	if in.pending() > 0 {
@@ -74,28 +74,54 @@ func (w *worker) progress(i int, nowMs int64, q *queued) int64 {
 		// topic): it waits for the grace, so that what was
 		// written with it a moment apart is merged with it.
 		return noTime
-	case w.cfg.isRaw(inputKeys[i]):
-		return noTime // see rawProgress
 	}
 	return in.maxTs
 }
 
 // rawProgress is progress for the internal topic of a raw input, which
-// merges raw partitions by arrival, so its times are not in order: what it
-// has shown or queued says nothing of what it may still deliver. A record
-// of another input passes it only on the broker's word: caught up, stage
-// included (repartition_caughtup.go), for the grace after the record came.
+// merges raw partitions by arrival. What it can still deliver is bounded by
+// the least of its raw partitions' highest times seen (repartition_order.go);
+// its queue is in event-time order, so its head is the earliest it holds.
+// While a raw partition has shown nothing, the bound is unknown and the
+// broker's word stands in (caught up, stage included:
+// repartition_caughtup.go): for the merge, a record of another input passes
+// it once it was found caught up the grace after the record came; for the
+// watermark, a record written after the check is stamped no earlier than
+// the check minus the grace, as for any input.
 func (w *worker) rawProgress(in *input, nowMs int64, q *queued) int64 {
 	grace := w.cfg.IdleGrace.Milliseconds()
+	bound := in.raw.bound()
 	switch {
-	case in.caughtUpAt == 0 || in.caughtUpAt < q.arrived+grace:
-		return noTime
-	case in.pending() > 0:
-		// The queue of a raw input is kept in event-time order
-		// (sortRawQueue), so its head is its earliest record.
-		return w.orderTs(in.queue[in.head].ts, nowMs)
+	case q == nil && in.caughtUpAt != 0:
+		bound = max(bound, in.caughtUpAt-grace)
+	case q == nil:
+	case in.caughtUpAt != 0 && in.caughtUpAt >= q.arrived+grace:
+		if in.pending() > 0 {
+			return w.orderTs(in.queue[in.head].ts, nowMs)
+		}
+		return never
+	case in.pending() == 0 && q.late:
+		return noTime // as for any input: see progress
 	}
-	return never
+	if bound == noTime {
+		return noTime
+	}
+	if in.pending() > 0 {
+		return min(w.orderTs(in.queue[in.head].ts, nowMs), bound)
+	}
+	return bound
+}
+
+// rawReady reports whether the head of internal input in, ordered at ts,
+// may go as far as its own raw partitions are concerned: none of them can
+// still deliver an earlier record (or the broker vouches for them all).
+func (w *worker) rawReady(in *input, ts int64) bool {
+	q := &in.queue[in.head]
+	if in.caughtUpAt != 0 && in.caughtUpAt >= q.arrived+w.cfg.IdleGrace.Milliseconds() {
+		return true
+	}
+	b := in.raw.bound()
+	return b != noTime && b >= ts
 }
 
 // orderTs is the time a record is ordered by. With IdleAdvance, a record
@@ -145,6 +171,9 @@ func (w *worker) next(nowMs int64) (int, bool) {
 		return -1, false
 	}
 	q := &w.inputs[best].queue[w.inputs[best].head]
+	if in := &w.inputs[best]; in.raw != nil && w.cfg.IdleAdvance && !w.rawReady(in, bestTs) {
+		return -1, false
+	}
 	for j := range w.inputs {
 		if j == best {
 			continue

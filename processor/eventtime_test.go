@@ -2,6 +2,7 @@ package processor
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,10 +22,16 @@ import (
 //	watermark now=6000
 //	grace-wait                           whether records wait for an idle input's grace
 //
-// Inputs are 0 clickstream, 1 transactions, 2 profiles.
+// Inputs are 0 clickstream, 1 transactions, 2 profiles. With config raw=0,
+// input 0 is a raw input's internal topic (repartition_order.go):
+//
+//	rawparts input=0 n=3                 the raw topic's partition count
+//	queue input=0 ts=1000 arrived=5000 part=2   a record of raw partition 2
+//	restart                              the worker reloads its held records
 func TestEventTime(t *testing.T) {
 	datadriven.Walk(t, "testdata/eventtime", func(t *testing.T, path string) {
 		var w *worker
+		var nextOffset int64 // records' offsets, increasing across inputs
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			arg := func(key string) int64 {
 				var v int64
@@ -34,8 +41,11 @@ func TestEventTime(t *testing.T) {
 			switch d.Cmd {
 			case "config":
 				cfg := DefaultConfig()
+				raw := -1
 				for _, a := range d.CmdArgs {
 					switch a.Key {
+					case "raw":
+						d.ScanArgs(t, "raw", &raw)
 					case "idle_advance":
 						cfg.IdleAdvance = a.Vals[0] == "true"
 					case "idle_grace", "lateness":
@@ -57,13 +67,35 @@ func TestEventTime(t *testing.T) {
 					w.inputs[i].topic = fmt.Sprint("input", i)
 					w.inputs[i].maxTs = noTime
 				}
+				if raw >= 0 {
+					w.inputs[raw].raw = &rawOrder{low: noTime}
+				}
 				return ""
 			case "queue":
 				in := &w.inputs[arg("input")]
 				ts := arg("ts")
-				r := &kgo.Record{Offset: int64(len(in.queue))}
-				in.queue = append(in.queue, queued{r: r, ts: ts, arrived: arg("arrived"), late: w.late(ts)})
+				nextOffset++
+				r := &kgo.Record{Offset: nextOffset}
+				if d.HasArg("part") {
+					r.Headers = []kgo.RecordHeader{{Key: rawPartitionHeader, Value: []byte(fmt.Sprint(arg("part")))}}
+				}
+				in.enqueue(queued{r: r, ts: ts, arrived: arg("arrived"), late: w.late(ts)})
 				in.maxTs = max(in.maxTs, ts)
+				return ""
+			case "rawparts":
+				w.inputs[arg("input")].raw.setParts(int(arg("n")))
+				return ""
+			case "restart":
+				// What a restart keeps: the held records (offset
+				// order, as the state lists them), not what the
+				// worker had seen.
+				for i := range w.inputs {
+					in := &w.inputs[i]
+					live := slices.Clone(in.queue[in.head:])
+					slices.SortFunc(live, func(a, b queued) int { return int(a.r.Offset - b.r.Offset) })
+					in.queue, in.head, in.caughtUpAt = live, 0, 0
+				}
+				w.reloaded()
 				return ""
 			case "seen":
 				in := &w.inputs[arg("input")]
@@ -84,7 +116,11 @@ func TestEventTime(t *testing.T) {
 					in := &w.inputs[i]
 					q := in.queue[in.head]
 					in.head++
-					fmt.Fprintf(&out, "input %d ts=%d\n", i, q.ts)
+					part := ""
+					if p, ok := rawPartitionOf(q.r); ok && in.raw != nil {
+						part = fmt.Sprintf(" part=%d", p)
+					}
+					fmt.Fprintf(&out, "input %d ts=%d%s\n", i, q.ts, part)
 				}
 				for i := range w.inputs {
 					if n := w.inputs[i].pending(); n > 0 {

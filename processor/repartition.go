@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -36,11 +37,13 @@ import (
 // between writes the records again, with the same event IDs, which the
 // rules' dedupe of the workers absorbs.
 //
-// Order: the internal topic keeps the order of each raw partition. Events of
-// one customer that a producer spread over several raw partitions (several
-// sessions) are merged by arrival, as Kafka Streams' repartition topics do;
-// the workers then order a customer's inputs by event time as usual, within
-// the allowed lateness. The stage adds its cycle (a poll and a commit) to the
+// Order: the internal topic keeps the order of each raw partition, and each
+// record carries its raw partition's number (header rawPartitionHeader).
+// Events of one customer that a producer spread over several raw partitions
+// (several sessions) arrive merged by arrival, as in Kafka Streams'
+// repartition topics; the workers put them back in event-time order, each
+// raw partition taken to be in order as any input partition is
+// (repartition_order.go). The stage adds its cycle (a poll and a commit) to the
 // latency of the raw inputs, which counts against the lateness with
 // idle_advance on.
 
@@ -57,6 +60,8 @@ type repartitioner struct {
 	mu         sync.Mutex                 // guards produceErr (written by promises) and lag
 	produceErr error                      // the cycle's first produce error
 	lag        map[string]map[int32]int64 // raw topic -> partition -> records behind its end
+
+	purge purger // the internal topics' purge (repartition_purge.go)
 }
 
 // route is one raw input: where its records go and how they are read.
@@ -81,6 +86,14 @@ func (p *Processor) startRepartition(ctx context.Context, base []kgo.Opt) (stop 
 	}
 	r := &repartitioner{p: p, log: p.log.Named("repartition"), base: base, routes: map[string]*route{},
 		lag: map[string]map[int32]int64{}}
+	if rs := p.Rules(); p.cfg.Guarantee == AtLeastOnce && rs != nil && !rs.Dedupes() {
+		// A crash between the stage's flush and its offset commit writes
+		// the raw records again; only dedupe tells the copies apart.
+		r.log.Warn("raw inputs at least once without dedupe in the rules: after a crash of the repartition stage "+
+			"the workers may apply raw events twice (counters, caps and carts counted twice); "+
+			"set dedupe in the rules file, or use guarantee exactly_once",
+			zap.Strings("raw_inputs", raw), zap.String("rules", rs.Name()))
+	}
 	for i, t := range p.cfg.declaredInputs() {
 		if p.cfg.isRaw(inputKeys[i]) {
 			r.routes[t] = &route{raw: t, internal: p.cfg.RepartitionTopic(t), dec: p.decoders[i]}
@@ -218,6 +231,7 @@ func (r *repartitioner) session(ctx context.Context) (committed bool, err error)
 		if err != nil {
 			return committed, err
 		}
+		r.purgeIfDue(ctx) // repartition_purge.go
 	}
 	return committed, nil
 }
@@ -336,9 +350,15 @@ func (r *repartitioner) route(rec *kgo.Record, now time.Time) error {
 			"and the value does not give one: "+err.Error(), now)
 		return nil
 	}
+	// The raw partition goes with the record, for the workers' event-time
+	// bound of the internal topic (repartition_order.go). Last, so that
+	// it wins over a header of that name the producer wrote.
+	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+1)
+	hs = append(append(hs, rec.Headers...),
+		kgo.RecordHeader{Key: rawPartitionHeader, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)})
 	r.cl.Produce(context.Background(), &kgo.Record{
 		Topic: rt.internal, Key: []byte(rt.ev.Customer), Value: rec.Value,
-		Headers: rec.Headers, Timestamp: rec.Timestamp,
+		Headers: hs, Timestamp: rec.Timestamp,
 	}, r.promise)
 	rt.repartitioned++
 	return nil

@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"slices"
 
 	"go.uber.org/zap"
 )
@@ -16,13 +15,16 @@ import (
 // committed (with the records it wrote: one transaction, or after the
 // flush at least once) every raw partition up to its last stable offset.
 // That is the broker's word and holds whichever instance repartitions which
-// raw partition. It returns nil when no input is raw.
-func (p *Processor) rawCaughtUp(ctx context.Context) map[string]bool {
+// raw partition. It also gives each raw topic's partition count, which the
+// workers' event-time bound of the internal topic needs
+// (repartition_order.go). It returns nil when no input is raw; an internal
+// topic missing from the answer (the broker did not answer) is not caught up.
+func (p *Processor) rawCaughtUp(ctx context.Context) map[string]rawStatus {
 	raw := p.cfg.RawInputs()
 	if len(raw) == 0 {
 		return nil
 	}
-	done := map[string]bool{}
+	done := map[string]rawStatus{}
 	ends, err := p.adm.ListCommittedOffsets(ctx, raw...)
 	if err != nil {
 		p.log.Warn("listing the raw inputs' end offsets (to tell idle inputs from lagging ones)", zap.Error(err))
@@ -51,28 +53,16 @@ func (p *Processor) rawCaughtUp(ctx context.Context) map[string]bool {
 				ok = ok && end.Offset == 0
 			}
 		}
-		done[p.cfg.RepartitionTopic(t)] = ok && len(ends[t]) > 0
+		done[p.cfg.RepartitionTopic(t)] = rawStatus{caughtUp: ok && len(ends[t]) > 0, parts: len(ends[t])}
 	}
 	return done
 }
 
-// sortRawQueue keeps the queue of a raw input's internal topic in event-time
-// order (stably: offset order among equal times). The internal topic merges
-// raw partitions by arrival, so a record may come after a later-stamped
-// one; the merge across inputs takes each input's head as its earliest.
-func sortRawQueue(cfg *Config, in *input) {
-	if len(cfg.Repartition.Inputs) == 0 || !cfg.isInternal(in.topic) {
-		return
-	}
-	slices.SortStableFunc(in.queue[in.head:], func(a, b queued) int {
-		switch {
-		case a.ts < b.ts:
-			return -1
-		case a.ts > b.ts:
-			return 1
-		}
-		return 0
-	})
+// rawStatus is what the caught-up check learnt of a raw topic, by its
+// internal topic.
+type rawStatus struct {
+	caughtUp bool // the stage had committed every raw partition to its end
+	parts    int  // the raw topic's partition count; 0 not known
 }
 
 // isInternal reports whether topic is the internal topic of a raw input.

@@ -3,6 +3,7 @@ package processor
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Repartition declares raw inputs: topics whose producers do not key by
@@ -20,6 +21,10 @@ type Repartition struct {
 	// Partitions is the internal topics' partition count when every input
 	// is raw; 0: as the co-partitioned inputs.
 	Partitions int32 `yaml:"partitions"`
+	// PurgeInterval is how often the stage deletes the internal topics'
+	// records the workers have committed past (repartition_purge.go);
+	// 0: 30s, as Kafka Streams' repartition.purge.interval.ms.
+	PurgeInterval time.Duration `yaml:"purge_interval"`
 }
 
 // inputKeys are the inputs' setting names, in the order of Inputs.
@@ -88,6 +93,9 @@ func (c *Config) validateRepartition() []string {
 			errs = append(errs, fmt.Sprintf("repartition.inputs[%d]: %s is listed twice", i, k))
 		}
 		seen[k] = true
+	}
+	if c.Repartition.PurgeInterval < 0 {
+		errs = append(errs, fmt.Sprintf("repartition.purge_interval: %s < 0", c.Repartition.PurgeInterval))
 	}
 	if c.Repartition.Partitions < 0 {
 		errs = append(errs, fmt.Sprintf("repartition.partitions: %d < 0", c.Repartition.Partitions))

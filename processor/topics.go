@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,9 +15,14 @@ import (
 
 // TopicStatus is one configured topic as the cluster has it.
 type TopicStatus struct {
-	Topic      string
-	Setting    string // its setting's path under kafka, e.g. topics.clickstream
-	Input      bool
+	Topic   string
+	Setting string // its setting's path under kafka, e.g. topics.clickstream
+	Input   bool   // an input the workers consume (an internal topic too)
+	// Kind is "input" (co-partitioned, written by the producers), "raw"
+	// (a raw input, any partitioning: repartition.inputs), "internal"
+	// (a raw input's internal topic, written by the repartition stage) or
+	// "output".
+	Kind       string
 	Exists     bool
 	Partitions int32 // when it exists
 }
@@ -64,14 +70,18 @@ func CheckTopics(ctx context.Context, cfg Config, create bool, partitions int32,
 		} else {
 			cfg.CreateTopics = true
 			before := details
-			if _, err := prepareTopics(ctx, adm, &cfg, log); err != nil {
+			err := prepareRepartition(ctx, adm, &cfg, log) // the internal topics, as "run" does
+			if err == nil {
+				_, err = prepareTopics(ctx, adm, &cfg, log)
+			}
+			if err != nil {
 				rep.Problems = append(rep.Problems, split(err)...)
 			}
 			if details, err = adm.ListTopics(ctx, all...); err != nil {
 				return rep, fmt.Errorf("processor: listing topics: %w", err)
 			}
-			for _, t := range all[len(cfg.Inputs()):] {
-				if _, was := existing(before, t); !was {
+			for _, t := range all {
+				if _, was := existing(before, t); !was && !slices.Contains(rep.Created, t) {
 					if _, now := existing(details, t); now {
 						rep.Created = append(rep.Created, t)
 					}
@@ -82,6 +92,7 @@ func CheckTopics(ctx context.Context, cfg Config, create bool, partitions int32,
 	if len(rep.Problems) == 0 {
 		_, missing, errs := checkTopics(&cfg, details)
 		rep.ToCreate, rep.Problems = missing, errs
+		checkRawTopics(ctx, opts, adm, &cfg, details, &rep) // topics_raw.go
 		if _, ok := existing(details, cfg.Topics.Changelog); ok {
 			if err := checkChangelogConfig(ctx, adm, cfg.Topics.Changelog); err != nil {
 				rep.Problems = append(rep.Problems, err)
@@ -92,9 +103,17 @@ func CheckTopics(ctx context.Context, cfg Config, create bool, partitions int32,
 		"topics.dead_letter", "topics.changelog"}
 	for i, t := range all {
 		d, ok := existing(details, t)
-		rep.Topics = append(rep.Topics, TopicStatus{Topic: t, Setting: settings[i], Input: i < len(cfg.Inputs()), Exists: ok,
-			Partitions: int32(len(d.Partitions))})
+		st := TopicStatus{Topic: t, Setting: settings[i], Input: i < len(cfg.Inputs()), Kind: "output", Exists: ok,
+			Partitions: int32(len(d.Partitions))}
+		if st.Input {
+			st.Kind = "input"
+			if cfg.isRaw(inputKeys[i]) {
+				st.Kind, st.Setting = "internal", "repartition of "+settings[i]
+			}
+		}
+		rep.Topics = append(rep.Topics, st)
 	}
+	rawStatuses(ctx, adm, &cfg, &rep)
 	return rep, nil
 }
 
@@ -103,7 +122,10 @@ func CheckTopics(ctx context.Context, cfg Config, create bool, partitions int32,
 func createInputs(ctx context.Context, adm *kadm.Client, cfg *Config, details kadm.TopicDetails, partitions int32, rep *TopicsReport, log *zap.Logger) error {
 	var missing []string
 	n := int32(0)
-	for _, t := range cfg.Inputs() {
+	for i, t := range cfg.Inputs() {
+		if cfg.isRaw(inputKeys[i]) {
+			continue // an internal topic: prepareRepartition's
+		}
 		d, ok := existing(details, t)
 		if !ok {
 			missing = append(missing, t)

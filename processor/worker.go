@@ -49,6 +49,9 @@ type input struct {
 	lateThisCycle int
 	// duplicates counts events skipped by the rules' dedupe.
 	duplicates prometheus.Counter
+	// raw tracks the raw partitions behind a raw input's internal topic
+	// (repartition_order.go); nil for a co-partitioned input.
+	raw *rawOrder
 }
 
 // queued is a record waiting in an input's queue. stored says it is in the
@@ -155,6 +158,7 @@ func newWorker(p *Processor, id int32, part *state.Partition) (*worker, error) {
 			duplicates: p.m.duplicates.WithLabelValues(t),
 			late:       p.m.late.WithLabelValues(t),
 			maxTs:      noTime,
+			raw:        p.newRawOrder(t),
 		})
 	}
 	w.wmLag = p.m.watermarkLag.WithLabelValues(pl)
@@ -390,6 +394,7 @@ func (w *worker) loadHeld() error {
 		bySource[uint8(in.source)] = in
 	}
 	arrived := w.clock().UnixMilli()
+	defer w.reloaded() // repartition_order.go
 	return w.part.Held(func(h state.HeldRecord) error {
 		in := bySource[h.Input]
 		if in == nil {

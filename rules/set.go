@@ -100,6 +100,9 @@ func (s *Set) index() {
 // Name is the file name the set was compiled from.
 func (s *Set) Name() string { return s.name }
 
+// Dedupes reports whether the rules skip repeated event IDs (dedupe).
+func (s *Set) Dedupes() bool { return s.dedupe.window > 0 }
+
 // Accepts reports whether events of type t are accepted: always when the
 // rules file declares no events catalogue; otherwise when t is declared.
 // The processor dead-letters other types as "unknown_type".

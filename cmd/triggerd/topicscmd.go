@@ -27,6 +27,11 @@ are created with the existing inputs' partition count (or --partitions N
 when none exists), then the missing output topics, as "run" would with
 create_topics on. Existing topics are never changed.
 
+A raw input (kafka.repartition.inputs) is listed as raw: it must exist and
+be readable, with any partition count; its internal topic is listed as
+internal (the repartition stage writes it, no producer does), and --create
+creates it as "run" would.
+
 It ends with the partitioner the producers of the inputs must use
 (kafka.partitioner). Exit status 1 when "run" would refuse the topics.
 `
@@ -79,10 +84,7 @@ func printTopics(w io.Writer, cfg processor.Config, rep processor.TopicsReport) 
 	}
 	fmt.Fprintf(w, "Topics on %s:\n", strings.Join(cfg.Brokers, ","))
 	for _, t := range rep.Topics {
-		kind := "output"
-		if t.Input {
-			kind = "input "
-		}
+		kind := t.Kind // input, raw, internal, output
 		state := fmt.Sprintf("%d partitions", t.Partitions)
 		switch {
 		case !t.Exists && toCreate[t.Topic]:
@@ -92,7 +94,7 @@ func printTopics(w io.Writer, cfg processor.Config, rep processor.TopicsReport) 
 		case created[t.Topic]:
 			state += ", created now"
 		}
-		fmt.Fprintf(w, "  %s %-32s %-22s %s\n", kind, t.Topic, "("+t.Setting+")", state)
+		fmt.Fprintf(w, "  %-8s %-32s %-22s %s\n", kind, t.Topic, "("+t.Setting+")", state)
 	}
 	if len(rep.Problems) == 0 {
 		fmt.Fprintln(w, "\nOK: the inputs are co-partitioned and \"triggerd run\" accepts these topics.")
@@ -141,5 +143,6 @@ func producerContract(p processor.Partitioner) string {
 			"confluent-kafka, kcat, .NET) must set partitioner=murmur2_random, or set kafka.partitioner: crc32 instead."
 	}
 	return fmt.Sprintf("Producers: key every input record by the customer ID and partition it with %s (kafka.partitioner):\n%s\n"+
-		"A record on another partition than its customer's is dead-lettered as misrouted.", p, how)
+		"A record on another partition than its customer's is dead-lettered as misrouted. A raw input (repartition.inputs)\n"+
+		"takes any key, partitioner and partition count: the repartition stage writes its internal topic, which no producer writes.", p, how)
 }

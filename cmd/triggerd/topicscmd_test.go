@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // topicsConfig writes a configuration naming the cluster's brokers and the
@@ -86,5 +89,68 @@ func TestTopicsCommandCopartitioning(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "topics", "--config", cfg, "--partitions", "3"); code != 2 || !strings.Contains(errOut, "--partitions goes with --create") {
 		t.Errorf("--partitions without --create: exit %d, %q", code, errOut)
+	}
+}
+
+// A raw clickstream: "triggerd topics" says when the raw topic is missing,
+// lists it as raw with its own partition count (5, beside 3-partition
+// co-partitioned inputs) and its internal topic as internal, never as an
+// input the producers write or a missing input; --create creates the
+// internal topic with the co-partitioned count, as "run" does.
+func TestTopicsCommandRawInput(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "transactions", "profiles"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	path := topicsConfig(t, c, "murmur2")
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("  group: shop\n  repartition:\n    inputs: [clickstream]\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	const internal = "shop-clickstream-repartition"
+
+	code, out, _ := runCLI(t, "topics", "--config", path)
+	if code != 1 || !strings.Contains(out, `raw input topic "clickstream" (topics.clickstream, repartition.inputs) does not exist`) {
+		t.Fatalf("raw topic missing: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, `input topic "`+internal+`"`) {
+		t.Errorf("the internal topic is reported as a missing input:\n%s", out)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 5, 1, nil, "clickstream"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCLI(t, "topics", "--config", path)
+	line := func(topic string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[1] == topic {
+				return l
+			}
+		}
+		return ""
+	}
+	if l := line("clickstream"); !strings.HasPrefix(strings.TrimSpace(l), "raw ") || !strings.Contains(l, "5 partitions") {
+		t.Errorf("raw topic line %q, want it listed as raw with 5 partitions:\n%s", l, out)
+	}
+	if l := line(internal); !strings.HasPrefix(strings.TrimSpace(l), "internal ") || !strings.Contains(l, `"run" creates it`) {
+		t.Errorf("internal topic line %q, want it listed as internal, created by run:\n%s", l, out)
+	}
+	if code != 0 || !strings.Contains(out, "no producer writes") {
+		t.Errorf("raw topic present: exit %d\n%s", code, out)
+	}
+
+	code, out, _ = runCLI(t, "topics", "--config", path, "--create")
+	if l := line(internal); code != 0 || !strings.Contains(l, "3 partitions, created now") {
+		t.Errorf("--create: exit %d, internal topic line %q, want it created with 3 partitions:\n%s", code, l, out)
 	}
 }

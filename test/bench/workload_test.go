@@ -177,6 +177,7 @@ func runCluster(b *testing.B, s settings, k *cluster, bin, peer, floor string) [
 		r := runOurs(b, s, k, registry.URL(), reg, in, bin, mode)
 		rows = append(rows, r)
 	}
+	rows = append(rows, rawRows(b, s, k, registry.URL(), reg, bin, rows)...) // raw_test.go
 	for i := range rows {
 		rows[i].avgEventBytes = in.bytes
 	}

@@ -60,6 +60,7 @@ func TestRawInputRepartitioned(t *testing.T) {
 	const parts, rawParts = 4, 5
 	cfg := c.Topics(t, parts)
 	cfg.IdleAdvance = true
+	cfg.Repartition.PurgeInterval = time.Hour // the internal topic is read whole below
 	rawSetup(t, c, &cfg, rawParts)
 	metrics := prometheus.NewRegistry()
 	proc, _ := harness.StartProcessor(t, cfg, harness.CartRules(t), nil, processor.Options{Registerer: metrics})
@@ -70,12 +71,14 @@ func TestRawInputRepartitioned(t *testing.T) {
 	var recs []*kgo.Record
 	var want []string
 	stamps := map[string]time.Time{} // event ID -> raw timestamp
+	rawPart := map[string]int32{}    // event ID -> raw partition
 	for i := range 15 {
 		cust := fmt.Sprintf("raw-cust-%02d", i)
 		ev := click(fmt.Sprintf("rc%d", i), cust, schemas.AddToCart, t0.Add(time.Duration(i)*time.Millisecond), "p1")
 		recs = append(recs, rawClick(t, p, cfg.Topics.Clickstream, ev, fmt.Sprintf("session-%d", i*7), int32(i)%rawParts))
 		want = append(want, cust+"/1")
 		stamps[ev.ID] = ev.Time
+		rawPart[ev.ID] = int32(i) % rawParts
 	}
 	noCustomer := []byte(`{"event_id":"nc1","event_time":"` + t0.Format(time.RFC3339) + `","type":"add_to_cart","product_id":"p1","quantity":1,"price":{"minor":1,"currency":"EUR"}}`)
 	bad := []*kgo.Record{
@@ -103,6 +106,9 @@ func TestRawInputRepartitioned(t *testing.T) {
 		if string(r.Key) != string(ev.Customer) || r.Partition != harness.PartitionOf(string(ev.Customer), parts) {
 			t.Errorf("internal record of %s: key %q on partition %d, want the customer ID on %d", ev.Customer, r.Key, r.Partition,
 				harness.PartitionOf(string(ev.Customer), parts))
+		}
+		if h["triggerd_raw_partition"] != fmt.Sprint(rawPart[ev.ID]) {
+			t.Errorf("internal record of %s: raw partition header %q, want %d", ev.ID, h["triggerd_raw_partition"], rawPart[ev.ID])
 		}
 		if !r.Timestamp.Equal(stamps[ev.ID]) {
 			t.Errorf("internal record of %s stamped %s, the raw one %s", ev.ID, r.Timestamp, stamps[ev.ID])
@@ -181,6 +187,7 @@ func TestRawInputAtLeastOnceDuplicates(t *testing.T) {
 	cfg := c.Topics(t, parts)
 	cfg.IdleAdvance = true
 	cfg.Guarantee = processor.AtLeastOnce
+	cfg.Repartition.PurgeInterval = time.Hour // the copies are counted in the internal topic
 	rawSetup(t, c, &cfg, rawParts)
 	store := memStore(t)
 	run := startWithRules(t, cfg, store, dedupeCartRules(t))

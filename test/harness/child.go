@@ -193,10 +193,17 @@ func WriteConfigStages(t testing.TB, cfg processor.Config, dir, ops string, stag
   transaction_timeout: 10s
   session_timeout: 6s
 `, guarantee, cfg.IdleAdvance, cfg.IdleGrace, cfg.Lateness, cfg.Tick)
+	if len(cfg.Repartition.Inputs) > 0 {
+		kafka += fmt.Sprintf("  repartition:\n    inputs: [%s]\n", strings.Join(cfg.Repartition.Inputs, ", "))
+		if cfg.Repartition.PurgeInterval > 0 {
+			kafka += fmt.Sprintf("    purge_interval: %s\n", cfg.Repartition.PurgeInterval)
+		}
+	}
 	return writeRunConfig(t, cfg, dir, ops, stage1, stage2, kafka, "log:\n  level: info\n")
 }
 
-// WaitCaughtUp waits until the group has committed every input record.
+// WaitCaughtUp waits until the group has committed every input record, and
+// with raw inputs the repartition stage's group every raw record before.
 func WaitCaughtUp(t testing.TB, c *Cluster, cfg processor.Config, ch *Child) {
 	t.Helper()
 	adm := kadm.NewClient(c.Client(t))
@@ -207,20 +214,16 @@ func WaitCaughtUp(t testing.TB, c *Cluster, cfg processor.Config, ch *Child) {
 			t.Fatalf("triggerd died: %v (log: %s)%s", err, ch.Log.Name(), logProblems(ch.Log.Name()))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ends, err1 := adm.ListEndOffsets(ctx, cfg.Inputs()...)
-		committed, err2 := adm.FetchOffsets(ctx, cfg.Group)
+		// The repartition stage's group first, then the workers': once
+		// the stage has committed every raw record, the internal topics'
+		// ends listed after hold them all.
+		behind, lastErr = groupBehind(ctx, adm, cfg.RepartitionGroup(), cfg.RawInputs())
+		if lastErr == nil && behind == 0 {
+			behind, lastErr = groupBehind(ctx, adm, cfg.Group, cfg.Inputs())
+		}
 		cancel()
-		if lastErr = errors.Join(err1, err2); lastErr == nil {
-			behind = 0
-			ends.Each(func(o kadm.ListedOffset) {
-				got, _ := committed.Lookup(o.Topic, o.Partition)
-				if got.At < o.Offset {
-					behind += o.Offset - max(got.At, 0)
-				}
-			})
-			if behind == 0 {
-				return
-			}
+		if lastErr == nil && behind == 0 {
+			return
 		}
 		if time.Now().After(deadline) {
 			// Say what went wrong here too: the log is kept (WorkDir),
@@ -230,6 +233,27 @@ func WaitCaughtUp(t testing.TB, c *Cluster, cfg processor.Config, ch *Child) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// groupBehind is how many records of topics group has not committed yet
+// (0 when topics is empty).
+func groupBehind(ctx context.Context, adm *kadm.Client, group string, topics []string) (int64, error) {
+	if len(topics) == 0 {
+		return 0, nil
+	}
+	ends, err1 := adm.ListEndOffsets(ctx, topics...)
+	committed, err2 := adm.FetchOffsets(ctx, group)
+	if err := errors.Join(err1, err2); err != nil {
+		return -1, err
+	}
+	var behind int64
+	ends.Each(func(o kadm.ListedOffset) {
+		got, _ := committed.Lookup(o.Topic, o.Partition)
+		if got.At < o.Offset {
+			behind += o.Offset - max(got.At, 0)
+		}
+	})
+	return behind, nil
 }
 
 // dumpStacks makes a child that is stuck print its goroutines (Go's runtime

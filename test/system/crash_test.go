@@ -48,6 +48,9 @@ func runCrashScenario(t *testing.T, s *scenario, guarantee processor.Guarantee) 
 	s.cfg.Guarantee = guarantee
 	s.allowDuplicates = guarantee == processor.AtLeastOnce
 	runs := defaultFailpoints // what run i arms: runs[i%len(runs)]
+	if s.failpoints != nil {
+		runs = s.failpoints
+	}
 	switch env := os.Getenv("TEST_FAILPOINTS"); env {
 	case "":
 	case "none":

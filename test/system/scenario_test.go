@@ -41,6 +41,11 @@ type scenario struct {
 	mc modelConfig
 	// live: the default configuration (see newDefaultConfigScenario).
 	live bool
+	// write, if set, writes the workload in place of spec.produce (the
+	// raw clickstream of the repartition scenario).
+	write func() (map[schemas.CustomerID][]modelEvent, error)
+	// failpoints, if set, replace defaultFailpoints in the crash scenario.
+	failpoints []string
 }
 
 // newScenario creates the topics and the producer. Instances are started
@@ -114,7 +119,11 @@ type produced struct {
 func (s *scenario) start() <-chan produced {
 	done := make(chan produced, 1)
 	go func() {
-		m, err := s.spec.produce(s.p, s.parts, s.extra)
+		write := s.write
+		if write == nil {
+			write = func() (map[schemas.CustomerID][]modelEvent, error) { return s.spec.produce(s.p, s.parts, s.extra) }
+		}
+		m, err := write()
 		done <- produced{m, err}
 	}()
 	return done
