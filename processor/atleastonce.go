@@ -64,14 +64,21 @@ func (g *atLeastOnce) begin() error { return nil }
 // those records must not be applied twice. (SetOffsets cannot do it: kgo
 // ignores it for a partition not yet returned by a poll.)
 func (g *atLeastOnce) unapplied(recs []*kgo.Record, next int64) []*kgo.Record {
+	return recs[appliedPrefix(recs, next):]
+}
+
+// appliedPrefix is how many of recs (one input partition's, in offset
+// order) are below next, the offset the state says comes next: records it
+// already holds.
+func appliedPrefix(recs []*kgo.Record, next int64) int {
 	if next < 0 {
-		return recs
+		return 0
 	}
 	k := 0
 	for k < len(recs) && recs[k].Offset < next {
 		k++
 	}
-	return recs[k:]
+	return k
 }
 
 // closesBatches: without a transaction, the offsets record that ends every

@@ -292,7 +292,7 @@ func (w *worker) runCycle(now time.Time) error {
 		if len(in.recs) == 0 {
 			continue
 		}
-		// At-least-once skips the records the state already holds.
+		// Records the state already holds are skipped (see unapplied).
 		if in.recs = w.g.unapplied(in.recs, in.next); len(in.recs) == 0 {
 			continue
 		}
