@@ -49,6 +49,9 @@ type Result struct {
 	// Customers and Timers are the customer records and pending timers
 	// the new changelog holds.
 	Customers, Timers int64
+	// Held counts the held input records written to the new input
+	// topics (held.go).
+	Held int64
 	// Written counts the records this run wrote (a rerun writes only what
 	// the interrupted run had not confirmed).
 	Written int64
@@ -69,8 +72,8 @@ type Result struct {
 // elapsed time and the rate in customers per second.
 func (r Result) Summary() string {
 	secs := r.Elapsed.Seconds()
-	return fmt.Sprintf("rescale: customers=%d timers=%d from=%d to=%d elapsed=%s rate=%.0f/s",
-		r.Customers, r.Timers, r.From, r.To, r.Elapsed.Round(time.Millisecond), float64(r.Customers)/max(secs, 1e-9))
+	return fmt.Sprintf("rescale: customers=%d timers=%d held=%d from=%d to=%d elapsed=%s rate=%.0f/s",
+		r.Customers, r.Timers, r.Held, r.From, r.To, r.Elapsed.Round(time.Millisecond), float64(r.Customers)/max(secs, 1e-9))
 }
 
 // RefusedError says why the deployment cannot be rescaled now and what to
@@ -182,7 +185,7 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	}
 	if done {
 		res.AlreadyDone = true
-		fmt.Sscanf(meta, "customers=%d timers=%d", &res.Customers, &res.Timers)
+		fmt.Sscanf(meta, "customers=%d timers=%d held=%d", &res.Customers, &res.Timers, &res.Held)
 		res.Elapsed = time.Since(r.start)
 		return res, nil
 	}
@@ -209,7 +212,8 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := sc.checkHeld(r); err != nil {
+	held, nHeld, err := r.heldRecords(sc)
+	if err != nil {
 		return res, err
 	}
 	offs, err := sc.merged(r)
@@ -221,6 +225,12 @@ func (r *run) do(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	if err := r.recreateInternal(ctx); err != nil {
+		return res, err
+	}
+	res.Held = nHeld
+	wrote, err := r.writeHeld(ctx, held)
+	res.Written += wrote
+	if err != nil {
 		return res, err
 	}
 	if err := r.positionWorkers(ctx); err != nil {
@@ -330,7 +340,7 @@ func (r *run) markDone(ctx context.Context, res Result) error {
 	if err != nil {
 		return fmt.Errorf("rescale: end offsets of %q: %w", r.dst, err)
 	}
-	meta := fmt.Sprintf("customers=%d timers=%d", res.Customers, res.Timers)
+	meta := fmt.Sprintf("customers=%d timers=%d held=%d", res.Customers, res.Timers, res.Held)
 	var offs kadm.Offsets
 	ends.Each(func(o kadm.ListedOffset) {
 		offs.Add(kadm.Offset{Topic: r.dst, Partition: o.Partition, At: o.Offset, LeaderEpoch: -1, Metadata: meta})
