@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -38,7 +37,7 @@ type heldValue struct {
 	value []byte
 }
 
-// heldOut is a held record as it is written to a new input partition.
+// heldOut is a record written back to a new input partition.
 type heldOut struct {
 	id  string
 	rec *kgo.Record
@@ -49,37 +48,20 @@ type topicPartition struct {
 	partition int32
 }
 
+// backItem is a record to write back, with where it was read in the old
+// layout.
+type backItem struct {
+	out    heldOut
+	from   topicPartition // the old input partition
+	offset int64
+}
+
 // heldRecords turns the held records of the scan into records of the new
-// input topics, per target partition in the order they are written:
-// each old partition's records in offset order (a customer's records keep
-// their order: they all come from one old partition), merged across old
-// partitions by record time.
-func (r *run) heldRecords(sc *scan) (map[topicPartition][]heldOut, int64, error) {
+// input topics.
+func (r *run) heldRecords(sc *scan) ([]backItem, error) {
 	sources := processor.InputSources()
-	partitioner := processor.Partitioner(r.cfg.Partitioner)
-	type item struct {
-		out heldOut
-		ts  time.Time
-	}
-	// per target, per old partition: the records in offset order
-	perOld := map[topicPartition]map[int32][]item{}
-	var n int64
-	olds := make([]int32, 0, len(sc.held))
-	for p := range sc.held {
-		olds = append(olds, p)
-	}
-	sort.Slice(olds, func(i, j int) bool { return olds[i] < olds[j] })
-	for _, p := range olds {
-		hs := make([]heldValue, 0, len(sc.held[p]))
-		for _, h := range sc.held[p] {
-			hs = append(hs, h)
-		}
-		sort.Slice(hs, func(i, j int) bool {
-			if hs[i].key.Input != hs[j].key.Input {
-				return hs[i].key.Input < hs[j].key.Input
-			}
-			return hs[i].key.Offset < hs[j].key.Offset
-		})
+	var items []backItem
+	for p, hs := range sc.held {
 		for _, h := range hs {
 			in := -1
 			for i, s := range sources {
@@ -88,43 +70,96 @@ func (r *run) heldRecords(sc *scan) (map[topicPartition][]heldOut, int64, error)
 				}
 			}
 			if in < 0 {
-				return nil, 0, fmt.Errorf("rescale: changelog %q partition %d: a held record of input %d, unknown to this release", r.src, p, h.key.Input)
+				return nil, fmt.Errorf("rescale: changelog %q partition %d: a held record of input %d, unknown to this release", r.src, p, h.key.Input)
 			}
 			rec, err := state.DecodeChangelogHeld(h.value)
 			if err != nil {
-				return nil, 0, fmt.Errorf("rescale: changelog %q partition %d, held record of input %d offset %d: %w", r.src, p, h.key.Input, h.key.Offset, err)
+				return nil, fmt.Errorf("rescale: changelog %q partition %d, held record of input %d offset %d: %w", r.src, p, h.key.Input, h.key.Offset, err)
 			}
 			id := fmt.Sprintf("%s/%d/%d/%d", r.dst, p, h.key.Input, h.key.Offset)
-			tp := topicPartition{r.inputs[in].new, partitioner.Partition(rec.Key, r.m)}
-			if perOld[tp] == nil {
-				perOld[tp] = map[int32][]item{}
-			}
-			perOld[tp][p] = append(perOld[tp][p], item{ts: rec.Time, out: heldOut{id: id, rec: &kgo.Record{
-				Topic: tp.topic, Partition: tp.partition, Key: rec.Key, Value: rec.Value, Timestamp: rec.Time,
-				Headers: []kgo.RecordHeader{{Key: heldHeader, Value: []byte(id)}},
-			}}})
-			n++
+			items = append(items, r.backItem(id, topicPartition{r.inputs[in].old, p}, h.key.Offset, r.inputs[in].new,
+				&kgo.Record{Key: rec.Key, Value: rec.Value, Timestamp: rec.Time}))
 		}
+	}
+	return items, nil
+}
+
+// carriedRecords returns the staged records of the internal topics
+// (carry.go) as records of the new internal topics.
+func (r *run) carriedRecords(ctx context.Context) ([]backItem, error) {
+	var items []backItem
+	var bad error
+	err := r.readCarry(ctx, func(rec *kgo.Record, origin string) {
+		topic, p, offset, err := parseOrigin(origin)
+		if err != nil {
+			bad = errors.Join(bad, err)
+			return
+		}
+		var hs []kgo.RecordHeader
+		for _, h := range rec.Headers {
+			if h.Key != carryHeader {
+				hs = append(hs, h)
+			}
+		}
+		// An internal topic keeps its name.
+		items = append(items, r.backItem(r.dst+"/c/"+origin, topicPartition{topic, p}, offset, topic,
+			&kgo.Record{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: hs}))
+	})
+	return items, errors.Join(err, bad)
+}
+
+// backItem places rec on the customer's partition of topic under M.
+func (r *run) backItem(id string, from topicPartition, offset int64, topic string, rec *kgo.Record) backItem {
+	rec.Topic = topic
+	rec.Partition = processor.Partitioner(r.cfg.Partitioner).Partition(rec.Key, r.m)
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: heldHeader, Value: []byte(id)})
+	return backItem{out: heldOut{id: id, rec: rec}, from: from, offset: offset}
+}
+
+// order returns the records per target partition in the order they are
+// written: each old input partition's records in offset order (a
+// customer's records keep their order: they all come from one old
+// partition; held records come before the unconsumed ones), merged across
+// old partitions by record time.
+func order(items []backItem) map[topicPartition][]heldOut {
+	perOld := map[topicPartition]map[topicPartition][]backItem{}
+	for _, it := range items {
+		tp := topicPartition{it.out.rec.Topic, it.out.rec.Partition}
+		if perOld[tp] == nil {
+			perOld[tp] = map[topicPartition][]backItem{}
+		}
+		perOld[tp][it.from] = append(perOld[tp][it.from], it)
 	}
 	out := map[topicPartition][]heldOut{}
 	for tp, byOld := range perOld {
+		olds := make([]topicPartition, 0, len(byOld))
+		for from, q := range byOld {
+			sort.Slice(q, func(i, j int) bool { return q[i].offset < q[j].offset })
+			olds = append(olds, from)
+		}
+		sort.Slice(olds, func(i, j int) bool {
+			if olds[i].topic != olds[j].topic {
+				return olds[i].topic < olds[j].topic
+			}
+			return olds[i].partition < olds[j].partition
+		})
 		for {
-			// the old partition whose next record is the earliest
-			best := int32(-1)
-			for _, p := range olds {
-				q := byOld[p]
-				if len(q) > 0 && (best < 0 || q[0].ts.Before(byOld[best][0].ts)) {
-					best = p
+			best := -1 // the old partition whose next record is the earliest
+			for i, from := range olds {
+				q := byOld[from]
+				if len(q) > 0 && (best < 0 || q[0].out.rec.Timestamp.Before(byOld[olds[best]][0].out.rec.Timestamp)) {
+					best = i
 				}
 			}
 			if best < 0 {
 				break
 			}
-			out[tp] = append(out[tp], byOld[best][0].out)
-			byOld[best] = byOld[best][1:]
+			q := byOld[olds[best]]
+			out[tp] = append(out[tp], q[0].out)
+			byOld[olds[best]] = q[1:]
 		}
 	}
-	return out, n, nil
+	return out
 }
 
 // writeHeld writes the held records to the new input partitions, skipping
@@ -182,7 +217,7 @@ func (r *run) writeHeld(ctx context.Context, held map[topicPartition][]heldOut) 
 }
 
 // writtenHeld reads the target partitions to their ends and returns the
-// names of the held records found there.
+// names of the records written back found there.
 func (r *run) writtenHeld(ctx context.Context, held map[topicPartition][]heldOut) (map[string]bool, error) {
 	var topics []string
 	seen := map[string]bool{}
@@ -192,68 +227,29 @@ func (r *run) writtenHeld(ctx context.Context, held map[topicPartition][]heldOut
 			topics = append(topics, tp.topic)
 		}
 	}
-	ends, err := r.adm.ListEndOffsets(ctx, topics...)
+	listed, err := r.adm.ListEndOffsets(ctx, topics...)
 	if err == nil {
-		err = ends.Error()
+		err = listed.Error()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rescale: end offsets of %v: %w", topics, err)
 	}
-	left := map[string]map[int32]int64{}        // the end still to reach
-	starts := map[string]map[int32]kgo.Offset{} // where to read from
+	ends := map[string]map[int32]int64{}
 	for tp := range held {
-		o, ok := ends.Lookup(tp.topic, tp.partition)
-		if !ok || o.Offset <= 0 {
-			continue
+		if o, ok := listed.Lookup(tp.topic, tp.partition); ok && o.Offset > 0 {
+			if ends[tp.topic] == nil {
+				ends[tp.topic] = map[int32]int64{}
+			}
+			ends[tp.topic][tp.partition] = o.Offset
 		}
-		if left[tp.topic] == nil {
-			left[tp.topic], starts[tp.topic] = map[int32]int64{}, map[int32]kgo.Offset{}
-		}
-		left[tp.topic][tp.partition] = o.Offset
-		starts[tp.topic][tp.partition] = kgo.NewOffset().AtStart()
 	}
 	there := map[string]bool{}
-	if len(left) == 0 {
-		return there, nil
-	}
-	cl, err := kgo.NewClient(append(r.base,
-		kgo.ClientID("triggerd-rescale-held-read"),
-		kgo.ConsumePartitions(starts),
-		kgo.KeepControlRecords(),
-	)...)
-	if err != nil {
-		return nil, fmt.Errorf("rescale: input client: %w", err)
-	}
-	defer cl.Close()
-	for len(left) > 0 {
-		pollCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		fetches := cl.PollFetches(pollCtx)
-		cancel()
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	err = r.readRange(ctx, nil, ends, false, func(rec *kgo.Record) {
+		for _, h := range rec.Headers {
+			if h.Key == heldHeader {
+				there[string(h.Value)] = true
+			}
 		}
-		var ferr error
-		fetches.EachError(func(_ string, _ int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
-				ferr = err
-			}
-		})
-		if ferr != nil {
-			return nil, fmt.Errorf("rescale: reading the new input topics: %w", ferr)
-		}
-		fetches.EachRecord(func(rec *kgo.Record) {
-			for _, h := range rec.Headers {
-				if h.Key == heldHeader {
-					there[string(h.Value)] = true
-				}
-			}
-			if end, ok := left[rec.Topic][rec.Partition]; ok && rec.Offset >= end-1 {
-				delete(left[rec.Topic], rec.Partition)
-				if len(left[rec.Topic]) == 0 {
-					delete(left, rec.Topic)
-				}
-			}
-		})
-	}
-	return there, nil
+	})
+	return there, err
 }

@@ -52,6 +52,9 @@ type Result struct {
 	// Held counts the held input records written to the new input
 	// topics (held.go).
 	Held int64
+	// Carried counts the records of the raw inputs' internal topics the
+	// workers had not consumed, written to the recreated ones (carry.go).
+	Carried int64
 	// Written counts the records this run wrote (a rerun writes only what
 	// the interrupted run had not confirmed).
 	Written int64
@@ -72,8 +75,8 @@ type Result struct {
 // elapsed time and the rate in customers per second.
 func (r Result) Summary() string {
 	secs := r.Elapsed.Seconds()
-	return fmt.Sprintf("rescale: customers=%d timers=%d held=%d from=%d to=%d elapsed=%s rate=%.0f/s",
-		r.Customers, r.Timers, r.Held, r.From, r.To, r.Elapsed.Round(time.Millisecond), float64(r.Customers)/max(secs, 1e-9))
+	return fmt.Sprintf("rescale: customers=%d timers=%d held=%d carried=%d from=%d to=%d elapsed=%s rate=%.0f/s",
+		r.Customers, r.Timers, r.Held, r.Carried, r.From, r.To, r.Elapsed.Round(time.Millisecond), float64(r.Customers)/max(secs, 1e-9))
 }
 
 // RefusedError says why the deployment cannot be rescaled now and what to
@@ -185,7 +188,7 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	}
 	if done {
 		res.AlreadyDone = true
-		fmt.Sscanf(meta, "customers=%d timers=%d held=%d", &res.Customers, &res.Timers, &res.Held)
+		fmt.Sscanf(meta, "customers=%d timers=%d held=%d carried=%d", &res.Customers, &res.Timers, &res.Held, &res.Carried)
 		res.Elapsed = time.Since(r.start)
 		return res, nil
 	}
@@ -212,7 +215,7 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	held, nHeld, err := r.heldRecords(sc)
+	held, err := r.heldRecords(sc)
 	if err != nil {
 		return res, err
 	}
@@ -224,11 +227,20 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	if res.Written, err = r.copy(ctx, sc, from, offs); err != nil {
 		return res, err
 	}
+	staged, err := r.stageCarry(ctx)
+	res.Written += staged
+	if err != nil {
+		return res, err
+	}
 	if err := r.recreateInternal(ctx); err != nil {
 		return res, err
 	}
-	res.Held = nHeld
-	wrote, err := r.writeHeld(ctx, held)
+	carried, err := r.carriedRecords(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Held, res.Carried = int64(len(held)), int64(len(carried))
+	wrote, err := r.writeHeld(ctx, order(append(held, carried...)))
 	res.Written += wrote
 	if err != nil {
 		return res, err
@@ -340,7 +352,7 @@ func (r *run) markDone(ctx context.Context, res Result) error {
 	if err != nil {
 		return fmt.Errorf("rescale: end offsets of %q: %w", r.dst, err)
 	}
-	meta := fmt.Sprintf("customers=%d timers=%d held=%d", res.Customers, res.Timers, res.Held)
+	meta := fmt.Sprintf("customers=%d timers=%d held=%d carried=%d", res.Customers, res.Timers, res.Held, res.Carried)
 	var offs kadm.Offsets
 	ends.Each(func(o kadm.ListedOffset) {
 		offs.Add(kadm.Offset{Topic: r.dst, Partition: o.Partition, At: o.Offset, LeaderEpoch: -1, Metadata: meta})

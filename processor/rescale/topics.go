@@ -56,8 +56,8 @@ func (r *run) topicConfigs(ctx context.Context, topic string) (map[string]*strin
 	return out, nil
 }
 
-// checkDrained refuses while the workers have not consumed an old input
-// (an internal topic or a co-partitioned input) to its end, or while a
+// checkDrained refuses while the workers have not consumed a
+// co-partitioned input to its end, or while a
 // transaction is open on the changelog: what is not applied in the old
 // layout would be lost in the new one.
 func (r *run) checkDrained(ctx context.Context) error {
@@ -67,9 +67,9 @@ func (r *run) checkDrained(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// An internal topic already recreated (an interrupted rescale)
-		// or deleted is checked no more.
-		if n == r.n && (!in.raw || n != r.m) {
+		// The internal topics' unconsumed records are carried
+		// (carry.go).
+		if n == r.n && !in.raw {
 			topics = append(topics, in.old)
 		}
 	}
@@ -142,8 +142,8 @@ func (r *run) createChangelog(ctx context.Context) error {
 }
 
 // recreateInternal recreates the internal topics of the raw inputs with M
-// partitions. The workers consumed them to the end (checkDrained), so
-// they are empty in the new layout; the raw offsets stay with the stage.
+// partitions, once what the workers had not consumed is staged
+// (carry.go); the raw offsets stay with the stage.
 func (r *run) recreateInternal(ctx context.Context) error {
 	for _, in := range r.inputs {
 		if !in.raw {
