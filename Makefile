@@ -74,7 +74,7 @@ kafka-run:
 	log=test/kafka/.cache/test-kafka.log; rc=0; \
 	stamp=test/kafka/.cache/test-kafka.start; touch $$stamp; \
 	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -p 1 -count=1 -v -timeout 25m $(PKGS) >$$log 2>&1 || rc=$$?; \
-	grep -E '^(--- |ok |FAIL)|^ +--- |(crash|restart|poison|rebalance|retention)[a-z-]*: ' $$log || true; \
+	grep -E '^(--- |ok |FAIL)|^ +--- |(crash|restart|poison|rebalance|retention|rescale)[a-z-]*: ' $$log || true; \
 	if [ $$rc -ne 0 ]; then \
 		echo "--- output of each failed test (whole lines; full output: $$log):"; \
 		awk '/^=== RUN/ { buf = "" } { buf = buf $$0 "\n" } /^--- FAIL/ { printf "%s", buf; buf = "" }' $$log; \

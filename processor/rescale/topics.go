@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -173,6 +174,11 @@ func (r *run) recreateInternal(ctx context.Context) error {
 			if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
 				return fmt.Errorf("rescale: deleting the internal topic %q: %w", in.old, err)
 			}
+			// The broker deletes asynchronously: the name is free
+			// once the metadata no longer shows the topic.
+			if err := r.waitGone(ctx, in.old); err != nil {
+				return err
+			}
 		}
 		if err := r.waitCreated(ctx, in.old, r.m, processor.RepartitionTopicConfigs()); err != nil {
 			return err
@@ -192,4 +198,19 @@ func (r *run) positionWorkers(ctx context.Context) error {
 		}
 	}
 	return r.commit(ctx, r.cfg.Group, offs)
+}
+
+// waitGone waits until the metadata no longer shows topic.
+func (r *run) waitGone(ctx context.Context, topic string) error {
+	for {
+		n, err := r.partitions(ctx, topic)
+		if err != nil || n == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
