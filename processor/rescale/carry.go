@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triggerd/triggerd/processor"
 )
 
 // The internal topics of raw inputs are recreated with M partitions, but a
@@ -55,7 +57,10 @@ func (r *run) stageCarry(ctx context.Context) (int64, error) {
 	if o, ok := offs.Lookup(r.carryTopic(), 0); ok && o.Err == nil && o.At >= 0 {
 		return 0, nil // staged
 	}
-	if err := r.waitCreated(ctx, r.carryTopic(), 1, nil); err != nil {
+	defer func() { r.say("staging done") }()
+	// As the internal topics: kept whatever the records' timestamps
+	// (time retention would delete a backlog stamped in the past).
+	if err := r.waitCreated(ctx, r.carryTopic(), 1, processor.RepartitionTopicConfigs()); err != nil {
 		return 0, err
 	}
 	staged := map[string]bool{}
@@ -169,12 +174,27 @@ func (r *run) readCarry(ctx context.Context, fn func(rec *kgo.Record, origin str
 	if err != nil {
 		return fmt.Errorf("rescale: end offsets of %q: %w", r.carryTopic(), err)
 	}
+	first, err := r.adm.ListStartOffsets(ctx, r.carryTopic())
+	if err == nil {
+		err = first.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("rescale: start offsets of %q: %w", r.carryTopic(), err)
+	}
 	ends := map[string]map[int32]int64{}
+	var gone error
 	end.Each(func(o kadm.ListedOffset) {
 		if o.Offset > 0 {
 			ends[o.Topic] = map[int32]int64{o.Partition: o.Offset}
 		}
+		if f, ok := first.Lookup(o.Topic, o.Partition); ok && f.Offset > 0 {
+			gone = fmt.Errorf("rescale: the carry topic %q lost its first %d records (retention or deletion): "+
+				"the internal topics' unconsumed records staged there cannot be written back", o.Topic, f.Offset)
+		}
 	})
+	if gone != nil {
+		return gone
+	}
 	return r.readRange(ctx, nil, ends, false, func(rec *kgo.Record) {
 		for _, h := range rec.Headers {
 			if h.Key == carryHeader {
@@ -221,6 +241,31 @@ func (r *run) readRange(ctx context.Context, starts, ends map[string]map[int32]i
 			left[t][p] = e
 		}
 	}
+	if len(left) == 0 {
+		return nil
+	}
+	// Records before the log start are gone: never wait for them.
+	var topics []string
+	for t := range left {
+		topics = append(topics, t)
+	}
+	first, err := r.adm.ListStartOffsets(ctx, topics...)
+	if err == nil {
+		err = first.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("rescale: start offsets of %v: %w", topics, err)
+	}
+	first.Each(func(o kadm.ListedOffset) {
+		if e, ok := left[o.Topic][o.Partition]; ok && o.Offset >= e {
+			delete(left[o.Topic], o.Partition)
+			delete(from[o.Topic], o.Partition)
+			if len(left[o.Topic]) == 0 {
+				delete(left, o.Topic)
+				delete(from, o.Topic)
+			}
+		}
+	})
 	if len(left) == 0 {
 		return nil
 	}

@@ -142,7 +142,10 @@ func Run(ctx context.Context, cfg processor.Config, opt Options) (Result, error)
 	if err != nil {
 		return Result{}, err
 	}
-	cl, err := kgo.NewClient(append(base, kgo.ClientID("triggerd-rescale"))...)
+	// The client answers a metadata request from its cache while it is
+	// younger than the minimum age (5s by default): a deletion or a
+	// creation the rescale waits for would show 5s late, each time.
+	cl, err := kgo.NewClient(append(base, kgo.ClientID("triggerd-rescale"), kgo.MetadataMinAge(50*time.Millisecond))...)
 	if err != nil {
 		return Result{}, fmt.Errorf("rescale: kafka client: %w", err)
 	}
@@ -211,6 +214,7 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	r.say("checked; reading %s", r.src)
 	sc, err := r.scan(ctx, from)
 	if err != nil {
 		return res, err
@@ -227,6 +231,7 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	if res.Written, err = r.copy(ctx, sc, from, offs); err != nil {
 		return res, err
 	}
+	r.say("copied the state to %s; staging the internal topics' unconsumed records", r.dst)
 	staged, err := r.stageCarry(ctx)
 	res.Written += staged
 	if err != nil {
@@ -235,11 +240,13 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	if err := r.recreateInternal(ctx); err != nil {
 		return res, err
 	}
+	r.say("staged %d records; internal topics recreated", staged)
 	carried, err := r.carriedRecords(ctx)
 	if err != nil {
 		return res, err
 	}
 	res.Held, res.Carried = int64(len(held)), int64(len(carried))
+	r.say("writing back %d held and %d carried records", len(held), len(carried))
 	wrote, err := r.writeHeld(ctx, order(append(held, carried...)))
 	res.Written += wrote
 	if err != nil {
@@ -253,6 +260,13 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	}
 	res.Elapsed = time.Since(r.start)
 	return res, nil
+}
+
+// say prints a step's line with the time since the start.
+func (r *run) say(format string, args ...any) {
+	if r.opt.Progress != nil {
+		fmt.Fprintf(r.opt.Progress, "rescale: %s: "+format+"\n", append([]any{time.Since(r.start).Round(time.Millisecond)}, args...)...)
+	}
 }
 
 // settings are the configuration changes of the new layout.

@@ -179,10 +179,12 @@ func (r *run) recreateInternal(ctx context.Context) error {
 			if err := r.waitGone(ctx, in.old); err != nil {
 				return err
 			}
+			r.say("deleted %s", in.old)
 		}
 		if err := r.waitCreated(ctx, in.old, r.m, processor.RepartitionTopicConfigs()); err != nil {
 			return err
 		}
+		r.say("created %s with %d partitions", in.old, r.m)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ var rescaleLayouts = []int32{4, 8, 3}
 // equal the reference model.
 func TestRescale(t *testing.T) {
 	s := newScenario(t, "rescale")
-	s.spec.events, s.spec.customers, s.spec.rate = 100_000, 8_000, 4_000
+	s.spec.events, s.spec.customers, s.spec.rate = 60_000, 6_000, 1_500
 	s.cfg.Repartition.Inputs = []string{"clickstream", "transactions", "profiles"}
 	s.cfg.Repartition.Partitions = rescaleLayouts[0]
 	rawParts := s.parts // the raw topics keep theirs
@@ -169,7 +169,13 @@ func (s *scenario) rescaleTo(conf string, m int32, rng *rand.Rand) (string, int)
 				}
 			}
 		} else {
-			err = <-exited
+			select {
+			case err = <-exited:
+			case <-time.After(90 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+				t.Fatalf("rescale to %d hung for 90s; stderr:\n%s", m, stderr.String())
+			}
 		}
 		out := stderr.String()
 		if err == nil {
@@ -178,6 +184,7 @@ func (s *scenario) rescaleTo(conf string, m int32, rng *rand.Rand) (string, int)
 			if !strings.HasPrefix(last, "rescale: customers=") {
 				t.Fatalf("rescale to %d: no summary line; stderr:\n%s", m, out)
 			}
+			t.Logf("rescale to %d, the run that finished:\n%s", m, out)
 			return last, killed
 		}
 		if strings.Contains(out, "refused") && (strings.Contains(out, "member") || strings.Contains(out, "transaction is open")) {
