@@ -97,7 +97,7 @@ bench:
 # one pending timer each seeded into the changelog (restore rate, pending
 # timers, peak RSS; 2,000,000 on kfake, which holds them in the benchmark's
 # memory). Override any of them on the command line.
-BENCH_SIZES ?= BENCH_CUSTOMERS=1000000 BENCH_EVENTS=2000000 BENCH_STATE_CUSTOMERS=10000000 BENCH_LIVE=30s
+BENCH_SIZES ?= BENCH_CUSTOMERS=1000000 BENCH_EVENTS=2000000 BENCH_STATE_CUSTOMERS=10000000 BENCH_LIVE=30s BENCH_RESCALE_CUSTOMERS=1000000
 bench-kafka:
 	@set -e; \
 	addr=$$(test/kafka/broker.sh start); \
