@@ -74,7 +74,7 @@ kafka-run:
 	log=test/kafka/.cache/test-kafka.log; rc=0; \
 	stamp=test/kafka/.cache/test-kafka.start; touch $$stamp; \
 	TRIGGERD_KAFKA_BROKERS=$$addr $(GO) test -p 1 -count=1 -v -timeout 25m $(PKGS) >$$log 2>&1 || rc=$$?; \
-	grep -E '^(--- |ok |FAIL)|^ +--- |(crash|restart|poison|rebalance|retention|repartition)[a-z-]*: ' $$log || true; \
+	grep -E '^(--- |ok |FAIL)|^ +--- |(crash|restart|poison|rebalance|retention|repartition|rescale)[a-z-]*: ' $$log || true; \
 	if [ $$rc -ne 0 ]; then \
 		echo "--- output of each failed test (whole lines; full output: $$log):"; \
 		awk '/^=== RUN/ { buf = "" } { buf = buf $$0 "\n" } /^--- FAIL/ { printf "%s", buf; buf = "" }' $$log; \
@@ -97,7 +97,7 @@ bench:
 # one pending timer each seeded into the changelog (restore rate, pending
 # timers, peak RSS; 2,000,000 on kfake, which holds them in the benchmark's
 # memory). Override any of them on the command line.
-BENCH_SIZES ?= BENCH_CUSTOMERS=1000000 BENCH_EVENTS=2000000 BENCH_STATE_CUSTOMERS=10000000 BENCH_LIVE=30s
+BENCH_SIZES ?= BENCH_CUSTOMERS=1000000 BENCH_EVENTS=2000000 BENCH_STATE_CUSTOMERS=10000000 BENCH_LIVE=30s BENCH_RESCALE_CUSTOMERS=1000000
 bench-kafka:
 	@set -e; \
 	addr=$$(test/kafka/broker.sh start); \

@@ -178,7 +178,7 @@ func New(cfg Config, o Options) (*Processor, error) {
 	p.out = &output{log: p.log, cfg: &p.cfg}
 	p.env = workerEnv{cfg: &p.cfg, m: p.m, stats: &p.stats, out: p.out, g: p.g, ruleSet: p.Rules, clock: p.clock,
 		trace: p.trace, partitions: &p.partitions, misroutes: &p.misroutes}
-	p.sources = []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile}
+	p.sources = InputSources()
 	formats := []schemas.Format{cfg.Encodings.Clickstream, cfg.Encodings.Transactions, cfg.Encodings.Profiles}
 	for i, src := range p.sources {
 		dec, err := schemas.NewDecoder(src, formats[i], o.Registry)

@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/triggerd/triggerd/schemas"
 )
@@ -104,4 +105,15 @@ func AppendChangelogOffsets(b []byte, o Offsets) []byte {
 	}
 	slices.Sort(names)
 	return appendOffsets(b, names, entries, -1)
+}
+
+// DecodeChangelogHeld decodes the value of a changelog held record (the
+// key's Input and Offset are the caller's): a rescale writes the record
+// back to an input topic of the new layout, as it was read.
+func DecodeChangelogHeld(value []byte) (HeldRecord, error) {
+	ms, key, val, err := decodeHeld(value)
+	if err != nil {
+		return HeldRecord{}, fmt.Errorf("state: %w", err)
+	}
+	return HeldRecord{Time: time.UnixMilli(ms).UTC(), Key: key, Value: val}, nil
 }

@@ -26,8 +26,9 @@ to the customer's partition under M, in a new changelog topic
 Runbook (docs/operations.md, "Changing the partition count"):
   1. Stop the deployment (every instance).
   2. triggerd rescale --config FILE --to M
-     It refuses, saying what to do, while the group has members, while an
-     input is not processed to its end, or while records are held.
+     It refuses, saying what to do, while the group has members or while
+     an input is not processed to its end. Records held for another input
+     are written to the new input partitions, read there first.
      Co-partitioned inputs move to new topics "<topic>-r<K>" with M
      partitions, created here: switch their producers to them. The
      internal topics of raw inputs are recreated with M partitions.

@@ -9,8 +9,9 @@
 // The changelog holds four kinds of records (state.ParseChangelogKey):
 // customer and timer records belong to a customer and are copied, last
 // value per key, to the customer's new partition; held input records belong
-// to an input partition and an offset, so a rescale refuses to run while any
-// is held (they drain when the group runs until every input is caught up);
+// to an input partition and an offset, so they are written back to the new
+// input topics, on the customer's partition, where the new layout reads
+// them first (held.go);
 // the offsets record belongs to a partition and is written anew in each new
 // partition: the new input topics from offset 0, each input's event-time
 // progress and the fired watermark as the minimum over the old partitions

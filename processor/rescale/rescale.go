@@ -49,6 +49,12 @@ type Result struct {
 	// Customers and Timers are the customer records and pending timers
 	// the new changelog holds.
 	Customers, Timers int64
+	// Held counts the held input records written to the new input
+	// topics (held.go).
+	Held int64
+	// Carried counts the records of the raw inputs' internal topics the
+	// workers had not consumed, written to the recreated ones (carry.go).
+	Carried int64
 	// Written counts the records this run wrote (a rerun writes only what
 	// the interrupted run had not confirmed).
 	Written int64
@@ -69,8 +75,8 @@ type Result struct {
 // elapsed time and the rate in customers per second.
 func (r Result) Summary() string {
 	secs := r.Elapsed.Seconds()
-	return fmt.Sprintf("rescale: customers=%d timers=%d from=%d to=%d elapsed=%s rate=%.0f/s",
-		r.Customers, r.Timers, r.From, r.To, r.Elapsed.Round(time.Millisecond), float64(r.Customers)/max(secs, 1e-9))
+	return fmt.Sprintf("rescale: customers=%d timers=%d held=%d carried=%d from=%d to=%d elapsed=%s rate=%.0f/s",
+		r.Customers, r.Timers, r.Held, r.Carried, r.From, r.To, r.Elapsed.Round(time.Millisecond), float64(r.Customers)/max(secs, 1e-9))
 }
 
 // RefusedError says why the deployment cannot be rescaled now and what to
@@ -136,7 +142,10 @@ func Run(ctx context.Context, cfg processor.Config, opt Options) (Result, error)
 	if err != nil {
 		return Result{}, err
 	}
-	cl, err := kgo.NewClient(append(base, kgo.ClientID("triggerd-rescale"))...)
+	// The client answers a metadata request from its cache while it is
+	// younger than the minimum age (5s by default): a deletion or a
+	// creation the rescale waits for would show 5s late, each time.
+	cl, err := kgo.NewClient(append(base, kgo.ClientID("triggerd-rescale"), kgo.MetadataMinAge(50*time.Millisecond))...)
 	if err != nil {
 		return Result{}, fmt.Errorf("rescale: kafka client: %w", err)
 	}
@@ -182,7 +191,7 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	}
 	if done {
 		res.AlreadyDone = true
-		fmt.Sscanf(meta, "customers=%d timers=%d", &res.Customers, &res.Timers)
+		fmt.Sscanf(meta, "customers=%d timers=%d held=%d carried=%d", &res.Customers, &res.Timers, &res.Held, &res.Carried)
 		res.Elapsed = time.Since(r.start)
 		return res, nil
 	}
@@ -205,11 +214,13 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	r.say("checked; reading %s", r.src)
 	sc, err := r.scan(ctx, from)
 	if err != nil {
 		return res, err
 	}
-	if err := sc.checkHeld(r); err != nil {
+	held, err := r.heldRecords(sc)
+	if err != nil {
 		return res, err
 	}
 	offs, err := sc.merged(r)
@@ -220,7 +231,25 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	if res.Written, err = r.copy(ctx, sc, from, offs); err != nil {
 		return res, err
 	}
+	r.say("copied the state to %s; staging the internal topics' unconsumed records", r.dst)
+	staged, err := r.stageCarry(ctx)
+	res.Written += staged
+	if err != nil {
+		return res, err
+	}
 	if err := r.recreateInternal(ctx); err != nil {
+		return res, err
+	}
+	r.say("staged %d records; internal topics recreated", staged)
+	carried, err := r.carriedRecords(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Held, res.Carried = int64(len(held)), int64(len(carried))
+	r.say("writing back %d held and %d carried records", len(held), len(carried))
+	wrote, err := r.writeHeld(ctx, order(append(held, carried...)))
+	res.Written += wrote
+	if err != nil {
 		return res, err
 	}
 	if err := r.positionWorkers(ctx); err != nil {
@@ -231,6 +260,13 @@ func (r *run) do(ctx context.Context) (Result, error) {
 	}
 	res.Elapsed = time.Since(r.start)
 	return res, nil
+}
+
+// say prints a step's line with the time since the start.
+func (r *run) say(format string, args ...any) {
+	if r.opt.Progress != nil {
+		fmt.Fprintf(r.opt.Progress, "rescale: %s: "+format+"\n", append([]any{time.Since(r.start).Round(time.Millisecond)}, args...)...)
+	}
 }
 
 // settings are the configuration changes of the new layout.
@@ -330,7 +366,7 @@ func (r *run) markDone(ctx context.Context, res Result) error {
 	if err != nil {
 		return fmt.Errorf("rescale: end offsets of %q: %w", r.dst, err)
 	}
-	meta := fmt.Sprintf("customers=%d timers=%d", res.Customers, res.Timers)
+	meta := fmt.Sprintf("customers=%d timers=%d held=%d carried=%d", res.Customers, res.Timers, res.Held, res.Carried)
 	var offs kadm.Offsets
 	ends.Each(func(o kadm.ListedOffset) {
 		offs.Add(kadm.Offset{Topic: r.dst, Partition: o.Partition, At: o.Offset, LeaderEpoch: -1, Metadata: meta})

@@ -1,10 +1,9 @@
 package rescale
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -18,9 +17,9 @@ type scan struct {
 	// Keys of different customers never share an old partition, so the
 	// key alone names the record.
 	last map[string]int64
-	// held are the keys of the held records not released, per old
-	// partition.
-	held map[int32]map[string]state.ChangelogKey
+	// held are the held records not released, per old partition, by
+	// key: the copy writes them to the new input topics (held.go).
+	held map[int32]map[string]heldValue
 	// offsets is the last offsets record of each old partition.
 	offsets map[int32]state.Offsets
 	ends    map[int32]int64
@@ -30,7 +29,7 @@ type scan struct {
 }
 
 func (r *run) scan(ctx context.Context, from map[int32]int64) (*scan, error) {
-	sc := &scan{last: map[string]int64{}, held: map[int32]map[string]state.ChangelogKey{}, offsets: map[int32]state.Offsets{}}
+	sc := &scan{last: map[string]int64{}, held: map[int32]map[string]heldValue{}, offsets: map[int32]state.Offsets{}}
 	prog := r.reporter("reading", 0)
 	defer prog.stop()
 	ends, err := r.readChangelog(ctx, nil, nil, func(rec *kgo.Record) error {
@@ -48,13 +47,13 @@ func (r *run) scan(ctx context.Context, from map[int32]int64) (*scan, error) {
 		case state.RecordHeld:
 			h := sc.held[rec.Partition]
 			if h == nil {
-				h = map[string]state.ChangelogKey{}
+				h = map[string]heldValue{}
 				sc.held[rec.Partition] = h
 			}
 			if len(rec.Value) == 0 {
 				delete(h, string(rec.Key))
 			} else {
-				h[string(rec.Key)] = k
+				h[string(rec.Key)] = heldValue{key: k, value: bytes.Clone(rec.Value)}
 			}
 		case state.RecordOffsets:
 			if len(rec.Value) == 0 {
@@ -79,33 +78,6 @@ func (r *run) scan(ctx context.Context, from map[int32]int64) (*scan, error) {
 		}
 	}
 	return sc, nil
-}
-
-// checkHeld refuses while records are held: they belong to the old input
-// partitions and offsets, which the new layout does not read.
-func (sc *scan) checkHeld(r *run) error {
-	var parts []string
-	for p, h := range sc.held {
-		if len(h) == 0 {
-			continue
-		}
-		var names []string
-		for _, k := range h {
-			names = append(names, fmt.Sprintf("input %d offset %d", k.Input, k.Offset))
-		}
-		sort.Strings(names)
-		if len(names) > 3 {
-			names = append(names[:3], fmt.Sprintf("%d more", len(h)-3))
-		}
-		parts = append(parts, fmt.Sprintf("partition %d: %s", p, strings.Join(names, ", ")))
-	}
-	if len(parts) == 0 {
-		return nil
-	}
-	sort.Strings(parts)
-	return refused("the changelog %q holds input records that wait for another input (%s): they belong to the old input partitions. "+
-		"Start the deployment in the old layout until triggerd_records_waiting is 0 (every input caught up: idle_advance on, or "+
-		"records or heartbeats on every input partition), stop it and run the rescale again; nothing was written", r.src, strings.Join(parts, "; "))
 }
 
 // live counts the customer records and timers the new changelog holds.

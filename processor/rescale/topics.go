@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -56,8 +57,8 @@ func (r *run) topicConfigs(ctx context.Context, topic string) (map[string]*strin
 	return out, nil
 }
 
-// checkDrained refuses while the workers have not consumed an old input
-// (an internal topic or a co-partitioned input) to its end, or while a
+// checkDrained refuses while the workers have not consumed a
+// co-partitioned input to its end, or while a
 // transaction is open on the changelog: what is not applied in the old
 // layout would be lost in the new one.
 func (r *run) checkDrained(ctx context.Context) error {
@@ -67,9 +68,9 @@ func (r *run) checkDrained(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// An internal topic already recreated (an interrupted rescale)
-		// or deleted is checked no more.
-		if n == r.n && (!in.raw || n != r.m) {
+		// The internal topics' unconsumed records are carried
+		// (carry.go).
+		if n == r.n && !in.raw {
 			topics = append(topics, in.old)
 		}
 	}
@@ -142,8 +143,8 @@ func (r *run) createChangelog(ctx context.Context) error {
 }
 
 // recreateInternal recreates the internal topics of the raw inputs with M
-// partitions. The workers consumed them to the end (checkDrained), so
-// they are empty in the new layout; the raw offsets stay with the stage.
+// partitions, once what the workers had not consumed is staged
+// (carry.go); the raw offsets stay with the stage.
 func (r *run) recreateInternal(ctx context.Context) error {
 	for _, in := range r.inputs {
 		if !in.raw {
@@ -173,10 +174,17 @@ func (r *run) recreateInternal(ctx context.Context) error {
 			if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
 				return fmt.Errorf("rescale: deleting the internal topic %q: %w", in.old, err)
 			}
+			// The broker deletes asynchronously: the name is free
+			// once the metadata no longer shows the topic.
+			if err := r.waitGone(ctx, in.old); err != nil {
+				return err
+			}
+			r.say("deleted %s", in.old)
 		}
 		if err := r.waitCreated(ctx, in.old, r.m, processor.RepartitionTopicConfigs()); err != nil {
 			return err
 		}
+		r.say("created %s with %d partitions", in.old, r.m)
 	}
 	return nil
 }
@@ -192,4 +200,19 @@ func (r *run) positionWorkers(ctx context.Context) error {
 		}
 	}
 	return r.commit(ctx, r.cfg.Group, offs)
+}
+
+// waitGone waits until the metadata no longer shows topic.
+func (r *run) waitGone(ctx context.Context, topic string) error {
+	for {
+		n, err := r.partitions(ctx, topic)
+		if err != nil || n == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

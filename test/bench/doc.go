@@ -29,6 +29,9 @@
 //     records per event by kind (customer, timer, held, offsets), which
 //     the store's entries follow.
 //   - BenchmarkRestore: changelog restore rate of one partition.
+//   - BenchmarkRescale: `triggerd rescale` of a stopped deployment's
+//     changelog (BENCH_RESCALE_CUSTOMERS customers, 1,000,000 by default)
+//     from 4 to 8 partitions, in customers per second.
 //   - BenchmarkProfileDrain: the drain in-process on kfake, for pprof.
 //
 // Sizes and switches come from the environment (settings_test.go):

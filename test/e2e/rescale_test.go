@@ -27,6 +27,11 @@ import (
 type rescalePhase struct {
 	events []schemas.Event
 	tick   time.Time
+	// tail are clickstream events after the tick, sent after it when the
+	// run holds records: with idle_advance off they wait for the other
+	// inputs, held in the state across the rescale, until the next
+	// phase's tick.
+	tail []schemas.Event
 }
 
 // rescaleWorkload makes three phases of carts, purchases and cart changes
@@ -39,8 +44,8 @@ func rescaleWorkload(seed uint64) []rescalePhase {
 	base := time.Now().UTC().Add(2 * time.Hour).Truncate(time.Millisecond)
 	var phases []rescalePhase
 	n := 0
-	for ph := range 3 {
-		start := base.Add(time.Duration(ph) * 75 * time.Minute)
+	for phase := range 3 {
+		start := base.Add(time.Duration(phase) * 75 * time.Minute)
 		var evs []schemas.Event
 		for i := range 150 {
 			c := fmt.Sprintf("cust-%d", rng.IntN(300))
@@ -53,7 +58,15 @@ func rescaleWorkload(seed uint64) []rescalePhase {
 				evs = append(evs, click(fmt.Sprintf("e%d", n), c, schemas.AddToCart, at, fmt.Sprintf("p%d", rng.IntN(9))))
 			}
 		}
-		phases = append(phases, rescalePhase{events: evs, tick: start.Add(70 * time.Minute)})
+		ph := rescalePhase{events: evs, tick: start.Add(70 * time.Minute)}
+		if phase < 2 {
+			for i := range 24 {
+				n++
+				ph.tail = append(ph.tail, click(fmt.Sprintf("e%d", n), fmt.Sprintf("cust-%d", rng.IntN(300)),
+					schemas.AddToCart, ph.tick.Add(time.Minute+time.Duration(i)*7*time.Second), fmt.Sprintf("p%d", rng.IntN(9))))
+			}
+		}
+		phases = append(phases, ph)
 	}
 	return phases
 }
@@ -66,18 +79,92 @@ func rescaleConfig(cfg processor.Config) processor.Config {
 }
 
 // runPhase produces a phase to the topics of cfg (parts partitions) and
-// runs a processor on a fresh store until it has applied every record,
-// none held; the processor stays until the test ends unless stop is
-// called.
-func runPhase(t *testing.T, c *harness.Cluster, cfg processor.Config, parts int32, ph rescalePhase) (*running, *state.Store) {
+// runs a processor on a fresh store until it has read every record up
+// to the tick (carried more: the held records a rescale wrote to the new
+// input topics, read again) and, with held, until the phase's tail is held in the changelog;
+// the processor stays until the test ends unless stop is called.
+func runPhase(t *testing.T, c *harness.Cluster, cfg processor.Config, parts int32, ph rescalePhase, carried int, held bool) (*running, *state.Store) {
 	t.Helper()
 	p := harness.NewProducer(t, c, cfg, nil)
 	p.Send(parts, ph.events...)
 	p.Tick(parts, ph.tick)
+	if held {
+		p.Send(parts, ph.tail...)
+	}
 	store := memStore(t)
 	r := start(t, cfg, store)
-	harness.WaitEvents(t, r.proc, int64(len(ph.events))+3*int64(parts))
+	harness.WaitEvents(t, r.proc, int64(carried+len(ph.events))+3*int64(parts))
+	if held {
+		waitHeld(t, c, cfg.Topics.Changelog, len(ph.tail))
+	}
 	return r, store
+}
+
+// waitHeld waits until the changelog holds at least n held input records
+// (live held keys, read_committed): the tail, and the last records of
+// other inputs that wait for a later record of another.
+func waitHeld(t *testing.T, c *harness.Cluster, changelog string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got := heldInChangelog(t, c, changelog)
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("changelog %s holds %d held records, want %d", changelog, got, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// heldInChangelog counts the live held keys of the changelog.
+func heldInChangelog(t *testing.T, c *harness.Cluster, changelog string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(c.Client(t)).ListCommittedOffsets(ctx, changelog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	if len(left) == 0 {
+		return 0
+	}
+	cl := c.Client(t, kgo.ConsumeTopics(changelog), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())
+	defer cl.Close()
+	live := map[string]bool{}
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s: %v", changelog, ctx.Err())
+		}
+		for _, rec := range fs.Records() {
+			if rec.Offset >= left[rec.Partition]-1 {
+				delete(left, rec.Partition)
+			}
+			if rec.Attrs.IsControl() || rec.Offset >= left[rec.Partition] && left[rec.Partition] > 0 {
+				continue
+			}
+			if k, err := state.ParseChangelogKey(rec.Key); err == nil && k.Kind == state.RecordHeld {
+				id := fmt.Sprint(rec.Partition, "/", string(rec.Key))
+				live[id] = len(rec.Value) > 0
+			}
+		}
+	}
+	n := 0
+	for _, l := range live {
+		if l {
+			n++
+		}
+	}
+	return n
 }
 
 // rescaleUntilDone runs the rescale, interrupting it (context cancelled
@@ -143,18 +230,39 @@ func withLayout(t *testing.T, cfg processor.Config, res rescale.Result) processo
 // customer (record and pending timers), what a processor that ran the same
 // traffic on 3 partitions from the start holds, and the triggers are the
 // same: none lost, none twice.
-func TestRescaleState(t *testing.T) {
+func TestRescaleState(t *testing.T) { testRescale(t, false) }
+
+// TestRescaleHeld is TestRescaleState with idle_advance off and records
+// held at each rescale (clickstream events after the tick, waiting for the
+// other inputs): the rescale writes them to the new input topics, where
+// the new layout reads, holds and applies them as the reference does.
+func TestRescaleHeld(t *testing.T) { testRescale(t, true) }
+
+func testRescale(t *testing.T, held bool) {
 	c := harness.NewCluster(t)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	phases := rescaleWorkload(seed)
 
-	cfg := rescaleConfig(c.Topics(t, 4))
-	r4, _ := runPhase(t, c, cfg, 4, phases[0])
+	conf := func(cfg processor.Config) processor.Config {
+		cfg = rescaleConfig(cfg)
+		cfg.IdleAdvance = !held
+		return cfg
+	}
+	// wantHeld: the rescale moved what the stopped deployment held.
+	wantHeld := func(res rescale.Result, before int) {
+		t.Helper()
+		if res.Held != int64(before) || held && before == 0 {
+			t.Fatalf("the rescale moved %d held records; the changelog held %d", res.Held, before)
+		}
+	}
+	cfg := conf(c.Topics(t, 4))
+	r4, _ := runPhase(t, c, cfg, 4, phases[0], 0, held)
 	r4.stop(t)
-	// A rescale refuses while the group has members or input waits.
+	before := heldInChangelog(t, c, cfg.Topics.Changelog)
 	res8 := rescaleUntilDone(t, cfg, 8, rng)
+	wantHeld(res8, before)
 	if res8.From != 4 || res8.To != 8 {
 		t.Fatalf("rescale 4 -> 8 says from %d to %d", res8.From, res8.To)
 	}
@@ -163,22 +271,31 @@ func TestRescaleState(t *testing.T) {
 		t.Fatalf("a rerun of a finished rescale: %+v, %v: want already done with the same counts", again, err)
 	}
 	cfg8 := withLayout(t, cfg, res8)
-	r8, _ := runPhase(t, c, cfg8, 8, phases[1])
+	r8, _ := runPhase(t, c, cfg8, 8, phases[1], int(res8.Held), held)
 	r8.stop(t)
+	before = heldInChangelog(t, c, cfg8.Topics.Changelog)
 	res3 := rescaleUntilDone(t, cfg8, 3, rng)
+	wantHeld(res3, before)
 	cfg3 := withLayout(t, cfg8, res3)
-	_, got := runPhase(t, c, cfg3, 3, phases[2])
+	_, got := runPhase(t, c, cfg3, 3, phases[2], int(res3.Held), held)
 
 	// The reference runs the same phases on 3 partitions, stopped and
 	// started again on its store between them as the other run was.
-	ref := rescaleConfig(c.Topics(t, 3))
+	ref := conf(c.Topics(t, 3))
 	pr := harness.NewProducer(t, c, ref, nil)
 	want := memStore(t)
 	for i, ph := range phases {
 		pr.Send(3, ph.events...)
 		pr.Tick(3, ph.tick)
+		if held {
+			pr.Send(3, ph.tail...)
+		}
 		refRun := start(t, ref, want)
+		// Records held across a restart were counted when read.
 		harness.WaitEvents(t, refRun.proc, int64(len(ph.events))+3*3)
+		if held {
+			waitHeld(t, c, ref.Topics.Changelog, len(ph.tail))
+		}
 		if i < len(phases)-1 {
 			refRun.stop(t)
 		}
@@ -186,7 +303,7 @@ func TestRescaleState(t *testing.T) {
 
 	customers := map[string]bool{}
 	for _, ph := range phases {
-		for _, ev := range ph.events {
+		for _, ev := range append(ph.events, ph.tail...) {
 			customers[string(ev.Customer)] = true
 		}
 	}

@@ -36,6 +36,9 @@ type workloadSpec struct {
 	// live stamps each event with the wall clock as it is generated,
 	// just before it is written (start and spacing are not used).
 	live bool
+	// heartbeat, if set, writes the heartbeats in place of a tick on
+	// every input partition (p.WriteTick).
+	heartbeat func(at time.Time) error
 }
 
 // end is the event time of the last event.
@@ -111,7 +114,11 @@ func (w workloadSpec) produce(p *harness.Producer, parts int32, extra func(*sche
 			if err := flush(); err != nil {
 				return nil, err
 			}
-			if err := p.WriteTick(parts, at); err != nil {
+			write := func(at time.Time) error { return p.WriteTick(parts, at) }
+			if w.heartbeat != nil {
+				write = w.heartbeat
+			}
+			if err := write(at); err != nil {
 				return nil, err
 			}
 		}
