@@ -195,6 +195,9 @@ func WriteConfigStages(t testing.TB, cfg processor.Config, dir, ops string, stag
 `, guarantee, cfg.IdleAdvance, cfg.IdleGrace, cfg.Lateness, cfg.Tick)
 	if len(cfg.Repartition.Inputs) > 0 {
 		kafka += fmt.Sprintf("  repartition:\n    inputs: [%s]\n", strings.Join(cfg.Repartition.Inputs, ", "))
+		if cfg.Repartition.Partitions > 0 {
+			kafka += fmt.Sprintf("    partitions: %d\n", cfg.Repartition.Partitions)
+		}
 		if cfg.Repartition.PurgeInterval > 0 {
 			kafka += fmt.Sprintf("    purge_interval: %s\n", cfg.Repartition.PurgeInterval)
 		}

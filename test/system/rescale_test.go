@@ -1,27 +1,18 @@
-//go:build rescale_scenario
-
-// TestRescale is not in make test yet: it fails. Every input is raw here,
-// and with idle_advance off (the scenario's heartbeats) an internal topic's
-// event-time progress is still the latest time it has shown, which does not
-// bound what its other raw partitions may still deliver; runs with a fast
-// rescale applied a purchase before an earlier cart (unexpected triggers,
-// state mismatches). Run it with
-// go test -tags rescale_scenario -run TestRescale ./test/system/
-// (TRIGGERD_KAFKA_BROKERS set) once raw inputs order exactly in that mode.
-
 package system
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/triggerd/triggerd/processor/rescale"
 	"github.com/triggerd/triggerd/schemas"
@@ -34,21 +25,23 @@ var rescaleLayouts = []int32{4, 8, 3}
 // TestRescale runs the workload with every input raw
 // (kafka.repartition.inputs: the producers keep their topics and
 // partitions, so the cut-over is exact) while the group goes 4 → 8 → 3
-// partitions. Each layout's processor is SIGKILLed once and restarted, then
-// stopped (SIGTERM); `triggerd rescale` runs as a process of its own and
-// is SIGKILLed at random points, then run again to the end; the next
-// layout starts with the settings the rescale names. With idle_advance off
-// the last records of every partition are held at each stop, and the
+// partitions, in the default configuration (newDefaultConfigScenario:
+// idle_advance on, events stamped as they are written, no heartbeats), in
+// which raw inputs are ordered exactly. Each layout's processor is
+// SIGKILLed once and restarted, then stopped (SIGTERM); `triggerd rescale`
+// runs as a process of its own and is SIGKILLed at random points, then run
+// again to the end; the next layout starts with the settings the rescale
+// names. The workload goes on being written while the group is stopped:
+// the last records of every partition may be held at each stop, and the
 // internal topics hold records the workers had not read: the rescale
 // carries both. Every trigger ID and every customer's final state must
 // equal the reference model.
 func TestRescale(t *testing.T) {
-	s := newScenario(t, "rescale")
+	s := newDefaultConfigScenario(t, "rescale")
 	s.spec.events, s.spec.customers, s.spec.rate = 60_000, 6_000, 1_500
 	s.cfg.Repartition.Inputs = []string{"clickstream", "transactions", "profiles"}
 	s.cfg.Repartition.Partitions = rescaleLayouts[0]
-	rawParts := s.parts // the raw topics keep theirs
-	s.spec.heartbeat = func(at time.Time) error { return rescaleHeartbeat(s.p, rawParts, at) }
+	s.rawTopics(rescaleRawPartitions)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	done := s.start()
 
@@ -66,7 +59,9 @@ func TestRescale(t *testing.T) {
 		}
 		id := fmt.Sprintf("p%d", m)
 		ch := s.instance(id)
-		conf = withRawInputs(t, filepath.Join(s.dir, id, "config.yaml"), m)
+		// The instance's configuration names every input raw, with
+		// the internal topics' partition count (s.cfg).
+		conf = filepath.Join(s.dir, id, "config.yaml")
 		ch.Start()
 		waitReady(t, ch)
 		time.Sleep(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
@@ -93,57 +88,48 @@ func TestRescale(t *testing.T) {
 	o := s.finish(fmt.Sprintf("p%d", s.parts), pr.model, s.mc)
 	t.Logf("%s: events=%d %s layouts=%v kills=%d rescale_kills=%d (%s)", s.name, s.spec.events, o,
 		rescaleLayouts, kills, rescaleKills, strings.Join(summaries, "; "))
+	for _, sum := range summaries {
+		// Customers applied before a rescale must be moved by it: a
+		// rescale that moves only held records proves nothing of
+		// the state's move.
+		if strings.Contains(sum, " customers=0 ") {
+			t.Errorf("a rescale moved no customer (%s): the layout before it applied nothing", sum)
+		}
+	}
 	if rescaleKills < len(rescaleLayouts)-1 {
 		t.Errorf("only %d rescale runs were killed: want one per rescale at least", rescaleKills)
 	}
 	s.check(o)
 }
 
-// withRawInputs declares every input raw in the configuration file, with
-// the internal topics' partition count, and returns its path.
-func withRawInputs(t *testing.T, path string, partitions int32) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const after = "  start_from: earliest\n"
-	if !bytes.Contains(b, []byte(after)) {
-		t.Fatalf("%s: no %q line to add the repartition settings after", path, after)
-	}
-	b = bytes.Replace(b, []byte(after), fmt.Appendf(nil, "%s  repartition:\n    inputs: [clickstream, transactions, profiles]\n    partitions: %d\n",
-		after, partitions), 1)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// rescaleRawPartitions is the raw topics' partition count: prime to every
+// layout's, so each internal partition is fed by every raw partition. With
+// a raw partition that feeds none of an internal partition's customers (the
+// raw topics partitioned as the internal ones), that partition's order
+// bound stays unknown and under a steady load its records wait for the
+// workload to pause (processor/repartition_order.go).
+const rescaleRawPartitions = 5
 
-// rescaleHeartbeat writes a heartbeat on every input for every internal
-// partition of every layout: a ticker customer of each partition under
-// each count, on the raw partitions in turn. The stage routes each to its
-// partition, so event time advances everywhere whichever layout runs.
-func rescaleHeartbeat(p *harness.Producer, rawParts int32, at time.Time) error {
-	var evs []schemas.Event
-	for _, n := range rescaleLayouts {
-		for q := range n {
-			cust := schemas.CustomerID(harness.Ticker(q, n))
-			for _, src := range []schemas.Source{schemas.SourceClickstream, schemas.SourceTransaction, schemas.SourceProfile} {
-				ev := schemas.Event{Source: src, ID: fmt.Sprintf("tick-%d-%d-%d-%d", n, q, src, at.UnixMilli()),
-					Customer: cust, Type: "page_view", Time: at}
-				switch src {
-				case schemas.SourceTransaction:
-					ev.Type = "heartbeat"
-				case schemas.SourceProfile:
-					ev.Type = schemas.ProfileUpdate
-				}
-				evs = append(evs, ev)
-			}
+// rawTopics replaces the scenario's inputs by raw topics of n partitions,
+// which the workload is written to (murmur2 of the customer, as for a
+// co-partitioned input, over n).
+func (s *scenario) rawTopics(n int32) {
+	t := s.t
+	for _, name := range []*string{&s.cfg.Topics.Clickstream, &s.cfg.Topics.Transactions, &s.cfg.Topics.Profiles} {
+		*name += "-raw"
+	}
+	adm := kadm.NewClient(s.c.Client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	raw := []string{s.cfg.Topics.Clickstream, s.cfg.Topics.Transactions, s.cfg.Topics.Profiles}
+	for _, topic := range raw {
+		if _, err := adm.CreateTopic(ctx, n, 1, nil, topic); err != nil {
+			t.Fatal(err)
 		}
 	}
-	// Write spreads by customer over the raw partitions: any partition
-	// will do for a raw input.
-	return p.Write(rawParts, evs...)
+	harness.WaitTopics(t, ctx, adm, n, raw...)
+	s.p = harness.NewProducer(t, s.c, s.cfg, nil)
+	s.write = func() (map[schemas.CustomerID][]modelEvent, error) { return s.spec.produce(s.p, n, nil) }
 }
 
 // rescaleTo runs `triggerd rescale --config conf --to m` as a process,
