@@ -33,7 +33,7 @@ var rescaleLayouts = []int32{4, 8, 3}
 // again to the end; the next layout starts with the settings the rescale
 // names. The workload goes on being written while the group is stopped:
 // the last records of every partition may be held at each stop, and the
-// internal topics hold records the workers had not read: the rescale
+// internal topics may hold records the workers had not read: the rescale
 // carries both. Every trigger ID and every customer's final state must
 // equal the reference model.
 func TestRescale(t *testing.T) {
