@@ -56,12 +56,11 @@ test-e2e-kfake:
 	env -u TRIGGERD_KAFKA_BROKERS $(GO) test -count=1 -timeout 15m ./test/e2e/... ./test/layout/... ./test/harness/...
 
 # The end-to-end tests again, and the system tests, on a real Apache Kafka
-# broker each: the system tests start on a fresh cluster, not on the
+# broker each: the system scenarios start on a fresh cluster, not on the
 # thousands of topics and transactional IDs the end-to-end tests leave
-# (after a broker restart, a broker loading all of them answered the
-# transaction coordinator's requests late enough to expose an open
-# exactly-once bug: see DESIGN.md, "Things that will bite you"). A broker
-# that cannot start fails the target: it is never skipped. The verbose log
+# (an open exactly-once bug showed in broker-restart runs on a loaded
+# machine: DESIGN.md, "Things that will bite you"). A broker that cannot
+# start fails the target: it is never skipped. The verbose log
 # goes to a file; the summary lines (crash: ..., restart: ...) and the
 # verdicts are printed. Both parts run; either failing fails the target.
 test-kafka:
