@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -28,13 +26,9 @@ import (
 //
 //	make bench BENCH=Rescale
 func BenchmarkRescale(b *testing.B) {
-	customers := 1_000_000
-	if v := os.Getenv("BENCH_RESCALE_CUSTOMERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			b.Fatalf("BENCH_RESCALE_CUSTOMERS=%q: not a positive count", v)
-		}
-		customers = n
+	customers := envInt(b, "BENCH_RESCALE_CUSTOMERS", 1_000_000)
+	if customers <= 0 {
+		b.Fatalf("BENCH_RESCALE_CUSTOMERS=%d: not a positive count", customers)
 	}
 	const from, to = 4, 8
 	c := harness.NewCluster(b)

@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -30,14 +28,7 @@ import (
 //
 //	make bench BENCH=Restore
 func BenchmarkRestore(b *testing.B) {
-	customers := 1_000_000
-	if v := os.Getenv("BENCH_RESTORE_CUSTOMERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			b.Fatalf("BENCH_RESTORE_CUSTOMERS=%q: %v", v, err)
-		}
-		customers = n
-	}
+	customers := envInt(b, "BENCH_RESTORE_CUSTOMERS", 1_000_000)
 	c := harness.NewCluster(b)
 	cfg := c.Topics(b, 1)
 	records := writeChangelog(b, c, cfg, customers)
