@@ -57,9 +57,9 @@ test-e2e-kfake:
 
 # The end-to-end tests again, and the system tests, on a real Apache Kafka
 # broker each: the system scenarios start on a fresh cluster, not on the
-# thousands of topics and transactional IDs the end-to-end tests leave
-# (an open exactly-once bug showed in broker-restart runs on a loaded
-# machine: DESIGN.md, "Things that will bite you"). A broker that cannot
+# thousands of topics and transactional IDs the end-to-end tests leave,
+# which make each broker restart of the scenarios slower (DESIGN.md,
+# "Things that will bite you": input written twice). A broker that cannot
 # start fails the target: it is never skipped. The verbose log
 # goes to a file; the summary lines (crash: ..., restart: ...) and the
 # verdicts are printed. Both parts run; either failing fails the target.

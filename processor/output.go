@@ -53,6 +53,14 @@ func (o *output) promise(r *kgo.Record, err error) {
 // failed keeps the cycle's first produce error, naming the record (never
 // its content: it may hold customer data).
 func (o *output) failed(r *kgo.Record, err error) {
+	if errors.Is(err, kgo.ErrClientClosed) {
+		// A closed client is an ended session, whose cycle ended
+		// without committing. Records buffered in it fail as it
+		// closes, possibly after the next session's first cycle has
+		// begun, which must not be dropped for them (it was, once per
+		// broker restart).
+		return
+	}
 	err = fmt.Errorf("producing to %s partition %d (key %d bytes, value %d bytes): %w",
 		r.Topic, r.Partition, len(r.Key), len(r.Value), err)
 	if o.err.CompareAndSwap(nil, &err) {

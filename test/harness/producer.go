@@ -104,9 +104,9 @@ func (p *Producer) WriteRecords(recs ...*kgo.Record) error {
 
 // Hold waits for the write in flight to be acknowledged and keeps further
 // writes waiting until release is called. A test holds the producer while
-// it SIGKILLs the broker: a batch the broker appended but had not
-// acknowledged when it died is sent again after the restart, and the
-// broker, reloading its producer state from a snapshot, drops every
+// it stops the broker, with SIGKILL or SIGTERM alike: a batch the broker
+// appended but had not acknowledged when it went away is sent again after
+// the restart, and the broker, reloading its producer state, drops every
 // producer whose last record timestamp (the records' CreateTime) is older
 // than producer.id.expiration.ms (1 day). The workloads stamp their records
 // weeks in the past, so the broker has forgotten this producer's sequence
