@@ -15,19 +15,20 @@ import (
 // error, or, if the customer ID reads well and only another part of the
 // record is bad, that customer ID: the consumer that decodes the record in
 // full rejects it then. A record whose customer ID is absent, empty, null,
-// of the wrong type, or that is not a JSON object, not Confluent-framed, of
-// an unknown or wrong schema, or cut short or malformed before its
-// customer ID, always gets Decode's error, with its Reason. As for Decode,
+// of the wrong type, or that is not one valid JSON object (anywhere in it),
+// not Confluent-framed, of an unknown or wrong schema, or cut short or
+// malformed before its customer ID, always gets Decode's error, with its
+// Reason. As for Decode,
 // an error that is not a *DecodeError means the schema registry could not
 // be reached: retry the record.
 //
 // The returned bytes may share value's memory; the caller must not change
 // them. The fast paths: JSON is scanned, without building anything, for
-// its top-level customer_id (jsonCustomerID); Avro is read
-// with the writer schema up to the customer_id field, the fields before it
-// skipped. Whatever a fast path is not sure of (an escaped or non-ASCII
-// top-level key, a customer ID that is not a plain string) it hands to
-// Decode.
+// its top-level customer_id (jsonCustomerID); Avro is read with the writer
+// schema up to the customer_id field, the fields before it skipped.
+// Whatever a fast path is not sure of (an escaped or non-ASCII top-level
+// key, values nested very deep, a customer ID that is not a non-empty
+// string) it hands to Decode.
 func (d *Decoder) CustomerID(ctx context.Context, value []byte) ([]byte, error) {
 	switch d.f {
 	case FormatJSON:
@@ -122,8 +123,8 @@ func jsonCustomerID(b []byte) (id []byte, ok bool) {
 	for {
 		s.space()
 		start := s.i
-		plain, valid := s.str()
-		if !valid || !plain {
+		escaped, high, valid := s.str()
+		if !valid || escaped || high {
 			return nil, false
 		}
 		key := b[start+1 : s.i-1]
@@ -136,11 +137,11 @@ func jsonCustomerID(b []byte) (id []byte, ok bool) {
 			switch {
 			case s.peek() == '"':
 				vstart := s.i
-				plain, valid := s.str()
+				escaped, high, valid := s.str()
 				if !valid {
 					return nil, false
 				}
-				if id = b[vstart+1 : s.i-1 : s.i-1]; !plain || !utf8.Valid(id) {
+				if id = b[vstart+1 : s.i-1 : s.i-1]; escaped || high && !utf8.Valid(id) {
 					// Escapes, or bytes encoding/json replaces:
 					// unquote it as encoding/json does.
 					var u string
@@ -237,27 +238,26 @@ func (s *jsonScan) literal(lit string) bool {
 	return false
 }
 
-// str reads a string from its opening quote. plain is whether it has
-// neither an escape nor a byte over 0x7f, so that its bytes are its value.
-func (s *jsonScan) str() (plain, valid bool) {
+// str reads a string from its opening quote and says whether it has an
+// escape and a byte over 0x7f: without either, its bytes are its value.
+func (s *jsonScan) str() (escaped, high, valid bool) {
 	if !s.take('"') {
-		return false, false
+		return false, false, false
 	}
-	plain = true
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		s.i++
 		switch {
 		case c == '"':
-			return plain, true
+			return escaped, high, true
 		case c < 0x20:
-			return false, false
+			return false, false, false
 		case c >= 0x80:
-			plain = false
+			high = true
 		case c == '\\':
-			plain = false
+			escaped = true
 			if s.i >= len(s.b) {
-				return false, false
+				return false, false, false
 			}
 			e := s.b[s.i]
 			s.i++
@@ -265,20 +265,20 @@ func (s *jsonScan) str() (plain, valid bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
 				if len(s.b)-s.i < 4 {
-					return false, false
+					return false, false, false
 				}
 				for _, h := range s.b[s.i : s.i+4] {
 					if !isHex(h) {
-						return false, false
+						return false, false, false
 					}
 				}
 				s.i += 4
 			default:
-				return false, false
+				return false, false, false
 			}
 		}
 	}
-	return false, false
+	return false, false, false
 }
 
 func isHex(c byte) bool {
@@ -289,7 +289,7 @@ func isHex(c byte) bool {
 func (s *jsonScan) value(depth int) bool {
 	switch c := s.peek(); {
 	case c == '"':
-		_, valid := s.str()
+		_, _, valid := s.str()
 		return valid
 	case c == '{' || c == '[':
 		if depth >= maxScanDepth {
@@ -323,7 +323,7 @@ func (s *jsonScan) container(depth int) bool {
 	for {
 		s.space()
 		if object {
-			if _, valid := s.str(); !valid {
+			if _, _, valid := s.str(); !valid {
 				return false
 			}
 			s.space()
