@@ -20,14 +20,19 @@ import (
 // consumer group of its own (RepartitionGroup), balanced by kgo's
 // cooperative-sticky balancer apart from the co-partitioned set, so every
 // instance repartitions the raw partitions assigned to it, whatever their
-// count. Each cycle polls the raw records, decodes each with the input's
-// decoder (JSON or Avro) to read its customer ID, and writes the record
-// unchanged (value, timestamp, headers), keyed by customer ID under
-// kafka.partitioner, to the internal topic (RepartitionTopic), which has the
-// processor's partition count and which the workers consume like any
-// co-partitioned input. A record without a customer ID, or that does not
-// decode, goes to the dead-letter topic with the decoder's reason: nothing is
-// lost, nothing reaches a worker half-read.
+// count. Each cycle polls the raw records, reads each one's customer ID with
+// the input's decoder (schemas.Decoder.CustomerID: JSON scanned for the
+// top-level customer_id, Avro read up to that field, nothing else built),
+// and writes the record unchanged (value, timestamp, headers), keyed by
+// customer ID under kafka.partitioner, to the internal topic
+// (RepartitionTopic), which has the processor's partition count and which
+// the workers consume like any co-partitioned input. A record without a
+// customer ID, or that is not JSON, not framed Avro of a known schema, or
+// cut short before its customer ID, goes to the dead-letter topic with the
+// decoder's reason, as a full decode would give it. A record whose customer
+// ID reads but whose other fields are bad reaches the worker of its
+// customer, which decodes it in full and dead-letters it with its reason:
+// nothing is lost, nothing bad is applied.
 //
 // Exactly-once: the records and the raw offsets commit in one transaction of
 // the stage's own GroupTransactSession (transactional ID
@@ -68,8 +73,6 @@ type repartitioner struct {
 type route struct {
 	raw, internal string
 	dec           *schemas.Decoder
-	ev            schemas.Event
-	reuse         schemas.Reuse
 	// The cycle's counts, added to the metrics at commit.
 	repartitioned, deadLettered int
 }
@@ -341,7 +344,8 @@ func (r *repartitioner) route(rec *kgo.Record, now time.Time) error {
 	if rt == nil {
 		return fmt.Errorf("processor: repartition stage: record of topic %q, which is no raw input", rec.Topic)
 	}
-	if err := rt.dec.DecodeReusing(context.Background(), rec.Value, &rt.ev, &rt.reuse); err != nil {
+	out, err := rt.routed(rec)
+	if err != nil {
 		var de *schemas.DecodeError
 		if !errors.As(err, &de) {
 			return &retryableError{fmt.Errorf("processor: repartition stage: decoding %s offset %d: %w", rec.Topic, rec.Offset, err)}
@@ -350,18 +354,32 @@ func (r *repartitioner) route(rec *kgo.Record, now time.Time) error {
 			"and the value does not give one: "+err.Error(), now)
 		return nil
 	}
+	r.cl.Produce(context.Background(), out, r.promise)
+	rt.repartitioned++
+	return nil
+}
+
+// routed is the internal topic's record of the raw record rec, or the
+// decoder's error when rec's customer ID cannot be read. Only the customer
+// ID is read (schemas.Decoder.CustomerID): the worker decodes the rest.
+func (rt *route) routed(rec *kgo.Record) (*kgo.Record, error) {
+	key, err := rt.dec.CustomerID(context.Background(), rec.Value)
+	if err != nil {
+		return nil, err
+	}
+	return rt.internalRecord(rec, key), nil
+}
+
+// internalRecord is rec keyed by key for the internal topic. The key may
+// share rec.Value's bytes, which kgo does not reuse.
+func (rt *route) internalRecord(rec *kgo.Record, key []byte) *kgo.Record {
 	// The raw partition goes with the record, for the workers' event-time
 	// bound of the internal topic (repartition_order.go). Last, so that
 	// it wins over a header of that name the producer wrote.
 	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+1)
 	hs = append(append(hs, rec.Headers...),
 		kgo.RecordHeader{Key: rawPartitionHeader, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)})
-	r.cl.Produce(context.Background(), &kgo.Record{
-		Topic: rt.internal, Key: []byte(rt.ev.Customer), Value: rec.Value,
-		Headers: hs, Timestamp: rec.Timestamp,
-	}, r.promise)
-	rt.repartitioned++
-	return nil
+	return &kgo.Record{Topic: rt.internal, Key: key, Value: rec.Value, Headers: hs, Timestamp: rec.Timestamp}
 }
 
 // deadLetter writes a raw record the stage cannot route, with the headers

@@ -61,6 +61,9 @@ type avroReader[T any] struct {
 // by name.
 type writer[T any] struct {
 	fields []fieldPlan[T] // every field of the writer's record, in writer order
+	// customer is the index in fields of customer_id, -1 if the writer
+	// has none (Decoder.CustomerID reads up to it).
+	customer int
 
 	err     *DecodeError // not nil: records with this ID cannot be read
 	retryAt time.Time    // for an unknown ID: ask the registry again after
@@ -209,6 +212,7 @@ func (r *avroReader[T]) fetch(ctx context.Context, id int) (*writer[T], error) {
 	for i, f := range wt.fields {
 		w.fields[i] = fieldPlan[T]{name: f.name, t: f.t, f: r.targets[f.name]}
 	}
+	w.customer = customerIndex(w.fields)
 	return w, nil
 }
 

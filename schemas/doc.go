@@ -91,6 +91,13 @@
 // trigger (goavro: 37 allocations, 2.6 µs); it writes the bytes goavro
 // wrote, with map entries sorted. The JSON encoder allocates nothing.
 //
+// Decoder.CustomerID gives a record's customer ID without decoding the
+// rest, for the repartition stage: a JSON record is scanned once for its
+// top-level customer_id (its syntax checked as encoding/json checks it),
+// an Avro record is read up to that field. Anything the scan cannot be sure
+// of goes to Decode, so its errors are Decode's; tests hold it to Decode
+// on the fuzz targets' inputs.
+//
 // The reader checks every length and count against the bytes left before
 // it allocates, refuses an array or map of more than 65536 items, and
 // bounds how deeply a writer type that contains itself nests: a crafted

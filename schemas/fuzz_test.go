@@ -85,12 +85,14 @@ func sourceOf(b byte) Source { return sources[int(b)%len(sources)] }
 //   - encoding the decoded Event in the same format and decoding that gives
 //     the same Event;
 //   - decoding into a used Event with a Reuse (DecodeReusing) gives what
-//     Decode gives.
+//     Decode gives;
+//   - CustomerID agrees with Decode (checkCustomerID).
 func (s *fuzzSetup) check(t *testing.T, srcByte byte, data []byte) error {
 	src := sourceOf(srcByte)
 	var ev Event
 	err := s.decs[src].Decode(data, &ev)
 	s.checkReusing(t, src, data, ev, err)
+	s.checkCustomerID(t, src, data, ev, err)
 	if s.refs != nil {
 		want, wantErr := refDecodeEvent(s.refs[src], src, data)
 		if d := disagreement(ev, want, err, wantErr, normEvent); d != "" {
