@@ -57,8 +57,9 @@ func (k *clocks) input(topic string) int {
 }
 
 // observe records the record at offset of input topic in partition p with
-// event time t, and returns the partition's watermark.
-func (k *clocks) observe(p int32, topic string, offset int64, t time.Time) int64 {
+// event time t, and returns the partition's watermark and how far (ms) the
+// latest event time its inputs have brought is ahead of it.
+func (k *clocks) observe(p int32, topic string, offset int64, t time.Time) (w, lag int64) {
 	pc := k.parts[p]
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
@@ -66,7 +67,13 @@ func (k *clocks) observe(p int32, topic string, offset int64, t time.Time) int64
 		pc.latest[i] = max(pc.latest[i], t.UnixMilli())
 		pc.next[i] = offset + 1
 	}
-	return pc.advance()
+	w = pc.advance()
+	if w > 0 { // else not every input has brought a record yet
+		for _, at := range pc.latest {
+			lag = max(lag, at-w)
+		}
+	}
+	return w, lag
 }
 
 // watermark returns partition p's watermark, advanced by what the poller

@@ -24,8 +24,9 @@
 //     due times are event times. The group keeps a watermark per partition
 //     (clock.go: the lowest latest event time of its inputs, an input read
 //     up to its end offset not holding it back, never going back); a
-//     customer's cart changes ahead of it wait in its record and are
-//     applied in event-time order once it passes them (cart.go), and the
+//     customer's cart changes ahead of it wait in an in-memory buffer
+//     beside the table and are applied to the customer's record in
+//     event-time order once it passes them (cart.go), and the
 //     delayer releases a check only once it has passed the check's due
 //     time, so that every check is decided the one time it arrives.
 //
@@ -99,16 +100,18 @@ func main() {
 
 // counts are the peer's work, logged every 2 s while they change and at the end: input
 // events, checks emitted to the delay stream, released by the delayer and
-// handled by the group, triggers, and the cart changes left ahead of the
-// watermark after each event (summed).
+// handled by the group, triggers, and, summed over the events, the
+// customer's cart changes left ahead of the watermark and how far the
+// partition's latest event time was ahead of its watermark.
 type counts struct {
-	events, wakeups, released, checks, triggers, ahead atomic.Int64
+	events, wakeups, released, checks, triggers, ahead, lagMs atomic.Int64
 }
 
 func (n *counts) String() string {
 	ev := n.events.Load()
-	return fmt.Sprintf("events=%d delay_emits=%d released=%d checks=%d triggers=%d ahead_per_event=%.2f",
-		ev, n.wakeups.Load(), n.released.Load(), n.checks.Load(), n.triggers.Load(), float64(n.ahead.Load())/float64(max(ev, 1)))
+	return fmt.Sprintf("events=%d delay_emits=%d released=%d checks=%d triggers=%d ahead_per_event=%.2f watermark_lag_per_event=%.1fs",
+		ev, n.wakeups.Load(), n.released.Load(), n.checks.Load(), n.triggers.Load(), float64(n.ahead.Load())/float64(max(ev, 1)),
+		float64(n.lagMs.Load())/1000/float64(max(ev, 1)))
 }
 
 func run(ctx context.Context, brokers []string, group, click, tx, prof, out, delayTopic, checksTopic, registry, dir string, stage1 time.Duration, n *counts) error {
@@ -139,14 +142,15 @@ func run(ctx context.Context, brokers []string, group, click, tx, prof, out, del
 		return fmt.Errorf("the delay stream %s must have the inputs' %d partitions (has %d: %v)", delayTopic, len(parts), len(dp), err)
 	}
 	clk := newClocks(int32(len(parts)), click, tx, prof)
+	pending := newAhead(len(parts))
 
 	events := &avroCodec{registry: registry, codecs: map[uint32]*goavro.Codec{}}
 	g := goka.DefineGroup(goka.Group(group),
 		goka.Inputs(goka.Streams{goka.Stream(click), goka.Stream(tx), goka.Stream(prof)}, events, func(ctx goka.Context, msg any) {
-			onEvent(ctx, msg.(*event), stage1, clk, goka.Stream(delayTopic), goka.Stream(out), n)
+			onEvent(ctx, msg.(*event), stage1, clk, pending, goka.Stream(delayTopic), goka.Stream(out), n)
 		}),
 		goka.Input(goka.Stream(checksTopic), jsonCodec[check]{}, func(ctx goka.Context, msg any) {
-			onCheck(ctx, stage1, clk, goka.Stream(out), n)
+			onCheck(ctx, stage1, clk, pending, goka.Stream(out), n)
 		}),
 		goka.Output(goka.Stream(delayTopic), jsonCodec[check]{}),
 		goka.Output(goka.Stream(out), jsonCodec[trigger]{}),
