@@ -80,8 +80,10 @@ func runPeer(b *testing.B, s settings, k *cluster, registryURL string, in inputs
 	r.eventsPerSec = float64(d.events) / d.seconds
 	r.cpuPerEvent = float64(d.cpu.Microseconds()) / float64(max(d.events, 1))
 	r.peakRSS = p.peakRSS()
-	r.note = fmt.Sprintf("at-least-once (sarama consumer group, 1 s offset commits), no contact policy, no other rules; timers: delay stream + in-memory heap + ticker emitter")
-	logf("%s goka: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event", k.name, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent)
+	r.note = "at-least-once (sarama consumer group, 1 s offset commits), no contact policy, no other rules; " +
+		"timers: delay stream + in-memory heap + emitter, released by a per-partition event-time watermark; " +
+		"cart changes applied in event-time order (in-memory buffer ahead of the watermark); Kafka's murmur2 for its emits"
+	logf("%s goka: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event, peak RSS %.0f MiB", k.name, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent, float64(r.peakRSS)/(1<<20))
 	r.kafkaPerEvent, r.busy = d.machine.kafkaPerEvent(k, d.events), d.machine.busyShare()
 	logf("%s goka drain: %s", k.name, d.machine.split(k, "goka", d.events))
 
