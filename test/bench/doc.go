@@ -41,7 +41,7 @@
 // benchmark's memory), BENCH_LIVE, BENCH_LIVE_RATE (events/s; default half
 // the end-to-end maximum the run measured),
 // BENCH_WARMUP, BENCH_SATURATE, BENCH_LATENESS, BENCH_IDLE_GRACE (the
-// processor's kafka.idle_grace; 0 weighs what the grace costs), BENCH_GOKA (0 skips the peer), BENCH_FLOOR (0 skips the Kafka floor), BENCH_COMPRESSION (the
+// processor's kafka.idle_grace; 0 weighs what the grace costs), BENCH_GOKA (0 skips the peer), BENCH_OURS (0 skips triggerd's own runs), BENCH_FLOOR (0 skips the Kafka floor), BENCH_COMPRESSION (the
 // processor's kafka.compression, default snappy), BENCH_WRITE_BACK_COMMITS
 // (the processor's state.write_back_commits; 1 is write-through, to
 // compare), BENCH_CACHED_CUSTOMERS (the processor's state.cached_customers),

@@ -44,6 +44,9 @@ type settings struct {
 	// default its default; 0 to weigh what the grace costs in latency.
 	idleGrace time.Duration
 	goka      bool // BENCH_GOKA: run the peer
+	// ours (BENCH_OURS=0 leaves out triggerd's runs, raw ones included):
+	// with BENCH_KSTREAMS=0 and BENCH_FLOOR=0, only the goka peer runs.
+	ours bool
 	// floor (BENCH_FLOOR): run the Kafka floor (test/bench/kafkafloor)
 	// in each mode: the inputs consumed and one changelog record written
 	// per event, nothing else.
@@ -86,6 +89,7 @@ func loadSettings(b *testing.B) settings {
 		lateness:        envDuration(b, "BENCH_LATENESS", 100*time.Millisecond),
 		idleGrace:       envDuration(b, "BENCH_IDLE_GRACE", processor.DefaultConfig().IdleGrace),
 		goka:            envInt(b, "BENCH_GOKA", 1) == 1,
+		ours:            envInt(b, "BENCH_OURS", 1) == 1,
 		floor:           envInt(b, "BENCH_FLOOR", 1) == 1,
 		settle:          envInt(b, "BENCH_SETTLE", 0) == 1,
 		pprofDir:        os.Getenv("BENCH_PPROF"),

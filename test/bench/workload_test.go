@@ -158,16 +158,21 @@ func runCluster(b *testing.B, s settings, k *cluster, bin, peer, floor string) [
 	var rows []row
 	// The peer and the floor first: every run drains the same backlog,
 	// and only triggerd's runs add live traffic after it.
+	var check *cartResult
 	if peer != "" {
-		rows = append(rows, runPeer(b, s, k, registry.URL(), in, peer))
+		r, c := runPeer(b, s, k, registry.URL(), in, peer)
+		rows, check = append(rows, r), &c
 	}
-	rows = append(rows, kstreamsRows(b, s, k, registry.URL(), in)...)
+	rows = append(rows, kstreamsRows(b, s, k, registry.URL(), in, check)...)
 	if floor != "" {
 		for _, mode := range s.modes {
 			rows = append(rows, runFloor(b, s, k, in, floor, mode))
 		}
 	}
 	for i, mode := range s.modes {
+		if !s.ours {
+			break
+		}
 		if i > 0 {
 			// The earlier mode's saturation and live traffic follow
 			// the backlog on its topics: a drain there would process
@@ -177,7 +182,9 @@ func runCluster(b *testing.B, s settings, k *cluster, bin, peer, floor string) [
 		r := runOurs(b, s, k, registry.URL(), reg, in, bin, mode)
 		rows = append(rows, r)
 	}
-	rows = append(rows, rawRows(b, s, k, registry.URL(), reg, bin, rows)...) // raw_test.go
+	if s.ours {
+		rows = append(rows, rawRows(b, s, k, registry.URL(), reg, bin, rows)...) // raw_test.go
+	}
 	for i := range rows {
 		rows[i].avgEventBytes = in.bytes
 	}

@@ -8,14 +8,27 @@
 //
 // Goka has no timers. The workaround used here is the one goka users build:
 // a delay loop outside the table. On a cart change the processor emits a
-// "check" to a delay stream; a second, stateless goka processor (the
+// check to a delay stream; a second, stateless goka processor (the
 // delayer) keeps those checks in an in-memory heap and a ticker re-emits each
 // due check, with a goka.Emitter, into a checks stream that the main
-// processor consumes as one more co-partitioned input; there the customer's
-// record says whether the cart is still abandoned (same cart change, not
-// bought). Due times are event times: the delayer releases a check when the
-// highest event time it has seen passes its due time. The heap is not
-// durable (a crash loses pending checks); the comparison favours goka there.
+// processor consumes as one more co-partitioned input.
+//
+// Two things make its triggers the benchmark checker's:
+//
+//   - Placement. Every producer of the peer (the group's emits and table,
+//     the emitter) partitions with Kafka's murmur2 (hash.go), as the
+//     inputs are written: goka's default FNV-1a would send a customer's
+//     checks to a partition whose table does not hold the customer.
+//   - Event-time order. Goka hands a partition's inputs over in arrival
+//     order (a purchase can come after the customer's later clicks), and
+//     due times are event times. The group keeps a watermark per partition
+//     (clock.go: the lowest latest event time of its inputs, an input read
+//     up to its end offset not holding it back, never going back); a
+//     customer's cart changes ahead of it wait in an in-memory buffer
+//     beside the table and are applied to the customer's record in
+//     event-time order once it passes them (cart.go), and the
+//     delayer releases a check only once it has passed the check's due
+//     time, so that every check is decided the one time it arrives.
 //
 // The benchmark (test/bench) builds this module on its own and runs it as a
 // child process on the same broker and input as triggerd. It keeps its
@@ -23,7 +36,6 @@
 package main
 
 import (
-	"container/heap"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -35,9 +47,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,16 +73,48 @@ func main() {
 	registry := flag.String("registry", "", "schema registry URL (the inputs are Avro with Confluent framing)")
 	dir := flag.String("dir", "goka-state", "local storage")
 	stage1 := flag.Duration("stage1", time.Hour, "cart abandonment delay")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, strings.Split(*brokers, ","), *group, *click, *tx, *prof, *out, *delayTopic, *checksTopic, *registry, *dir, *stage1); err != nil {
+	n := &counts{}
+	err := run(ctx, strings.Split(*brokers, ","), *group, *click, *tx, *prof, *out, *delayTopic, *checksTopic, *registry, *dir, *stage1, n)
+	log.Printf("goka peer: %s", n)
+	if err != nil {
+		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, brokers []string, group, click, tx, prof, out, delayTopic, checksTopic, registry, dir string, stage1 time.Duration) error {
+// counts are the peer's work, logged every 2 s while they change and at the end: input
+// events, checks emitted to the delay stream, released by the delayer and
+// handled by the group, triggers, and, summed over the events, the
+// customer's cart changes left ahead of the watermark and how far the
+// partition's latest event time was ahead of its watermark.
+type counts struct {
+	events, wakeups, released, checks, triggers, ahead, lagMs atomic.Int64
+}
+
+func (n *counts) String() string {
+	ev := n.events.Load()
+	return fmt.Sprintf("events=%d delay_emits=%d released=%d checks=%d triggers=%d ahead_per_event=%.2f watermark_lag_per_event=%.1fs",
+		ev, n.wakeups.Load(), n.released.Load(), n.checks.Load(), n.triggers.Load(), float64(n.ahead.Load())/float64(max(ev, 1)),
+		float64(n.lagMs.Load())/1000/float64(max(ev, 1)))
+}
+
+func run(ctx context.Context, brokers []string, group, click, tx, prof, out, delayTopic, checksTopic, registry, dir string, stage1 time.Duration, n *counts) error {
 	// Best settings for throughput: goka's defaults with snappy off (the
 	// broker is local), a larger fetch, inputs from the oldest offset.
 	cfg := goka.DefaultConfig()
@@ -82,34 +128,52 @@ func run(ctx context.Context, brokers []string, group, click, tx, prof, out, del
 	tmc.Stream.Replication = 1
 	tmb := goka.TopicManagerBuilderWithTopicManagerConfig(tmc)
 
+	// The watermarks' high-watermark poller has its own client.
+	client, err := sarama.NewClient(brokers, goka.DefaultConfig())
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(click)
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", click, err)
+	}
+	if dp, err := client.Partitions(delayTopic); err != nil || len(dp) != len(parts) {
+		return fmt.Errorf("the delay stream %s must have the inputs' %d partitions (has %d: %v)", delayTopic, len(parts), len(dp), err)
+	}
+	clk := newClocks(int32(len(parts)), click, tx, prof)
+	pending := newAhead(len(parts))
+
 	events := &avroCodec{registry: registry, codecs: map[uint32]*goavro.Codec{}}
 	g := goka.DefineGroup(goka.Group(group),
 		goka.Inputs(goka.Streams{goka.Stream(click), goka.Stream(tx), goka.Stream(prof)}, events, func(ctx goka.Context, msg any) {
-			onEvent(ctx, msg.(*event), stage1, goka.Stream(delayTopic), goka.Stream(out))
+			onEvent(ctx, msg.(*event), stage1, clk, pending, goka.Stream(delayTopic), goka.Stream(out), n)
 		}),
 		goka.Input(goka.Stream(checksTopic), jsonCodec[check]{}, func(ctx goka.Context, msg any) {
-			onCheck(ctx, msg.(*check), goka.Stream(out))
+			onCheck(ctx, stage1, clk, pending, goka.Stream(out), n)
 		}),
 		goka.Output(goka.Stream(delayTopic), jsonCodec[check]{}),
 		goka.Output(goka.Stream(out), jsonCodec[trigger]{}),
 		goka.Persist(jsonCodec[customer]{}),
 	)
-	proc, err := goka.NewProcessor(brokers, g, goka.WithTopicManagerBuilder(tmb),
+	proc, err := goka.NewProcessor(brokers, g, goka.WithTopicManagerBuilder(tmb), goka.WithHasher(newKafkaHash),
 		goka.WithStorageBuilder(storage.DefaultBuilder(dir)))
 	if err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
 
 	emitter, err := goka.NewEmitter(brokers, goka.Stream(checksTopic), jsonCodec[check]{},
-		goka.WithEmitterTopicManagerBuilder(tmb))
+		goka.WithEmitterTopicManagerBuilder(tmb), goka.WithEmitterHasher(newKafkaHash))
 	if err != nil {
 		return fmt.Errorf("emitter: %w", err)
 	}
-	d := &delayer{}
+	d := newDelayer(clk, n)
 	dg := goka.DefineGroup(goka.Group(group+"-delayer"),
-		goka.Input(goka.Stream(delayTopic), jsonCodec[check]{}, func(ctx goka.Context, msg any) { d.add(ctx.Key(), msg.(*check)) }),
+		goka.Input(goka.Stream(delayTopic), jsonCodec[check]{}, func(ctx goka.Context, msg any) {
+			d.add(ctx.Partition(), ctx.Key(), msg.(*check))
+		}),
 	)
-	dproc, err := goka.NewProcessor(brokers, dg, goka.WithTopicManagerBuilder(tmb),
+	dproc, err := goka.NewProcessor(brokers, dg, goka.WithTopicManagerBuilder(tmb), goka.WithHasher(newKafkaHash),
 		goka.WithStorageBuilder(storage.MemoryBuilder()))
 	if err != nil {
 		return fmt.Errorf("delayer: %w", err)
@@ -122,6 +186,8 @@ func run(ctx context.Context, brokers []string, group, click, tx, prof, out, del
 	wg.Go(func() { errc <- proc.Run(ctx) })
 	wg.Go(func() { errc <- dproc.Run(ctx) })
 	wg.Go(func() { errc <- d.tick(ctx, emitter) })
+	wg.Go(func() { clk.pollHighWatermarks(client, 200*time.Millisecond, ctx.Done()) })
+	wg.Go(func() { logCounts(ctx, n, 2*time.Second) })
 	// The first to end (an error, or all three at SIGTERM) ends the run;
 	// the others follow ctx.
 	first := <-errc
@@ -130,132 +196,20 @@ func run(ctx context.Context, brokers []string, group, click, tx, prof, out, del
 	return errors.Join(first, emitter.Finish())
 }
 
-// customer is the group table's value: the cart and counters.
-type customer struct {
-	Events      int64     `json:"events"`
-	Purchases   int64     `json:"purchases"`
-	SpendMinor  int64     `json:"spend_minor"`
-	CartItems   int32     `json:"cart_items"`
-	CartValue   int64     `json:"cart_value"`
-	CartChange  string    `json:"cart_change"` // event ID of the last cart change
-	CartAt      time.Time `json:"cart_at"`
-	LastSeen    time.Time `json:"last_seen"`
-	CartTrigger string    `json:"cart_trigger"` // cart change already triggered
-}
-
-type check struct {
-	Occurrence string    `json:"occurrence"`
-	Due        time.Time `json:"due"`
-	EventTime  time.Time `json:"event_time"`
-}
-
-type trigger struct {
-	ID       string    `json:"id"`
-	Rule     string    `json:"rule"`
-	Customer string    `json:"customer"`
-	Stage    int32     `json:"stage"`
-	DueAt    time.Time `json:"due_at"`
-	Items    int32     `json:"items"`
-	Value    int64     `json:"value"`
-}
-
-func onEvent(ctx goka.Context, ev *event, stage1 time.Duration, delay, out goka.Stream) {
-	c, _ := ctx.Value().(*customer)
-	if c == nil {
-		c = &customer{}
-	}
-	c.Events++
-	if ev.Time.After(c.LastSeen) {
-		c.LastSeen = ev.Time
-	}
-	switch ev.Type {
-	case "add_to_cart":
-		c.CartItems += ev.Quantity
-		c.CartValue += int64(ev.Quantity) * ev.Price
-		c.CartChange, c.CartAt = ev.ID, ev.Time
-		ctx.Emit(delay, ctx.Key(), &check{Occurrence: ev.ID, Due: ev.Time.Add(stage1), EventTime: ev.Time})
-	case "remove_from_cart":
-		c.CartItems = max(c.CartItems-1, 0)
-		if c.CartItems == 0 {
-			c.CartValue = 0
-		}
-		c.CartChange, c.CartAt = ev.ID, ev.Time
-		if c.CartItems > 0 {
-			ctx.Emit(delay, ctx.Key(), &check{Occurrence: ev.ID, Due: ev.Time.Add(stage1), EventTime: ev.Time})
-		}
-	case "purchase":
-		c.Purchases++
-		c.SpendMinor += ev.Amount
-		c.CartItems, c.CartValue, c.CartChange = 0, 0, ""
-	}
-	ctx.SetValue(c)
-}
-
-func onCheck(ctx goka.Context, ch *check, out goka.Stream) {
-	c, _ := ctx.Value().(*customer)
-	if c == nil || c.CartChange != ch.Occurrence || c.CartItems == 0 || c.CartTrigger == ch.Occurrence {
-		return // bought, changed again, emptied, or already sent
-	}
-	c.CartTrigger = ch.Occurrence
-	ctx.Emit(out, ctx.Key(), &trigger{ID: ctx.Key() + "/cart_abandoned/1/" + ch.Occurrence, Rule: "cart_abandoned",
-		Customer: ctx.Key(), Stage: 1, DueAt: ch.Due, Items: c.CartItems, Value: c.CartValue})
-	ctx.SetValue(c)
-}
-
-// delayer holds checks until the event time seen passes their due time.
-type delayer struct {
-	mu        sync.Mutex
-	h         checkHeap
-	watermark time.Time
-}
-
-type pendingCheck struct {
-	key string
-	c   check
-}
-
-type checkHeap []pendingCheck
-
-func (h checkHeap) Len() int           { return len(h) }
-func (h checkHeap) Less(i, j int) bool { return h[i].c.Due.Before(h[j].c.Due) }
-func (h checkHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *checkHeap) Push(x any)        { *h = append(*h, x.(pendingCheck)) }
-func (h *checkHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
-
-func (d *delayer) add(key string, c *check) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	heap.Push(&d.h, pendingCheck{key, *c})
-	if c.EventTime.After(d.watermark) {
-		d.watermark = c.EventTime
-	}
-}
-
-// tick re-emits due checks every 100 ms.
-func (d *delayer) tick(ctx context.Context, em *goka.Emitter) error {
-	t := time.NewTicker(100 * time.Millisecond)
+// logCounts logs the counts every interval while they change.
+func logCounts(ctx context.Context, n *counts, interval time.Duration) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
+	last := ""
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
-		var due []pendingCheck
-		d.mu.Lock()
-		for d.h.Len() > 0 && !d.h[0].c.Due.After(d.watermark) {
-			due = append(due, heap.Pop(&d.h).(pendingCheck))
-		}
-		d.mu.Unlock()
-		for i := range due {
-			if _, err := em.Emit(due[i].key, &due[i].c); err != nil {
-				return fmt.Errorf("emit check: %w", err)
-			}
+		if s := n.String(); s != last {
+			log.Printf("goka peer: %s", s)
+			last = s
 		}
 	}
 }
