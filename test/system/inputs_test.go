@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triggerd/triggerd/test/harness"
 )
 
 // inputDuplicates reads the scenario's input topics to their end and returns
@@ -83,4 +85,33 @@ func topicDuplicates(t *testing.T, cl *kgo.Client, topic string) []string {
 		})
 	}
 	return dups
+}
+
+// TestInputDuplicatesFound: the check finds a value appended twice, names
+// where, and counts nothing else (so the broker-restart scenario's check can
+// fail).
+func TestInputDuplicatesFound(t *testing.T) {
+	needBroker(t)
+	c := harness.NewCluster(t)
+	cfg := c.Topics(t, 2)
+	cl := c.Client(t)
+	topic := cfg.Topics.Clickstream
+	recs := []*kgo.Record{
+		{Topic: topic, Partition: 0, Value: []byte(`{"event_id":"e1"}`)},
+		{Topic: topic, Partition: 1, Value: []byte(`{"event_id":"e2"}`)},
+		{Topic: topic, Partition: 0, Value: []byte(`{"event_id":"e3"}`)},
+		{Topic: topic, Partition: 0, Value: []byte(`{"event_id":"e1"}`)},
+	}
+	w := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := w.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	dups := topicDuplicates(t, cl, topic)
+	want := topic + "/0@2 (first at 0@0)"
+	if len(dups) != 1 || dups[0] != want {
+		t.Fatalf("duplicates = %q, want [%q]", dups, want)
+	}
+	if dups := topicDuplicates(t, cl, cfg.Topics.Transactions); len(dups) != 0 {
+		t.Fatalf("an empty topic has duplicates: %q", dups)
+	}
 }
