@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,27 +28,6 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// BuildTriggerd builds the binary once per test into a temp dir, as the
-// release image does (deploy/Dockerfile): without cgo, so that Pebble's
-// block cache and memtables are Go memory, under GOMEMLIMIT, as in
-// production (with cgo they are C memory, outside it). TRIGGERD_TEST_CGO=1
-// builds with cgo, to compare.
-func BuildTriggerd(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "triggerd")
-	cmd := exec.Command("go", "build", "-tags", "timetzdata", "-o", bin, "github.com/triggerd/triggerd/cmd/triggerd")
-	cgo := "0"
-	if os.Getenv("TRIGGERD_TEST_CGO") == "1" {
-		cgo = "1"
-	}
-	cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return bin
 }
 
 // Child is the processor running as a separate process, so that it can be

@@ -73,6 +73,11 @@ func (c *Cluster) Topics(t testing.TB, partitions int32) processor.Config {
 	cfg.Tick = 50 * time.Millisecond
 	cfg.TransactionTimeout = 10 * time.Second
 	cfg.SessionTimeout = 6 * time.Second
+	// The test producers write synchronously: no record is buffered
+	// while the brokers are away and delivered seconds later, which is
+	// what the default grace (10 s) waits for after every start. Each
+	// test with idle_advance would wait it out at every start.
+	cfg.ReconnectGrace = time.Second
 	adm := kadm.NewClient(c.Client(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
