@@ -39,3 +39,21 @@ func TestCartNeverInvented(t *testing.T) {
 		t.Errorf("remove_from_cart quantity=-1 changed the cart to %+v", c.Cart.Items)
 	}
 }
+
+// TestCartOnlyStages: the cart-only file has two stages, or one when stage2
+// is not positive (the benchmark's peers' workload).
+func TestCartOnlyStages(t *testing.T) {
+	for _, tc := range []struct {
+		stage2 time.Duration
+		want   int
+	}{{24 * time.Hour, 2}, {0, 1}} {
+		s, err := CartOnly(time.Hour, tc.stage2)
+		if err != nil {
+			t.Fatalf("stage2 %s: %v", tc.stage2, err)
+		}
+		rs := s.Rules()
+		if len(rs) != 1 || rs[0].ID != "cart_abandoned" || rs[0].Stages != tc.want {
+			t.Fatalf("stage2 %s: rules %+v, want cart_abandoned with %d stages", tc.stage2, rs, tc.want)
+		}
+	}
+}

@@ -13,6 +13,10 @@
 //     probe rules: one fires at once on every purchase, one 2 s after one
 //     purchase in ten; a read_committed consumer times their triggers).
 //     One table, and the line vs_goka: events_per_s ours=N goka=M ratio=R.
+//     Before those runs, triggerd drains the same backlog doing the peers'
+//     work (rows "triggerd cart-only <mode>": the cart rule alone, no
+//     contact policy, no seeded state), compared with the peers in
+//     cart-only vs_goka and vs_kstreams lines.
 //     On the real broker also the Kafka Streams peer (test/peer/kstreams,
 //     built with Maven; kstreams_test.go) in both guarantees, its triggers
 //     checked against the backlog's own cart check, and a vs_kstreams
@@ -41,7 +45,7 @@
 // benchmark's memory), BENCH_LIVE, BENCH_LIVE_RATE (events/s; default half
 // the end-to-end maximum the run measured),
 // BENCH_WARMUP, BENCH_SATURATE, BENCH_LATENESS, BENCH_IDLE_GRACE (the
-// processor's kafka.idle_grace; 0 weighs what the grace costs), BENCH_GOKA (0 skips the peer), BENCH_OURS (0 skips triggerd's own runs), BENCH_FLOOR (0 skips the Kafka floor), BENCH_COMPRESSION (the
+// processor's kafka.idle_grace; 0 weighs what the grace costs), BENCH_GOKA (0 skips the peer), BENCH_OURS (0 skips triggerd's own runs), BENCH_CART_ONLY (0 skips triggerd on the peers' work: the cart rule alone, no policy, no seeded state), BENCH_FLOOR (0 skips the Kafka floor), BENCH_COMPRESSION (the
 // processor's kafka.compression, default snappy), BENCH_WRITE_BACK_COMMITS
 // (the processor's state.write_back_commits; 1 is write-through, to
 // compare), BENCH_CACHED_CUSTOMERS (the processor's state.cached_customers),

@@ -92,25 +92,35 @@ func benchRules(b *testing.B) []byte {
 }
 
 // runOurs measures triggerd run in one delivery mode on the inputs in.
-func runOurs(b *testing.B, s settings, k *cluster, registryURL string, reg *sr.Client, in inputs, bin, mode string) row {
-	r := row{name: "triggerd " + mode}
-	dir := workDir(b, mode)
+//
+// With cartOnly it runs the peers' work instead: only the cart rule,
+// no contact policy, no seeded state, and only the drain.
+func runOurs(b *testing.B, s settings, k *cluster, registryURL string, reg *sr.Client, in inputs, bin, mode string, cartOnly bool) row {
+	tag := mode // names the run's directory, group and output topics
+	if cartOnly {
+		tag = "cart-only-" + mode
+	}
+	r := row{name: "triggerd " + strings.ReplaceAll(tag, "-only-", "-only "), cartOnly: cartOnly}
+	dir := workDir(b, tag)
 	cfg := processor.DefaultConfig()
 	cfg.Brokers = k.brokers
 	cfg.Guarantee = processor.Guarantee(mode)
-	cfg.Group = in.prefix + mode
+	cfg.Group = in.prefix + tag
 	cfg.InstanceID = "bench"
 	cfg.Topics = in.topics
-	cfg.Topics.Triggers = in.prefix + mode + "-triggers"
-	cfg.Topics.DeadLetter = in.prefix + mode + "-dlq"
-	cfg.Topics.Changelog = in.prefix + mode + "-changelog"
-	cfg.Topics.Suppressions = in.prefix + mode + "-suppressions"
+	cfg.Topics.Triggers = in.prefix + tag + "-triggers"
+	cfg.Topics.DeadLetter = in.prefix + tag + "-dlq"
+	cfg.Topics.Changelog = in.prefix + tag + "-changelog"
+	cfg.Topics.Suppressions = in.prefix + tag + "-suppressions"
 
-	seeded := seedState(b, s, k, cfg)
-	logf("%s %s: seeded %d changelog records", k.name, mode, seeded)
-
+	ruleText := rules.CartOnlyYAML(kstreamsStage1, 0)
+	if !cartOnly {
+		seeded := seedState(b, s, k, cfg)
+		logf("%s %s: seeded %d changelog records", k.name, mode, seeded)
+		ruleText = benchRules(b)
+	}
 	rulesFile := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rulesFile, benchRules(b), 0o600); err != nil {
+	if err := os.WriteFile(rulesFile, ruleText, 0o600); err != nil {
 		b.Fatal(err)
 	}
 	ops := harness.FreeAddr(b)
@@ -159,7 +169,7 @@ log:
 	defer p.stop(b)
 
 	// Restore: every partition logs one line when it is caught up.
-	if s.settle {
+	if s.settle || cartOnly {
 		// The store is caught up: nothing to restore, nothing logged.
 		waitLogged(b, p, "partition assigned", int(s.partitions), 5*time.Minute)
 	} else {
@@ -167,7 +177,7 @@ log:
 	}
 	rss = append(rss, fmt.Sprintf("restore %.0fM", float64(p.peakRSS())/(1<<20)))
 
-	prof := startProfile(b, s, ops, fmt.Sprintf("%s-%s-drain", k.name, mode), s.pprofSecs)
+	prof := startProfile(b, s, ops, fmt.Sprintf("%s-%s-drain", k.name, tag), s.pprofSecs)
 	outputs := []string{cfg.Topics.Changelog, cfg.Topics.Triggers}
 	before, outBefore := scrape(b, ops), endOffsets(b, k, outputs...)
 	d := drain(b, k, cfg.Group, in.ends, p.cpu, p.exited, 60*time.Minute)
@@ -181,6 +191,11 @@ log:
 	logf("%s %s: drained %d events in %.1fs, %.0f events/s, %.1f µs CPU/event", k.name, mode, d.events, d.seconds, r.eventsPerSec, r.cpuPerEvent)
 	r.kafkaPerEvent, r.busy = d.machine.kafkaPerEvent(k, d.events), d.machine.busyShare()
 	logf("%s %s drain: %s", k.name, mode, d.machine.split(k, "processor", d.events))
+	if cartOnly {
+		r.peakRSS = p.peakRSS()
+		r.note = "the peers' work: the cart rule alone (stage 1 after " + kstreamsStage1.String() + "), no contact policy, no seeded state; drain only"
+		return r
+	}
 
 	// The live traffic of an earlier run is input too: catch up before
 	// the live phase so that it starts with no lag.
