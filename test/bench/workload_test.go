@@ -373,7 +373,7 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n== triggerd benchmark: cluster=%s partitions=%d customers=%d backlog_events=%d avg_event_bytes=%.0f state_customers=%d(+1 timer each) live=%s lateness=%s GOMAXPROCS-of-host=%d\n",
 		k.name, s.partitions, s.customers, s.events, firstBytes(rows), s.stateCustomers, s.live, s.lateness, numCPU())
-	fmt.Fprintf(&sb, "%-25s %10s %9s %11s %5s %9s %10s %9s %9s %9s %11s %9s %9s %11s %12s %9s %9s\n",
+	fmt.Fprintf(&sb, "%-32s %10s %9s %11s %5s %9s %10s %9s %9s %9s %11s %9s %9s %11s %12s %9s %9s\n",
 		"run", "events/s", "cpu_us/ev", "kafka_us/ev", "busy", "e2e_ev/s", "live_ev/s", "lat_p50", "lat_p99", "lat_p99.9", "fire_lag99", "timer_p99", "fired", "pending", "restore/s/p", "restored", "peak_rss")
 	for _, r := range rows {
 		p50, p99, p999 := quantile(r.latency, 0.5), quantile(r.latency, 0.99), quantile(r.latency, 0.999)
@@ -386,7 +386,7 @@ func printTable(b *testing.B, s settings, k *cluster, rows []row) {
 				kafka = fmt.Sprintf("%.1f", r.kafkaPerEvent)
 			}
 		}
-		fmt.Fprintf(&sb, "%-25s %10s %9s %11s %5s %9.0f %10.0f %9s %9s %9s %11s %9s %9.0f %11.0f %12.0f %9d %8.0fM\n",
+		fmt.Fprintf(&sb, "%-32s %10s %9s %11s %5s %9.0f %10.0f %9s %9s %9s %11s %9s %9.0f %11.0f %12.0f %9d %8.0fM\n",
 			r.name, rate, cpu, kafka, busy, r.e2eRate, r.liveRate, p50, p99, p999, r.fireLagP99, quantile(r.timerLag, 0.99), r.timersFired, r.pending,
 			r.restoreRate, r.restoreRecs, float64(r.peakRSS)/(1<<20))
 	}
