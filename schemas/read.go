@@ -272,11 +272,14 @@ func (in *avroIn) readStringMap(t *wtype) map[string]string {
 			}
 		}
 		for range n {
+			// A key that comes twice is refused before its value is
+			// read, as goavro does: so a value cut short after it is
+			// reported as the duplicate, not as the truncation.
 			k := in.mapKey()
-			v := in.readString(t.values)
 			if _, dup := m[k]; dup {
 				in.fail(errDuplicateKey)
 			}
+			v := in.readString(t.values)
 			if m[k] = v; in.err != nil {
 				break
 			}
@@ -300,10 +303,10 @@ func (in *avroIn) readOptIns(t *wtype) map[Channel]bool {
 		}
 		for range n {
 			k := Channel(in.string())
-			v := in.readBoolean(t.values)
 			if _, dup := m[k]; dup {
-				in.fail(errDuplicateKey)
+				in.fail(errDuplicateKey) // before the value, as readStringMap
 			}
+			v := in.readBoolean(t.values)
 			if m[k] = v; in.err != nil {
 				break
 			}
