@@ -303,7 +303,7 @@ func (r *run) checkStopped(ctx context.Context) error {
 	if len(r.cfg.RawInputs()) > 0 {
 		groups = append(groups, r.cfg.RepartitionGroup())
 	}
-	described, err := r.adm.DescribeGroups(ctx, groups...)
+	described, err := r.describeGroups(ctx, groups)
 	if err != nil {
 		return fmt.Errorf("rescale: describing the groups %v: %w", groups, err)
 	}
@@ -375,10 +375,13 @@ func (r *run) markDone(ctx context.Context, res Result) error {
 }
 
 func (r *run) commit(ctx context.Context, group string, offs kadm.Offsets) error {
-	resp, err := r.adm.CommitOffsets(ctx, group, offs)
-	if err == nil {
-		err = resp.Error()
-	}
+	err := r.withCoordinator(ctx, "committing offsets of group "+group, func() error {
+		resp, err := r.adm.CommitOffsets(ctx, group, offs)
+		if err == nil {
+			err = resp.Error()
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("rescale: committing offsets of group %q: %w", group, err)
 	}
@@ -404,7 +407,12 @@ func (r *run) progress(ctx context.Context) (map[int32]int64, error) {
 // fetchOffsets returns the group's committed offsets; none for a group the
 // cluster does not know.
 func (r *run) fetchOffsets(ctx context.Context, group string) (kadm.OffsetResponses, error) {
-	offs, err := r.adm.FetchOffsets(ctx, group)
+	var offs kadm.OffsetResponses
+	err := r.withCoordinator(ctx, "reading the offsets of group "+group, func() error {
+		var err error
+		offs, err = r.adm.FetchOffsets(ctx, group)
+		return err
+	})
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return kadm.OffsetResponses{}, nil
 	}
