@@ -53,8 +53,10 @@
 // with a processor on empty inputs and wait until Pebble stops compacting
 // before the drain, to weigh what the restore leaves behind), and
 // BENCH_PPROF=dir with BENCH_PPROF_SECONDS to write CPU profiles of the
-// processor child's drain and live phases and a heap profile after the
-// saturation phase (through ops.pprof). BENCH_BROKER_PID (make bench sets
+// processor child's drain and live phases (and of the raw rows' runs, from
+// the process's start) and a heap profile after the saturation phase
+// (through ops.pprof). BENCH_FULL=0 leaves out triggerd's full rows (the
+// raw rows stay, to measure them alone). BENCH_BROKER_PID (make bench sets
 // it) names the real broker's process, so that each drain also says how
 // much CPU the broker spent per event, next to the processor's, this
 // benchmark process's and the rest of the machine's, and how busy the

@@ -34,8 +34,14 @@ func startProfile(b *testing.B, s settings, ops, name string, d time.Duration) (
 	return func() { <-done }
 }
 
+// fetchProfile gets a profile, waiting up to 30 s for the endpoint to
+// listen: the raw rows' profile starts with the process.
 func fetchProfile(url, path string) error {
 	resp, err := http.Get(url)
+	for tries := 0; err != nil && tries < 300; tries++ {
+		time.Sleep(100 * time.Millisecond)
+		resp, err = http.Get(url)
+	}
 	if err != nil {
 		return err
 	}

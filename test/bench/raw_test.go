@@ -153,6 +153,8 @@ log:
 	p := startProc(b, filepath.Join(dir, "triggerd.log"), bin, "run", "--config", confFile)
 	defer p.stop(b)
 	m0 := sampleMachine(func() time.Duration { return 0 }, k.brokerPID)
+	prof := startProfile(b, s, ops, fmt.Sprintf("%s-%s-%s", k.name, strings.ReplaceAll(what, " ", "-"), mode), s.pprofSecs)
+	defer prof()
 	deadline := time.Now().Add(60 * time.Minute)
 	for {
 		if err := p.exited(); err != nil {

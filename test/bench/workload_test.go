@@ -180,7 +180,7 @@ func runCluster(b *testing.B, s settings, k *cluster, bin, peer, floor string) [
 		}
 	}
 	for i, mode := range s.modes {
-		if !s.ours {
+		if !s.ours || envInt(b, "BENCH_FULL", 1) != 1 {
 			break
 		}
 		if i > 0 {
