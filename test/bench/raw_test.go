@@ -112,6 +112,7 @@ func runRaw(b *testing.B, s settings, k *cluster, registryURL string, reg *sr.Cl
   cached_customers: %d
 ops:
   addr: %s
+  pprof: %t
 rules:
   file: %s
   poll: 0s
@@ -119,7 +120,7 @@ log:
   level: info
 `, strings.Join(k.brokers, ", "), cfg.Group, mode, rawTopic, in.topics.Transactions, in.topics.Profiles,
 		cfg.Topics.Triggers, cfg.Topics.DeadLetter, cfg.Topics.Changelog, cfg.Topics.Suppressions, registryURL,
-		s.idleGrace, s.lateness, s.compression, repartition, filepath.Join(dir, "state"), s.writeBack, s.cachedCustomers, ops, rulesFile)
+		s.idleGrace, s.lateness, s.compression, repartition, filepath.Join(dir, "state"), s.writeBack, s.cachedCustomers, ops, s.pprofDir != "", rulesFile)
 	confFile := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)
