@@ -55,7 +55,7 @@ func (w *worker) progress(i int, nowMs int64, q *queued) int64 {
 		return w.rawProgress(in, nowMs, q)
 	}
 	if in.pending() > 0 {
-		return w.orderTs(in.queue[in.head].ts, nowMs)
+		return w.orderTs(in.queue.peek().ts, nowMs)
 	}
 	if !w.cfg.IdleAdvance {
 		return in.maxTs
@@ -97,7 +97,7 @@ func (w *worker) rawProgress(in *input, nowMs int64, q *queued) int64 {
 	case q == nil:
 	case in.caughtUpAt != 0 && in.caughtUpAt >= q.arrived+grace:
 		if in.pending() > 0 {
-			return w.orderTs(in.queue[in.head].ts, nowMs)
+			return w.orderTs(in.queue.peek().ts, nowMs)
 		}
 		return never
 	case in.pending() == 0 && q.late:
@@ -107,7 +107,7 @@ func (w *worker) rawProgress(in *input, nowMs int64, q *queued) int64 {
 		return noTime
 	}
 	if in.pending() > 0 {
-		return min(w.orderTs(in.queue[in.head].ts, nowMs), bound)
+		return min(w.orderTs(in.queue.peek().ts, nowMs), bound)
 	}
 	return bound
 }
@@ -116,7 +116,7 @@ func (w *worker) rawProgress(in *input, nowMs int64, q *queued) int64 {
 // may go as far as its own raw partitions are concerned: none of them can
 // still deliver an earlier record (or the broker vouches for them all).
 func (w *worker) rawReady(in *input, ts int64) bool {
-	q := &in.queue[in.head]
+	q := in.queue.peek()
 	if in.caughtUpAt != 0 && in.caughtUpAt >= q.arrived+w.cfg.IdleGrace.Milliseconds() {
 		return true
 	}
@@ -163,14 +163,14 @@ func (w *worker) next(nowMs int64) (int, bool) {
 		if in.pending() == 0 {
 			continue
 		}
-		if ts := w.orderTs(in.queue[in.head].ts, nowMs); best < 0 || ts < bestTs {
+		if ts := w.orderTs(in.queue.peek().ts, nowMs); best < 0 || ts < bestTs {
 			best, bestTs = i, ts
 		}
 	}
 	if best < 0 {
 		return -1, false
 	}
-	q := &w.inputs[best].queue[w.inputs[best].head]
+	q := w.inputs[best].queue.peek()
 	if in := &w.inputs[best]; in.raw != nil && w.cfg.IdleAdvance && !w.rawReady(in, bestTs) {
 		return -1, false
 	}

@@ -91,9 +91,14 @@ func TestEventTime(t *testing.T) {
 				// worker had seen.
 				for i := range w.inputs {
 					in := &w.inputs[i]
-					live := slices.Clone(in.queue[in.head:])
+					var live []queued
+					_ = in.queue.each(func(q *queued) error { live = append(live, *q); return nil })
 					slices.SortFunc(live, func(a, b queued) int { return int(a.r.Offset - b.r.Offset) })
-					in.queue, in.head, in.caughtUpAt = live, 0, 0
+					in.queue.reset()
+					for _, q := range live {
+						in.queue.append(q)
+					}
+					in.caughtUpAt = 0
 				}
 				w.reloaded()
 				return ""
@@ -114,8 +119,7 @@ func TestEventTime(t *testing.T) {
 						break
 					}
 					in := &w.inputs[i]
-					q := in.queue[in.head]
-					in.head++
+					q := in.queue.pop()
 					part := ""
 					if p, ok := rawPartitionOf(q.r); ok && in.raw != nil {
 						part = fmt.Sprintf(" part=%d", p)

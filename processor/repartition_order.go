@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -27,11 +26,10 @@ import (
 // start: records wait for the caught-up check or for the bound. Unknown only
 // holds records back; it never lets one pass, so restarting from it is safe.
 //
-// The queue of an internal input is kept in event-time order (a record is
-// inserted after the last one stamped at or before it: offset order among
-// equal times), since records of several raw partitions arrive merged by
-// arrival: its head is the earliest record it holds. A raw partition is
-// mostly in order, so the insertion is an append in the common case.
+// The queue of an internal input gives its records in event-time order
+// (offset order among equal times), since records of several raw partitions
+// arrive merged by arrival: its head is the earliest record it holds. It
+// keeps a FIFO per raw partition and merges their heads (queue.go).
 
 // rawPartitionHeader carries the raw partition number (decimal) of a record
 // the stage wrote to an internal topic.
@@ -120,39 +118,20 @@ func rawPartitionOf(r *kgo.Record) (int, bool) {
 	return 0, false
 }
 
-// enqueue queues an admitted record: appended for a co-partitioned input,
-// inserted in event-time order for an internal one, whose raw partition's
-// progress it moves.
+// enqueue queues an admitted record: appended for a co-partitioned input;
+// for an internal one, in event-time order with the records of its raw
+// partition (queue.go), whose progress it moves.
 func (in *input) enqueue(q queued) {
 	if in.raw == nil {
-		in.queue = append(in.queue, q)
+		in.queue.append(q)
 		return
 	}
+	sub := 0 // no known raw partition
 	if part, ok := rawPartitionOf(q.r); ok {
 		in.raw.note(part, q.ts)
+		sub = part + 1
 	}
-	in.insertSorted(q)
-}
-
-// insertSorted inserts q into the live queue after every record stamped at
-// or before it.
-func (in *input) insertSorted(q queued) {
-	live := in.queue[in.head:]
-	n := len(live)
-	if n == 0 || live[n-1].ts <= q.ts {
-		in.queue = append(in.queue, q)
-		return
-	}
-	k, _ := slices.BinarySearchFunc(live, q.ts+1, func(e queued, t int64) int {
-		switch {
-		case e.ts < t:
-			return -1
-		case e.ts > t:
-			return 1
-		}
-		return 0
-	})
-	in.queue = slices.Insert(in.queue, in.head+k, q)
+	in.queue.insert(q, sub)
 }
 
 // reloaded puts the held records of an internal input, reloaded from the
@@ -163,15 +142,7 @@ func (in *input) reloaded() {
 		return
 	}
 	in.raw.reset()
-	slices.SortStableFunc(in.queue[in.head:], func(a, b queued) int {
-		switch {
-		case a.ts < b.ts:
-			return -1
-		case a.ts > b.ts:
-			return 1
-		}
-		return 0
-	})
+	in.queue.sortFirst()
 }
 
 // reloaded orders the internal inputs' queues after loadHeld.

@@ -38,11 +38,10 @@ func BenchmarkRawMerge(b *testing.B) {
 					}
 				}
 				bound := in.raw.bound()
-				for in.pending() > 0 && in.queue[in.head].ts <= bound {
-					in.queue[in.head] = queued{}
-					in.head++
+				for in.pending() > 0 && in.queue.peek().ts <= bound {
+					in.queue.pop()
 				}
-				in.compact()
+				in.queue.compact()
 			}
 			b.ReportMetric(float64(in.pending()), "queued_at_end")
 		})

@@ -32,11 +32,10 @@ type input struct {
 	// none yet (caughtup.go).
 	caughtUpAt int64
 
-	// queue holds the records not processed yet, in offset order: this
+	// queue holds the records not processed yet (queue.go): this
 	// cycle's records and those held from earlier cycles because another
-	// input had not caught up with their timestamp. queue[head:] is live.
-	queue []queued
-	head  int
+	// input had not caught up with their timestamp.
+	queue recordQueue
 
 	// This cycle's polled records, the fetch's last stable offset and the
 	// partition's log start offset (where retention has deleted up to).
@@ -65,7 +64,7 @@ type queued struct {
 	late    bool // admitted after the watermark had passed it
 }
 
-func (in *input) pending() int { return len(in.queue) - in.head }
+func (in *input) pending() int { return in.queue.len() }
 
 // workerEnv is what a partition worker uses of its processor, the same for
 // every worker: read-only while cycles run, apart from the metrics, the
@@ -311,9 +310,7 @@ func (w *worker) runCycle(now time.Time) error {
 			break
 		}
 		in := &w.inputs[i]
-		q := in.queue[in.head]
-		in.queue[in.head] = queued{}
-		in.head++
+		q := in.queue.pop()
 		if err := w.fireUpTo(now, time.UnixMilli(w.orderTs(q.ts, nowMs)).Add(-w.cfg.Lateness)); err != nil {
 			return err
 		}
@@ -337,17 +334,20 @@ func (w *worker) runCycle(now time.Time) error {
 	}
 	for i := range w.inputs {
 		in := &w.inputs[i]
-		in.compact()
-		for k := in.head; k < len(in.queue); k++ {
-			q := &in.queue[k]
+		in.queue.compact()
+		err := in.queue.each(func(q *queued) error {
 			if q.stored {
-				continue
+				return nil
 			}
 			if err := w.part.Hold(state.HeldRecord{Input: uint8(in.source), Offset: q.r.Offset,
 				Time: time.UnixMilli(q.ts), Key: q.r.Key, Value: q.r.Value}); err != nil {
 				return err
 			}
 			q.stored = true
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	if w.g.closesBatches() {
@@ -372,25 +372,13 @@ func (w *worker) runCycle(now time.Time) error {
 	})
 }
 
-// compact drops processed records from the front of the queue once they
-// are the larger part of it, so the queue does not grow without bound.
-func (in *input) compact() {
-	if in.head == 0 || in.head < len(in.queue)/2 {
-		return
-	}
-	n := copy(in.queue, in.queue[in.head:])
-	clear(in.queue[n:])
-	in.queue, in.head = in.queue[:n], 0
-}
-
 // loadHeld rebuilds the input queues from the state's committed held
 // records, after a restore or an aborted transaction.
 func (w *worker) loadHeld() error {
 	bySource := map[uint8]*input{}
 	for i := range w.inputs {
 		in := &w.inputs[i]
-		clear(in.queue)
-		in.queue, in.head = in.queue[:0], 0
+		in.queue.reset()
 		bySource[uint8(in.source)] = in
 	}
 	arrived := w.clock().UnixMilli()
@@ -404,7 +392,7 @@ func (w *worker) loadHeld() error {
 			Key: bytes.Clone(h.Key), Value: bytes.Clone(h.Value)}
 		// Arrived now, as far as the idle grace is concerned: a
 		// record held across a restart waits for the grace again.
-		in.queue = append(in.queue, queued{r: r, ts: h.Time.UnixMilli(), arrived: arrived, stored: true})
+		in.queue.append(queued{r: r, ts: h.Time.UnixMilli(), arrived: arrived, stored: true})
 		return nil
 	})
 }
