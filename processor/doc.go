@@ -63,6 +63,7 @@
 //	rescale_export.go      what the rescale command needs of the processor's settings
 //	worker.go              one partition: its inputs, its cycle, timers, commit and abort
 //	admit.go               decoding and validating polled records before they are queued
+//	queue.go               an input's queued records: one FIFO, or per raw partition merged by time
 //	eventtime.go           event-time merge of the inputs, progress and watermark
 //	caughtup.go            end-offset checks that find idle inputs caught up
 //	repartition.go         raw inputs: the repartition stage (its own group and transaction)
