@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,26 +70,12 @@ func (r *run) stageCarry(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("rescale: offsets of group %q: %w", r.cfg.Group, err)
 	}
-	lso, err := r.adm.ListCommittedOffsets(ctx, raw...)
-	if err == nil {
-		err = lso.Error()
-	}
+	lso, open, err := r.stableOffsets(ctx, raw...)
 	if err != nil {
-		return 0, fmt.Errorf("rescale: end offsets of %v: %w", raw, err)
-	}
-	hw, err := r.adm.ListEndOffsets(ctx, raw...)
-	if err == nil {
-		err = hw.Error()
-	}
-	if err != nil {
-		return 0, fmt.Errorf("rescale: end offsets of %v: %w", raw, err)
+		return 0, err
 	}
 	starts, ends := map[string]map[int32]int64{}, map[string]map[int32]int64{}
-	var open []string
 	lso.Each(func(l kadm.ListedOffset) {
-		if h, ok := hw.Lookup(l.Topic, l.Partition); ok && h.Offset != l.Offset {
-			open = append(open, fmt.Sprintf("%s[%d]", l.Topic, l.Partition))
-		}
 		at := int64(0)
 		if c, ok := committed.Lookup(l.Topic, l.Partition); ok && c.Err == nil && c.At > 0 {
 			at = c.At
@@ -103,9 +88,8 @@ func (r *run) stageCarry(ctx context.Context) (int64, error) {
 		}
 	})
 	if len(open) > 0 {
-		sort.Strings(open)
-		return 0, refused("a transaction is open on the internal topics %s: the repartition stage stopped inside it; "+
-			"the broker aborts it after the transaction timeout (kafka.transaction_timeout): run again then", strings.Join(open, ", "))
+		return 0, refused("a transaction is open on the internal topics (%s, still after %s): the repartition stage stopped inside it; "+
+			"the broker aborts it after the transaction timeout (kafka.transaction_timeout): run again then", strings.Join(open, ", "), markerPatience)
 	}
 	w, err := kgo.NewClient(append(r.base,
 		kgo.ClientID("triggerd-rescale-carry"),

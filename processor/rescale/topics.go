@@ -104,24 +104,13 @@ func (r *run) checkDrained(ctx context.Context) error {
 			"start the deployment in the old layout until the group's lag on them is 0 (kafka-consumer-groups --describe), stop it and run the rescale again",
 			r.cfg.Group, strings.Join(behind, ", "))
 	}
-	lso, err := r.adm.ListCommittedOffsets(ctx, r.src)
+	_, open, err := r.stableOffsets(ctx, r.src)
 	if err != nil {
-		return fmt.Errorf("rescale: end offsets of %q: %w", r.src, err)
+		return err
 	}
-	hw, err := r.adm.ListEndOffsets(ctx, r.src)
-	if err != nil {
-		return fmt.Errorf("rescale: end offsets of %q: %w", r.src, err)
-	}
-	var open []string
-	lso.Each(func(l kadm.ListedOffset) {
-		if h, ok := hw.Lookup(r.src, l.Partition); ok && h.Offset != l.Offset {
-			open = append(open, fmt.Sprintf("%d (last stable %d, end %d)", l.Partition, l.Offset, h.Offset))
-		}
-	})
 	if len(open) > 0 {
-		sort.Strings(open)
-		return refused("a transaction is open on the changelog %q, partitions %s: a processor stopped inside it; "+
-			"the broker aborts it after the transaction timeout (kafka.transaction_timeout): run again then", r.src, strings.Join(open, ", "))
+		return refused("a transaction is open on the changelog %q (%s, still after %s): a processor stopped inside it; "+
+			"the broker aborts it after the transaction timeout (kafka.transaction_timeout): run again then", r.src, strings.Join(open, ", "), markerPatience)
 	}
 	return nil
 }
