@@ -401,12 +401,15 @@ func testRescale(t *testing.T, held bool) {
 	t.Logf("customers=%d timers=%d triggers=%d: equal to the reference", len(customers), timers, len(wantTrig))
 }
 
-// committedTriggers reads every committed trigger ID of topic to its end.
+// committedTriggers reads every committed trigger ID of topic to its end:
+// to the end offset, not the last stable one, which stays short of a
+// transaction that has just ended until its markers are written; a
+// read_committed fetch waits for them.
 func committedTriggers(t *testing.T, c *harness.Cluster, topic string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ends, err := kadm.NewClient(c.Client(t)).ListCommittedOffsets(ctx, topic)
+	ends, err := kadm.NewClient(c.Client(t)).ListEndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
