@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triggerd/triggerd/processor/rescale"
 	"github.com/triggerd/triggerd/schemas"
+	"github.com/triggerd/triggerd/state"
 	"github.com/triggerd/triggerd/test/harness"
 )
 
@@ -71,6 +73,11 @@ func TestRescale(t *testing.T) {
 		waitReady(t, ch)
 		if i < len(rescaleLayouts)-1 {
 			time.Sleep(time.Duration(1000+rng.IntN(2000)) * time.Millisecond)
+			// The rescale must find customers to move: a layout
+			// stopped before its first applied cycle committed
+			// (its records all held, waiting for every raw
+			// partition to show one) proves nothing of the move.
+			s.waitCustomerCommitted()
 			ch.Stop()
 		}
 	}
@@ -100,6 +107,28 @@ func TestRescale(t *testing.T) {
 		t.Errorf("only %d rescale runs were killed: want one per rescale at least", rescaleKills)
 	}
 	s.check(o)
+}
+
+// waitCustomerCommitted waits until the changelog holds a committed
+// customer record: the running layout has applied an event.
+func (s *scenario) waitCustomerCommitted() {
+	t := s.t
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := s.c.Client(t, kgo.ConsumeTopics(s.cfg.Topics.Changelog), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer cl.Close()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("no customer record committed to %s within 60s of the layout's start (logs under %s)", s.cfg.Topics.Changelog, s.dir)
+		}
+		for _, r := range fetches.Records() {
+			if k, err := state.ParseChangelogKey(r.Key); err == nil && k.Kind == state.RecordCustomer {
+				return
+			}
+		}
+	}
 }
 
 // rescaleRawPartitions is the raw topics' partition count: prime to every
