@@ -30,10 +30,10 @@ var rescaleLayouts = []int32{4, 8, 3}
 // partitions, in the default configuration (newDefaultConfigScenario:
 // idle_advance on, events stamped as they are written, no heartbeats), in
 // which raw inputs are ordered exactly. Each layout's processor is
-// SIGKILLed once and restarted, then stopped (SIGTERM); `triggerd rescale`
-// runs as a process of its own and is SIGKILLed at random points, then run
-// again to the end; the next layout starts with the settings the rescale
-// names. The workload goes on being written while the group is stopped:
+// SIGKILLed once and restarted, then stopped (SIGTERM) once it has
+// committed a customer record; `triggerd rescale` runs as a process of its
+// own and is SIGKILLed at random points, then run again to the end; the
+// next layout starts with the settings the rescale names. The workload goes on being written while the group is stopped:
 // the last records of every partition may be held at each stop, and the
 // internal topics may hold records the workers had not read: the rescale
 // carries both. Every trigger ID and every customer's final state must
