@@ -60,6 +60,9 @@ func (p *Processor) checkCaughtUp(ctx context.Context, now time.Time) {
 	defer cancel()
 	rawDone := p.rawCaughtUp(reqCtx) // internal topics of raw inputs: repartition_caughtup.go
 	ends, err := p.adm.ListCommittedOffsets(reqCtx, p.cfg.Inputs()...)
+	if err != nil && ctx.Err() != nil {
+		return // shutting down: nothing to warn of
+	}
 	if err != nil {
 		p.log.Warn("listing the inputs' end offsets (to tell idle inputs from lagging ones)", zap.Error(err))
 		p.brokersAway(now)

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 
 	"go.uber.org/zap"
 )
@@ -26,11 +27,19 @@ func (p *Processor) rawCaughtUp(ctx context.Context) map[string]rawStatus {
 	}
 	done := map[string]rawStatus{}
 	ends, err := p.adm.ListCommittedOffsets(ctx, raw...)
+	// ctx is the check's: cancelled when the processor stops (nothing
+	// to warn of), past its deadline when the broker is slow (warned).
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return done
+	}
 	if err != nil {
 		p.log.Warn("listing the raw inputs' end offsets (to tell idle inputs from lagging ones)", zap.Error(err))
 		return done
 	}
 	committed, err := p.adm.FetchOffsets(ctx, p.cfg.RepartitionGroup())
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return done
+	}
 	if err != nil {
 		p.log.Warn("fetching the repartition stage's offsets (to tell idle inputs from lagging ones)", zap.Error(err))
 		return done
