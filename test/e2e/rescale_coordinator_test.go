@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/triggerd/triggerd/processor/rescale"
@@ -24,12 +23,7 @@ import (
 // broker (kfake's request control: the real broker's answer on the wire) for
 // a while; kgo gives such an answer back to the caller without a retry.
 func TestRescaleWaitsForCoordinator(t *testing.T) {
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kf.Close()
-	c := &harness.Cluster{Brokers: kf.ListenAddrs()}
+	kf, c := harness.NewKfake(t)
 	cfg := rescaleConfig(c.Topics(t, 2))
 	r, _ := runPhase(t, c, cfg, 2, rescaleWorkload(7)[0], 0, false)
 	r.stop(t)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triggerd/triggerd/processor/rescale"
@@ -22,12 +21,7 @@ import (
 // stays open (a processor killed inside it) is refused, naming the
 // partition, and nothing is written.
 func TestRescaleWaitsForMarkers(t *testing.T) {
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kf.Close()
-	c := &harness.Cluster{Brokers: kf.ListenAddrs()}
+	_, c := harness.NewKfake(t)
 	cfg := rescaleConfig(c.Topics(t, 2))
 	r, _ := runPhase(t, c, cfg, 2, rescaleWorkload(11)[0], 0, false)
 	r.stop(t)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -26,12 +25,7 @@ import (
 // the check's ListOffsets requests (kfake's request control) until the
 // processor has stopped.
 func TestStopWarnsNothing(t *testing.T) {
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kf.Close()
-	c := &harness.Cluster{Brokers: kf.ListenAddrs()}
+	kf, c := harness.NewKfake(t)
 	cfg := c.Topics(t, 2)
 	rawSetup(t, c, &cfg, 3)
 

@@ -30,12 +30,22 @@ func NewCluster(t testing.TB) *Cluster {
 		t.Logf("using the real Kafka broker at %s", b)
 		return &Cluster{Brokers: strings.Split(b, ","), Real: true}
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	_, c := NewKfake(t)
+	return c
+}
+
+// NewKfake returns an in-process kfake cluster, whatever
+// TRIGGERD_KAFKA_BROKERS says, with its handle: for tests that make the
+// broker answer as a real one does in a fault (kfake's request control).
+// It is closed when the test ends.
+func NewKfake(t testing.TB) (*kfake.Cluster, *Cluster) {
+	t.Helper()
+	kf, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatalf("kfake: %v", err)
 	}
-	t.Cleanup(c.Close)
-	return &Cluster{Brokers: c.ListenAddrs()}
+	t.Cleanup(kf.Close)
+	return kf, &Cluster{Brokers: kf.ListenAddrs()}
 }
 
 func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
